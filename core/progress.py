@@ -1,0 +1,57 @@
+"""Rich progress bars for long work, written to stderr so ``--json`` output stays clean."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+__all__ = ["make_progress", "track"]
+
+T = TypeVar("T")
+
+
+def _disabled() -> bool:
+    return os.environ.get("DATAMARKETS_NO_PROGRESS", "") not in ("", "0")
+
+
+def make_progress(transient: bool = True) -> Progress:
+    """A :class:`rich.progress.Progress` on stderr with count, elapsed and remaining time."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(file=sys.stderr),
+        transient=transient,
+        disable=_disabled(),
+    )
+
+
+def track(
+    items: Iterable[T], description: str, total: int | None = None, enabled: bool = True
+) -> Iterator[T]:
+    """Iterate ``items`` with a progress bar on stderr (off when ``enabled`` is False or
+    ``DATAMARKETS_NO_PROGRESS=1``)."""
+    if not enabled or _disabled():
+        yield from items
+        return
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
+    with make_progress() as progress:
+        task = progress.add_task(description, total=total)
+        for item in items:
+            yield item
+            progress.advance(task)

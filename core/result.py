@@ -1,0 +1,189 @@
+"""One result object per solve: solution, status, timings, certificate — serialisable to JSON.
+
+Every solve in datamarkets returns a :class:`Result` (or a subclass adding typed fields). The
+:class:`Certificate` holds the residuals of the optimality conditions and the cross-check deltas
+between routes, each beside the tolerance it is judged against.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from datamarkets.io import atomic_write_json, to_jsonable
+from datamarkets.status import Status
+
+__all__ = ["Certificate", "Result", "Timer", "provenance"]
+
+
+@dataclass
+class Certificate:
+    """Residuals of optimality conditions and cross-check deltas, each with its tolerance.
+
+    Attributes
+    ----------
+    residuals : dict of str to float
+        Name → measured residual (absolute or relative as the name says), e.g.
+        ``"stationarity_max"``, ``"lp_vs_dp_threshold_rel_max"``.
+    tolerances : dict of str to float
+        Name → tolerance the residual of the same name must not exceed.
+    details : dict
+        Anything else worth keeping (argmax locations, per-player gaps, …).
+    """
+
+    residuals: dict[str, float] = field(default_factory=dict)
+    tolerances: dict[str, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, name: str, residual: float, tolerance: float) -> None:
+        """Record one residual with its tolerance."""
+        self.residuals[name] = float(residual)
+        self.tolerances[name] = float(tolerance)
+
+    @property
+    def failures(self) -> dict[str, float]:
+        """Residuals above their tolerance (a NaN residual fails)."""
+        out = {}
+        for name, r in self.residuals.items():
+            tol = self.tolerances.get(name)
+            if tol is not None and not (r <= tol):
+                out[name] = r
+        return out
+
+    @property
+    def passed(self) -> bool:
+        """True when every residual with a tolerance is within it."""
+        return not self.failures
+
+    @property
+    def max_residual(self) -> float:
+        """Largest residual/tolerance ratio (≤ 1 means certified)."""
+        ratios = [
+            self.residuals[k] / self.tolerances[k] if self.tolerances[k] > 0 else float(self.residuals[k] > 0)
+            for k in self.residuals
+            if k in self.tolerances
+        ]
+        return max(ratios, default=0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "residuals": to_jsonable(self.residuals),
+            "tolerances": to_jsonable(self.tolerances),
+            "failures": to_jsonable(self.failures),
+            "details": to_jsonable(self.details),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Certificate:
+        return cls(
+            residuals={k: float("nan") if v is None else float(v) for k, v in d.get("residuals", {}).items()},
+            tolerances={k: float(v) for k, v in d.get("tolerances", {}).items()},
+            details=dict(d.get("details", {})),
+        )
+
+
+class Timer:
+    """Collect named wall-clock timings: ``with timer("solve"): ...`` → ``timer.seconds["solve"]``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+
+def provenance(solvers: dict[str, str] | None = None) -> dict[str, Any]:
+    """Package version, Python, and solver names/versions for a result's ``meta``."""
+    from datamarkets import __version__
+
+    return {
+        "package": "datamarkets",
+        "version": __version__,
+        "python": platform.python_version(),
+        "solvers": dict(solvers or {}),
+    }
+
+
+@dataclass
+class Result:
+    """Base result of a solve.
+
+    Attributes
+    ----------
+    kind : str
+        What was solved, e.g. ``"chain-equilibrium"``, ``"auction-optimum"``, ``"gne"``.
+    status : Status
+        Solver status (see :mod:`datamarkets.status`).
+    method : str
+        The route that produced the solution (``"dp-fast"``, ``"qp-highs"``, ``"kkt-milp"``, …).
+    solution : dict
+        The solution in plain named arrays/numbers.
+    certificate : Certificate
+        Residuals and cross-check deltas.
+    timings : dict of str to float
+        Seconds per phase (``build_seconds``, ``solve_seconds``, …).
+    meta : dict
+        Provenance: package version, solver versions, instance hash, parameters.
+    """
+
+    kind: str
+    status: Status
+    method: str
+    solution: dict[str, Any] = field(default_factory=dict)
+    certificate: Certificate = field(default_factory=Certificate)
+    timings: dict[str, float] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def certified(self) -> bool:
+        return self.status.has_solution and self.certificate.passed
+
+    def raise_for_status(self) -> Result:
+        """Raise unless a solution is present (warn when inaccurate); return ``self``."""
+        self.status.raise_for_status(self.kind)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat JSON-ready dict: solution fields at top level, then status, certificate, timings."""
+        d: dict[str, Any] = {"kind": self.kind, "status": self.status.value, "method": self.method}
+        d.update(to_jsonable(self.solution))
+        d["certificate"] = self.certificate.to_dict()
+        d["timings"] = to_jsonable(self.timings)
+        d["meta"] = to_jsonable(self.meta)
+        return d
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the result as JSON atomically."""
+        return atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Result:
+        reserved = {"kind", "status", "method", "certificate", "timings", "meta"}
+        return cls(
+            kind=d["kind"],
+            status=Status(d["status"]),
+            method=d.get("method", ""),
+            solution={k: v for k, v in d.items() if k not in reserved},
+            certificate=Certificate.from_dict(d.get("certificate", {})),
+            timings=dict(d.get("timings", {})),
+            meta=dict(d.get("meta", {})),
+        )
+
+    def replace(self, **changes: Any) -> Result:
+        return dataclasses.replace(self, **changes)
