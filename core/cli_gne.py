@@ -1,9 +1,410 @@
-"""`datamarkets gne …` commands."""
+"""`datamarkets gne …` commands: competing data buyers (GNE, price of anarchy, §IV figures).
+
+Exit codes
+----------
+0
+    A certified equilibrium, **or** a typed no-equilibrium result (``"status": "no_equilibrium"``,
+    e.g. :math:`\\rho(A) \\ge 1`): "no GNE" is an answer, not a failure.
+2
+    Bad input: unreadable/invalid graph, singular design (coincident sources), δ outside [0, 1],
+    γ < 0 (Theorem 1's assumption broken), bad sweep range — one line on stderr.
+3
+    A solver or algorithm could not deliver.
+4
+    An equilibrium was computed but its certificate failed (e.g. an empty c-polytope because some
+    equilibrium effort is negative, or accuracy lost near collapse); the JSON says which check.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from datamarkets.cli_common import EXIT_INPUT, EXIT_UNCERTIFIED, emit_json, fail, print_table
+
+__all__ = ["app", "gne_report", "two_firm_sweep"]
 
 app = typer.Typer(
     help="Competing data buyers: generalized Nash equilibria and the price of anarchy.", no_args_is_help=True
 )
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send C-level stdout (the HiGHS banner) to stderr so ``--json`` output stays clean."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _per_source(names: list[Any], v: Any) -> dict[str, float] | None:
+    if v is None:
+        return None
+    return {str(s): float(x) for s, x in zip(names, v, strict=True)}
+
+
+def _per_pair(buyers: list[Any], sources: list[Any], a: Any) -> dict[str, dict[str, float]] | None:
+    if a is None:
+        return None
+    return {str(b): _per_source(sources, a[k]) for k, b in enumerate(buyers)}  # type: ignore[misc]
+
+
+def gne_report(result: Any) -> dict[str, Any]:
+    """JSON view of a :func:`~datamarkets.models.gne_equilibrium.solve_gne` result with names.
+
+    ``gamma``/``d``/``c_lower``/``c_point`` are ``{buyer: {source: value}}``; ``xi`` is
+    ``{buyer: {paid source: {noise source: value}}}``; efforts are ``{source: value}``.
+    """
+    sol = result.solution
+    B, S = sol["buyers"], sol["sources"]
+    out: dict[str, Any] = {"kind": result.kind, "status": result.status.value, "method": result.method}
+    out["buyers"], out["sources"] = [str(b) for b in B], [str(s) for s in S]
+    out["gamma"] = _per_pair(B, S, sol["gamma"])
+    out["xi"] = {str(b): _per_pair(S, S, sol["xi"][k]) for k, b in enumerate(B)}
+    for key in ("spectral_radius", "spectral_radius_bounds", "spectral_margin", "ill_conditioned", "reason"):
+        if key in sol:
+            out[key] = sol[key]
+    out["d"] = _per_pair(B, S, sol.get("d"))
+    for key in ("effort_equilibrium", "effort_optimal", "variance", "d_total", "c_total"):
+        out[key] = _per_source(S, sol.get(key))
+    for key in ("c_lower", "c_point"):
+        out[key] = _per_pair(B, S, sol.get(key))
+    for key in (
+        "c_polytope_nonempty",
+        "social_loss_equilibrium",
+        "social_loss_optimal",
+        "social_loss_gap",
+        "price_of_anarchy",
+        "price_of_anarchy_defined",
+        "price_of_anarchy_reason",
+        "payment_range",
+        "welfare_assumes_eta_one",
+    ):
+        out[key] = sol.get(key)
+    if sol.get("best_response_gap") is not None:
+        out["best_response_gap"] = _per_source(B, sol["best_response_gap"])
+    out["certificate"] = result.certificate.to_dict()
+    out["timings"] = result.timings
+    out["meta"] = result.meta
+    return out
+
+
+def _exit_code(result: Any) -> int:
+    if result.status.has_solution and not result.certificate.passed:
+        return EXIT_UNCERTIFIED
+    return 0
+
+
+def _print_human(rep: dict[str, Any]) -> None:
+    rows = [["status", rep["status"]], ["spectral_radius", rep.get("spectral_radius")]]
+    rows.append(["1 - rho(A)", rep.get("spectral_margin")])
+    if rep["status"] != "optimal":
+        rows.append(["reason", rep.get("reason")])
+    else:
+        rows += [
+            ["social_loss_equilibrium", rep["social_loss_equilibrium"]],
+            ["social_loss_optimal", rep["social_loss_optimal"]],
+            ["price_of_anarchy", rep["price_of_anarchy"]],
+            ["certified", rep["certificate"]["passed"]],
+        ]
+    print_table("GNE of competing data buyers", ["quantity", "value"], rows)
+    if rep.get("d"):
+        srcs = rep["sources"]
+        print_table(
+            "d (rows: buyers) / effort",
+            ["", *srcs],
+            [[b, *[rep["d"][b][s] for s in srcs]] for b in rep["buyers"]]
+            + [["e* (17)", *[rep["effort_equilibrium"][s] for s in srcs]]]
+            + ([["e_hat (28)", *[rep["effort_optimal"][s] for s in srcs]]] if rep.get("effort_optimal") else []),
+        )
+        print_table(
+            "payment range over the c-polytope (expected total payment)",
+            ["buyer", "least", "most"],
+            [[b, v["least"], v["most"]] for b, v in rep["payment_range"].items()],
+        )
+
+
+def _solve_and_report(G: Any, method: str, best_response: bool, lp: bool, json_out: bool) -> None:
+    from datamarkets.models.gne_equilibrium import solve_gne
+
+    with _stdout_to_stderr():
+        res = solve_gne(G, method=method, best_response_gap=best_response, lp_check=lp)  # type: ignore[arg-type]
+    rep = gne_report(res)
+    if json_out:
+        emit_json(rep)
+    else:
+        _print_human(rep)
+    raise typer.Exit(_exit_code(res))
+
+
+@app.command()
+def solve(
+    graph: Path = typer.Option(..., "--graph", help="Estimation-market node-link JSON."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    method: str = typer.Option("auto", help="Leontief solver: auto, dense, gmres, neumann."),
+    best_response: bool = typer.Option(True, help="Certify every buyer's best-response gap (cvxpy)."),
+    lp: bool = typer.Option(True, help="Cross-check the payment range with HiGHS LPs."),
+) -> None:
+    """GNE of the market in GRAPH: d, efforts, c-polytope, who pays, price of anarchy.
+
+    Exit 0 (certified or "no_equilibrium"), 2 bad input, 3 solver failure, 4 uncertified.
+    """
+    from datamarkets.graphs.estimation_market import read_estimation_market
+
+    if method not in ("auto", "dense", "gmres", "neumann"):
+        fail(f"unknown --method {method!r}", EXIT_INPUT)
+    G = read_estimation_market(graph)
+    _solve_and_report(G, method, best_response, lp, json_out)
+
+
+@app.command()
+def example(
+    x1: float = typer.Option(..., "--x1", help="Position of source s1."),
+    x2: float = typer.Option(1.0, "--x2", help="Position of source s2 (paper: 1)."),
+    alpha: float = typer.Option(1.0, help="Effort parameter of both sources (paper: 1)."),
+    delta: float = typer.Option(0.0, help="Competition weight between the firms, in [0, 1] (paper: 0)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """The two-firm example of §IV at one x1 (linear regression, F uniform on [-1, 1]).
+
+    Exit 0 (certified or "no_equilibrium"), 2 bad input, 3 solver failure, 4 uncertified.
+    """
+    from datamarkets.graphs.estimation_market import two_firm_example
+
+    G = two_firm_example(x1, x2=x2, alpha=alpha, delta=delta)
+    _solve_and_report(G, "auto", True, True, json_out)
+
+
+def printed_two_firm(x1: float, x2: float) -> dict[str, float | None]:
+    """§IV's printed closed forms (γ_i, ξ_{1,2}, ξ_{2,1}), evaluated verbatim for comparison
+    (γ is ``None`` at x1 = x2, where the printed denominator vanishes)."""
+    den = (x1**2 + x2**2 - 2 * x1 * x2) ** 2
+    return {
+        "gamma_s1_printed": ((x1 - x2) ** 2 / 3 + (x1**2 - x1 * x2) ** 2) / den if den > 0 else None,
+        "gamma_s2_printed": ((x1 - x2) ** 2 / 3 + (x2**2 - x1 * x2) ** 2) / den if den > 0 else None,
+        "xi_12_printed": (x1 * x2 + 1) ** 2 / (x2**2 + 1) ** 2,
+        "xi_21_printed": (x1 * x2 + 1) ** 2 / (x1**2 + 1) ** 2,
+    }
+
+
+def two_firm_sweep(
+    x1_values: Any, *, x2: float = 1.0, alpha: float = 1.0, delta: float = 0.0, collapse_margin: float = 1e-6
+) -> list[dict[str, Any]]:
+    """Solve the §IV example at every x1; one row per point (collapse marked, never garbage).
+
+    Row ``regime`` is ``"equilibrium"``, ``"collapse"`` (:math:`1-\\rho(A) <` ``collapse_margin``:
+    d is astronomically large and, past ~1e-11, inaccurate), ``"no_equilibrium"`` (ρ(A) ≥ 1) or
+    ``"singular"`` (x1 = x2, the regression is not identified). Values of non-equilibrium rows are
+    ``None``.
+    """
+    import numpy as np
+
+    from datamarkets.errors import InvalidInputError
+    from datamarkets.graphs.estimation_market import two_firm_example
+    from datamarkets.models.estimators import market_coefficients
+    from datamarkets.models.gne_equilibrium import solve_gne
+    from datamarkets.progress import track
+
+    rows = []
+    for x1 in track(list(x1_values), "two-firm sweep"):
+        row: dict[str, Any] = {"x1": float(x1), **printed_two_firm(float(x1), x2)}
+        try:
+            coeffs = market_coefficients(two_firm_example(float(x1), x2=x2, alpha=alpha, delta=delta))
+        except InvalidInputError as exc:
+            row.update({"regime": "singular", "reason": str(exc)})
+            rows.append(row)
+            continue
+        res = solve_gne(coeffs, welfare=True)
+        s = res.solution
+        g, xi = s["gamma"], s["xi"]
+        row.update(
+            {
+                "gamma_b1_s1": g[0, 0],
+                "gamma_b1_s2": g[0, 1],
+                "gamma_b2_s1": g[1, 0],
+                "gamma_b2_s2": g[1, 1],
+                "xi_b1_12": xi[0, 0, 1],
+                "xi_b1_21": xi[0, 1, 0],
+                "xi_b2_12": xi[1, 0, 1],
+                "xi_b2_21": xi[1, 1, 0],
+                "spectral_radius": s["spectral_radius"],
+                "spectral_margin": s["spectral_margin"],
+            }
+        )
+        if res.status.value != "optimal":
+            row.update({"regime": "no_equilibrium", "reason": s.get("reason")})
+        elif s["spectral_margin"] < collapse_margin:
+            row.update({"regime": "collapse", "reason": f"1 - rho(A) = {s['spectral_margin']:.3g} < {collapse_margin:g}"})
+        else:
+            d = s["d"]
+            row.update(
+                {
+                    "regime": "equilibrium",
+                    "d_b1_s1": d[0, 0],
+                    "d_b1_s2": d[0, 1],
+                    "d_b2_s1": d[1, 0],
+                    "d_b2_s2": d[1, 1],
+                    "effort_eq_s1": s["effort_equilibrium"][0],
+                    "effort_eq_s2": s["effort_equilibrium"][1],
+                    "effort_opt_s1": None if s["effort_optimal"] is None else s["effort_optimal"][0],
+                    "effort_opt_s2": None if s["effort_optimal"] is None else s["effort_optimal"][1],
+                    "social_loss_equilibrium": s["social_loss_equilibrium"],
+                    "social_loss_optimal": s["social_loss_optimal"],
+                    "social_loss_gap": s["social_loss_gap"],
+                    "price_of_anarchy": s["price_of_anarchy"],
+                    "certified": res.certificate.passed,
+                }
+            )
+        rows.append({k: (float(v) if isinstance(v, np.floating) else v) for k, v in row.items()})
+    return rows
+
+
+_FIGURES = {
+    "fig1_gamma": ("γ (log scale)", ["gamma_b1_s1", "gamma_b1_s2"], True),
+    "fig2_xi": ("ξ", ["xi_b1_12", "xi_b1_21"], False),
+    "fig3_d": ("d (log scale)", ["d_b1_s1", "d_b1_s2", "d_b2_s1", "d_b2_s2"], True),
+    "fig4_price_of_anarchy": ("L(e*) / L(ê)", ["price_of_anarchy"], False),
+}
+
+_LABELS = {
+    "gamma_b1_s1": "γ_1 (= γ_1^1 = γ_1^2)",
+    "gamma_b1_s2": "γ_2 (= γ_2^1 = γ_2^2)",
+    "xi_b1_12": "ξ_{1,2} (both buyers)",
+    "xi_b1_21": "ξ_{2,1} (both buyers)",
+    "d_b1_s1": "d_1^1",
+    "d_b1_s2": "d_2^1",
+    "d_b2_s1": "d_1^2",
+    "d_b2_s2": "d_2^2",
+    "price_of_anarchy": "price of anarchy",
+}
+
+
+def _write_figures(rows: list[dict[str, Any]], out: Path, collapse_margin: float) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from datamarkets.io import atomic_path
+
+    x = np.array([r["x1"] for r in rows])
+    bad = np.array([r["regime"] != "equilibrium" for r in rows])
+    written = []
+    for name, (ylabel, cols, logy) in _FIGURES.items():
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        for c in cols:
+            y = np.array([np.nan if r.get(c) is None else r[c] for r in rows], dtype=float)
+            if name in ("fig1_gamma", "fig2_xi"):
+                y = np.where(np.array([r["regime"] == "singular" for r in rows]), np.nan, y)
+            else:
+                y = np.where(bad, np.nan, y)
+            ax.plot(x, y, label=_LABELS.get(c, c))
+        if name == "fig4_price_of_anarchy":
+            ax.axhline(2.0, color="grey", lw=0.8, ls=":", label="asymptote 2 (x1 → x2)")
+        if bad.any() and name not in ("fig1_gamma", "fig2_xi"):
+            first = int(np.argmax(bad))
+            left = float(x[first - 1]) if first > 0 else float(x[first])  # last good point before it
+            ax.axvspan(
+                left,
+                float(x.max()),
+                color="red",
+                alpha=0.12,
+                label=f"collapse: 1 − ρ(A) < {collapse_margin:g} / no GNE",
+            )
+        if logy:
+            ax.set_yscale("log")
+        ax.set_xlabel("x1 (x2 = 1)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"§IV two-firm example: {ylabel}")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        target = out / f"{name}.png"
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, dpi=110)
+        plt.close(fig)
+        written.append(target)
+    return written
+
+
+def _write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
+    import csv
+    import io
+
+    from datamarkets.io import atomic_write_text
+
+    cols: list[str] = []
+    for r in rows:
+        cols += [c for c in r if c not in cols]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols)
+    w.writeheader()
+    for r in rows:
+        w.writerow({c: ("" if r.get(c) is None else r[c]) for c in cols})
+    return atomic_write_text(path, buf.getvalue())
+
+
+@app.command()
+def sweep(
+    x1_from: float = typer.Option(-1.0, "--x1-from", help="First x1."),
+    x1_to: float = typer.Option(0.999, "--x1-to", help="Last x1."),
+    steps: int = typer.Option(200, "--steps", help="Number of x1 values (>= 2)."),
+    out: Path = typer.Option(..., "--out", help="Directory for the PNG figures and sweep.csv."),
+    x2: float = typer.Option(1.0, "--x2"),
+    alpha: float = typer.Option(1.0),
+    delta: float = typer.Option(0.0),
+    collapse_margin: float = typer.Option(1e-6, help="Mark points with 1 - rho(A) below this as collapse."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Regenerate Figures 1-4 of §IV (γ, ξ, d, price of anarchy against x1) as PNG + CSV."""
+    import numpy as np
+
+    if steps < 2:
+        fail(f"--steps must be >= 2, got {steps}", EXIT_INPUT)
+    if not (-1.0 <= x1_from < x1_to <= 1.0):
+        fail(f"need -1 <= --x1-from < --x1-to <= 1, got {x1_from} and {x1_to}", EXIT_INPUT)
+    if not (0.0 <= delta <= 1.0):
+        fail(f"--delta must lie in [0, 1], got {delta}", EXIT_INPUT)
+    if not collapse_margin > 0:
+        fail(f"--collapse-margin must be > 0, got {collapse_margin}", EXIT_INPUT)
+    xs = np.linspace(x1_from, x1_to, steps)
+    with _stdout_to_stderr():
+        rows = two_firm_sweep(xs, x2=x2, alpha=alpha, delta=delta, collapse_margin=collapse_margin)
+        out.mkdir(parents=True, exist_ok=True)
+        csv_path = _write_csv(rows, out / "sweep.csv")
+        pngs = _write_figures(rows, out, collapse_margin)
+    eq = [r for r in rows if r["regime"] == "equilibrium"]
+    bad = [r for r in rows if r["regime"] != "equilibrium"]
+    summary = {
+        "points": len(rows),
+        "equilibrium_points": len(eq),
+        "collapse_points": len(bad),
+        "collapse_from_x1": min((r["x1"] for r in bad), default=None),
+        "collapse_margin": collapse_margin,
+        "regimes": {k: sum(r["regime"] == k for r in rows) for k in ("equilibrium", "collapse", "no_equilibrium", "singular")},
+        "uncertified_points": [r["x1"] for r in eq if not r.get("certified", True)],
+        "price_of_anarchy_max": max((r["price_of_anarchy"] for r in eq if r["price_of_anarchy"] is not None), default=None),
+        "files": [str(csv_path), *map(str, pngs)],
+    }
+    if json_out:
+        emit_json(summary)
+    else:
+        print_table(
+            "two-firm sweep",
+            ["quantity", "value"],
+            [[k, v] for k, v in summary.items() if k not in ("files", "regimes", "uncertified_points")]
+            + [["files", ", ".join(summary["files"])]],
+        )

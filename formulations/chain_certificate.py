@@ -1,0 +1,497 @@
+r"""LP certificate of a chain-trading sequential equilibrium (Eq. 7–9).
+
+Given everyone else's equilibrium strategies, player :math:`i`'s choice of a price is a finite
+Markov decision problem with a single decision. For each player we write that problem as one
+linear program covering all of the player's values at once and solve it with HiGHS:
+
+* **policy evaluation** (the future reallocated profit down the chain, Eq. 20–21). For the
+  players :math:`j > i` who follow the equilibrium, with :math:`V^{(i)}_n \equiv 0`,
+
+  .. math::
+
+      V^{(i)}_j(l) = \sum_{l'} q_{j+1,l,l'}\,\mathbf 1\{s_{j+1}(l') \ge p_j(l)\}
+                     \bigl(t_{j+1,i}\,p_j(l) + V^{(i)}_{j+1}(l')\bigr),\qquad i < j < n;
+
+* **epigraph** of the gain :math:`g_i(w_k, c)` (Eq. 8) over the candidate prices :math:`c`
+  (the next player's non-negative thresholds, plus 0 — which never beats the smallest
+  non-negative threshold, so the optimum is that of the issue's tie rules):
+
+  .. math::
+
+      z_k \ge w_k + \sum_{l'} q_{i+1,k,l'}\,\mathbf 1\{s_{i+1}(l') \ge c\}
+              \bigl(t_{i+1,i}\,c + V^{(i)}_{i+1}(l')\bigr);
+
+* objective :math:`\min \sum_k z_k`, so that :math:`z_k^\star = \max_c g_i(w_k, c)
+  = \tilde s_i(w_k)` (Eq. 7).
+
+The equilibrium is *certified* when for every player and value :math:`z_k^\star` equals the
+DP threshold (relative :math:`10^{-7}`, scale :math:`\max(1, |s|)`) and the DP's own price
+attains the LP optimum (its epigraph row is tight: it equals or ties the LP's optimal price).
+The future profit :math:`V` is computed by the LP's equality rows, never copied from the DP.
+
+Candidate pruning (``prune=True``): for value :math:`k` two candidates that the buyer accepts
+on the same set of reachable values (:math:`q_{i+1,k,l'} > 0`) differ only in the term
+:math:`t_{i+1,i}\,c\,\Pr[\text{accept}]` with :math:`t \ge 0`, so only the highest price of each
+acceptance class can be a strict maximiser; the others are dropped (the LP optimum is unchanged).
+The DP's own price is always added as an extra row so that its gain is evaluated exactly.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from datamarkets.errors import InvalidInputError
+from datamarkets.result import Certificate, Result, provenance
+from datamarkets.status import Status
+
+__all__ = [
+    "ChainStrategyData",
+    "build_certificate_lp",
+    "certify_equilibrium",
+    "certify_strategies",
+    "define_future_profit",
+    "define_gain_epigraph",
+    "define_objective",
+    "strategy_data",
+]
+
+RTOL = 1e-7
+"""Relative tolerance of the certificate (scale ``max(1, |threshold|)``)."""
+
+_HIGHS_OPTIONS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
+
+
+@dataclass
+class ChainStrategyData:
+    """The numbers the certificate LP is built from, validated.
+
+    Attributes
+    ----------
+    W : ndarray, shape (L,)
+        Value grid :math:`w_l`.
+    Q : ndarray, shape (n, L, L)
+        ``Q[j-1, k, l] = P(v_j = w_l | v_{j-1} = w_k)``.
+    t : ndarray, shape (n, n+1)
+        ``t[j-1, i]`` share of trade j's price paid to player i.
+    s : ndarray, shape (n+1, L)
+        Claimed thresholds (row 0 = player 0's gain).
+    p : ndarray, shape (n, L)
+        Claimed prices ``p[i, k]`` of player i with value ``w_k``.
+    """
+
+    W: np.ndarray
+    Q: np.ndarray
+    t: np.ndarray
+    s: np.ndarray
+    p: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return int(self.Q.shape[0])
+
+    @property
+    def L(self) -> int:
+        return int(self.W.shape[0])
+
+
+def _get(obj: Any, *names: str) -> Any:
+    for name in names:
+        if isinstance(obj, dict) and name in obj:
+            return obj[name]
+        if hasattr(obj, name):
+            return getattr(obj, name)
+    raise InvalidInputError(f"{type(obj).__name__!r} has none of the attributes {names!r}")
+
+
+def strategy_data(game: Any, eq: Any) -> ChainStrategyData:
+    """Extract and validate ``(W, Q, t, s, p)`` from a game and an equilibrium.
+
+    Parameters
+    ----------
+    game : ChainGame
+        Needs ``values`` (L,), ``Q`` (n, L, L) and ``t`` (n, n+1).
+    eq : ChainEquilibrium
+        Needs ``thresholds`` (n+1, L) and ``prices`` (n, L).
+
+    Returns
+    -------
+    ChainStrategyData
+
+    Raises
+    ------
+    InvalidInputError
+        Wrong shapes, non-finite numbers or negative prices.
+    """
+    W = np.asarray(_get(game, "values", "W"), dtype=float)
+    Q = np.asarray(_get(game, "Q", "transitions"), dtype=float)
+    t = np.asarray(_get(game, "t", "mechanism"), dtype=float)
+    s = np.asarray(_get(eq, "thresholds", "u_star"), dtype=float)
+    p = np.asarray(_get(eq, "prices", "p_star"), dtype=float)
+    return _validated(W, Q, t, s, p)
+
+
+def _validated(W: Any, Q: Any, t: Any, s: Any, p: Any) -> ChainStrategyData:
+    W, Q, t, s, p = (np.asarray(a, dtype=float) for a in (W, Q, t, s, p))
+    if W.ndim != 1 or W.size == 0:
+        raise InvalidInputError(f"values must be a non-empty vector, got shape {W.shape!r}")
+    L = W.size
+    if Q.ndim != 3 or Q.shape[1:] != (L, L) or Q.shape[0] < 1:
+        raise InvalidInputError(f"Q must have shape (n, {L}, {L}), got {Q.shape!r}")
+    n = Q.shape[0]
+    expected = {"t": (t, (n, n + 1)), "thresholds": (s, (n + 1, L)), "prices": (p, (n, L))}
+    for name, (arr, shape) in expected.items():
+        if arr.shape != shape:
+            raise InvalidInputError(f"{name} must have shape {shape!r}, got {arr.shape!r}")
+    for name, arr in {"values": W, "Q": Q, "t": t, "thresholds": s, "prices": p}.items():
+        if not np.all(np.isfinite(arr)):
+            bad = tuple(int(x) for x in np.argwhere(~np.isfinite(arr))[0])
+            raise InvalidInputError(f"{name} has a non-finite entry at index {bad!r}")
+    if np.any(p < 0):
+        bad = tuple(int(x) for x in np.argwhere(p < 0)[0])
+        raise InvalidInputError(f"price at (player, value) {bad!r} is negative: {p[bad]!r}")
+    if np.any(Q < 0) or np.any(t < 0):
+        raise InvalidInputError("Q and t must be non-negative")
+    return ChainStrategyData(W=W, Q=Q, t=t, s=s, p=p)
+
+
+# ----------------------------------------------------------------------------------------------
+# program builder: define_* pieces
+# ----------------------------------------------------------------------------------------------
+
+
+def define_future_profit(b: Any, data: ChainStrategyData, i: int) -> None:
+    r"""Policy evaluation of player ``i``'s future reallocated profit (Eq. 20–21).
+
+    Variables ``V[j, l]`` for :math:`i < j < n` (value of trade :math:`j` having happened with
+    :math:`v_j = w_l`) and one equality per ``(j, l)``:
+
+    .. math:: V_j(l) - \sum_{l' \in A_j(l)} q_{j+1,l,l'} V_{j+1}(l')
+              = t_{j+1,i}\,p_j(l) \sum_{l' \in A_j(l)} q_{j+1,l,l'},
+
+    with :math:`A_j(l) = \{l' : s_{j+1}(l') \ge p_j(l)\}` and :math:`V_n \equiv 0`. Nothing is
+    declared for :math:`i \ge n - 1` (no reallocated profit beyond trade :math:`i+1`).
+    """
+    import pyomo.environ as pyo
+
+    n, L = data.n, data.L
+    J = list(range(i + 1, n))
+    b.J = pyo.Set(initialize=J, ordered=True)
+    b.V = pyo.Var(b.J, range(L), domain=pyo.Reals)
+    if not J:
+        return
+    b.future_profit = pyo.ConstraintList()
+    for j in J:
+        q = data.Q[j]  # trade j+1: rows = v_j, cols = v_{j+1}
+        share = data.t[j, i]
+        for l in range(L):
+            accept = (data.s[j + 1] >= data.p[j, l]) & (q[l] > 0)  # buyer j+1's threshold rule (Eq. 6)
+            cols = np.flatnonzero(accept)
+            rhs = share * data.p[j, l] * float(q[l, cols].sum())
+            expr = b.V[j, l]
+            if j + 1 < n:
+                expr = expr - sum(float(q[l, c]) * b.V[j + 1, int(c)] for c in cols)
+            b.future_profit.add(expr == rhs)
+
+
+def _candidates(data: ChainStrategyData, i: int, k: int, prune: bool) -> list[float]:
+    """Candidate prices of player ``i`` with value ``w_k`` (next thresholds ≥ 0, plus 0)."""
+    s_next = data.s[i + 1]
+    cands = np.unique(np.concatenate([s_next[s_next >= 0], [0.0]]))
+    if prune:
+        reach = data.Q[i, k] > 0
+        keep: dict[bytes, float] = {}
+        for c in cands:  # ascending: the last price of each acceptance class is its highest
+            keep[((s_next >= c) & reach).tobytes()] = float(c)
+        cands = np.array(sorted(keep.values()))
+    return [float(c) for c in cands]
+
+
+def define_gain_epigraph(b: Any, data: ChainStrategyData, i: int, prune: bool = True) -> None:
+    r"""Epigraph rows ``z[k] ≥ g_i(w_k, c)`` for every candidate price ``c`` (Eq. 8).
+
+    .. math:: z_k - \sum_{l' : s_{i+1}(l') \ge c} q_{i+1,k,l'} V_{i+1}(l')
+              \ge w_k + t_{i+1,i}\, c \sum_{l' : s_{i+1}(l') \ge c} q_{i+1,k,l'}.
+
+    The candidates are the next player's non-negative thresholds and 0 (pruned to one per
+    acceptance class when ``prune``) plus the claimed price ``p_i(w_k)``, whose row is stored in
+    ``b.dp_row[k]``. For the last player (``i = n``) there is no trade to price: ``z_k ≥ w_k``.
+    """
+    import pyomo.environ as pyo
+
+    n, L = data.n, data.L
+    b.z = pyo.Var(range(L), domain=pyo.Reals)
+    b.epigraph = pyo.ConstraintList()
+    b.rows = {}  # constraint index -> (k, price)
+    b.dp_row = {}
+    for k in range(L):
+        w_k = float(data.W[k])
+        if i == n:
+            idx = len(b.epigraph) + 1
+            b.epigraph.add(b.z[k] >= w_k)
+            b.rows[idx] = (k, 0.0)
+            continue
+        q = data.Q[i, k]
+        share = float(data.t[i, i])
+        cands = _candidates(data, i, k, prune)
+        p_dp = float(data.p[i, k])
+        if p_dp not in cands:
+            cands.append(p_dp)
+        for c in cands:
+            cols = np.flatnonzero((data.s[i + 1] >= c) & (q > 0))
+            prob = float(q[cols].sum())
+            expr = b.z[k]
+            if i + 1 < n:
+                expr = expr - sum(float(q[col]) * b.V[i + 1, int(col)] for col in cols)
+            idx = len(b.epigraph) + 1
+            b.epigraph.add(expr >= w_k + share * c * prob)
+            b.rows[idx] = (k, c)
+            if c == p_dp:
+                b.dp_row[k] = idx
+
+
+def define_objective(b: Any, data: ChainStrategyData) -> None:
+    r"""Objective :math:`\min \sum_k z_k`: each :math:`z_k` sits on its own epigraph, so the
+    optimum is :math:`z_k = \max_c g_i(w_k, c)`."""
+    import pyomo.environ as pyo
+
+    b.objective = pyo.Objective(expr=sum(b.z[k] for k in range(data.L)), sense=pyo.minimize)
+
+
+def _populate(b: Any, data: ChainStrategyData, i: int, prune: bool) -> None:
+    define_future_profit(b, data, i)
+    define_gain_epigraph(b, data, i, prune=prune)
+
+
+def build_certificate_lp(game: Any, eq: Any, i: int, *, prune: bool = True) -> Any:
+    """Build player ``i``'s certificate LP (all of its values at once).
+
+    Parameters
+    ----------
+    game : ChainGame
+        The chain game.
+    eq : ChainEquilibrium
+        Claimed equilibrium (thresholds and prices).
+    i : int
+        Player index, ``0 ≤ i ≤ n``.
+    prune : bool, default True
+        Keep only the highest candidate price of each acceptance class (exact; see module doc).
+
+    Returns
+    -------
+    pyomo.environ.ConcreteModel
+        With ``V`` (future profit), ``z`` (gain epigraph), ``epigraph``/``future_profit``
+        constraint lists, ``rows`` (constraint index → (value index, price)) and ``dp_row``.
+
+    Raises
+    ------
+    InvalidInputError
+        Bad shapes, non-finite numbers, negative prices or ``i`` out of range.
+
+    Examples
+    --------
+    >>> m = build_certificate_lp(game, eq, 0)  # doctest: +SKIP
+    """
+    data = game if isinstance(game, ChainStrategyData) else strategy_data(game, eq)
+    return _build(data, i, prune)
+
+
+def _build(data: ChainStrategyData, i: int, prune: bool) -> Any:
+    import pyomo.environ as pyo
+
+    if not (0 <= int(i) <= data.n):
+        raise InvalidInputError(f"player {i!r} is not in 0..{data.n}")
+    m = pyo.ConcreteModel(name=f"chain-certificate-player-{i}")
+    _populate(m, data, int(i), prune)
+    define_objective(m, data)
+    return m
+
+
+# ----------------------------------------------------------------------------------------------
+# solve + solution writer
+# ----------------------------------------------------------------------------------------------
+
+
+def _solve_player(data: ChainStrategyData, i: int, prune: bool) -> dict[str, Any]:
+    import pyomo.environ as pyo
+
+    from datamarkets.solvers import solve_pyomo
+
+    t0 = time.perf_counter()
+    m = _build(data, i, prune)
+    build_s = time.perf_counter() - t0
+    info = solve_pyomo(m, options=_HIGHS_OPTIONS)
+    out: dict[str, Any] = {
+        "status": info.status,
+        "build_seconds": build_s,
+        "solve_seconds": info.seconds,
+        "rows": len(m.epigraph) + (len(m.future_profit) if hasattr(m, "future_profit") else 0),
+        "solver_version": info.solver_version,
+    }
+    if not info.status.has_solution:
+        return out
+    L = data.L
+    z = np.array([pyo.value(m.z[k]) for k in range(L)])
+    # slack of every epigraph row at the LP solution: z_k - g_i(w_k, c) with the LP's own V
+    gain = {}
+    for idx, (k, c) in m.rows.items():
+        con = m.epigraph[idx]
+        gain[idx] = (k, c, z[k] - (pyo.value(con.body) - pyo.value(con.lower)))
+    lp_price = np.zeros(L)
+    tie_low = np.zeros(L)
+    issue_set = set() if i == data.n else {float(x) for x in data.s[i + 1] if x >= 0}
+    for k in range(L):
+        rows = [(c, g) for (kk, c, g) in gain.values() if kk == k]
+        best = max(g for _, g in rows)
+        tight = [c for c, g in rows if best - g <= RTOL * max(1.0, abs(best))]
+        # the package's tie rule picks among the next player's non-negative thresholds (0 only
+        # when there is none); price 0 is then weakly dominated and only ties
+        rule = [c for c in tight if c in issue_set] if issue_set else [0.0]
+        lp_price[k] = max(rows, key=lambda cg: (cg[1], -cg[0]))[0]
+        tie_low[k] = min(rule or tight)
+    dp_gain = np.array([gain[m.dp_row[k]][2] for k in range(L)]) if i < data.n else z.copy()
+    out.update(z=z, dp_gain=dp_gain, lp_price=lp_price, tie_low=tie_low)
+    return out
+
+
+def certify_strategies(
+    data: ChainStrategyData, *, rtol: float = RTOL, prune: bool = True, players: Any = None
+) -> Result:
+    """Certify claimed strategies ``(s, p)`` player by player with one LP each.
+
+    Parameters
+    ----------
+    data : ChainStrategyData
+        Game arrays and the claimed thresholds/prices.
+    rtol : float, default 1e-7
+        Relative tolerance (scale ``max(1, |threshold|)``).
+    prune : bool, default True
+        Candidate pruning (exact).
+    players : iterable of int, optional
+        Subset of players to check (default all ``0..n``).
+
+    Returns
+    -------
+    Result
+        ``kind="chain-certificate"``; ``solution`` holds ``lp_thresholds`` ((n+1)×L),
+        ``lp_prices`` (n×L), ``max_gap`` and ``certified``; ``certificate.details`` per-player
+        gaps.
+    """
+    n, L = data.n, data.L
+    players = list(range(n + 1)) if players is None else [int(i) for i in players]
+    t_start = time.perf_counter()
+    z_all = np.full((n + 1, L), np.nan)
+    lp_price = np.full((n, L), np.nan)
+    per_player = []
+    worst_status = Status.OPTIMAL
+    thr_gap_max = price_gap_max = 0.0
+    build_s = solve_s = 0.0
+    version = "unknown"
+    ties = equal = tie_rule = 0
+    for i in players:
+        r = _solve_player(data, i, prune)
+        build_s += r["build_seconds"]
+        solve_s += r["solve_seconds"]
+        version = r["solver_version"]
+        if not r["status"].has_solution:
+            worst_status = r["status"]
+            per_player.append({"player": i, "status": r["status"].value})
+            thr_gap_max = price_gap_max = float("inf")
+            continue
+        z = r["z"]
+        z_all[i] = z
+        scale = np.maximum(1.0, np.abs(data.s[i]))
+        thr_gap = np.abs(z - data.s[i]) / scale  # LP optimum vs DP threshold
+        price_gap = np.maximum(z - r["dp_gain"], 0.0) / scale  # DP price attains the optimum?
+        k_t, k_p = int(np.argmax(thr_gap)), int(np.argmax(price_gap))
+        entry = {
+            "player": i,
+            "status": r["status"].value,
+            "threshold_gap_rel": float(thr_gap[k_t]),
+            "threshold_gap_at_value": k_t,
+            "price_gap_rel": float(price_gap[k_p]),
+            "price_gap_at_value": k_p,
+            "rows": r["rows"],
+        }
+        if i < n:
+            lp_price[i] = r["lp_price"]
+            same = r["lp_price"] == data.p[i]
+            equal += int(same.sum())
+            ties += int((~same & (price_gap <= rtol)).sum())
+            tie_rule += int((data.p[i] > r["tie_low"]).sum())
+        per_player.append(entry)
+        thr_gap_max = max(thr_gap_max, float(thr_gap.max()))
+        price_gap_max = max(price_gap_max, float(price_gap.max()))
+    seconds = time.perf_counter() - t_start
+
+    cert = Certificate()
+    cert.add("lp_vs_dp_threshold_rel_max", thr_gap_max, rtol)
+    cert.add("dp_price_vs_lp_optimum_rel_max", price_gap_max, rtol)
+    cert.details.update(
+        per_player=per_player,
+        prices_equal_lp_argmax=equal,
+        prices_tied_with_lp_argmax=ties,
+        prices_above_lowest_maximiser=tie_rule,
+        candidate_pruning=prune,
+    )
+    max_gap = max(thr_gap_max, price_gap_max)
+    certified = worst_status.has_solution and cert.passed
+    return Result(
+        kind="chain-certificate",
+        status=worst_status,
+        method="lp-pyomo-highs",
+        solution={
+            "certified": certified,
+            "max_gap": max_gap,
+            "lp_thresholds": z_all,
+            "lp_prices": lp_price,
+        },
+        certificate=cert,
+        timings={"build_seconds": build_s, "lp_seconds": solve_s, "certify_seconds": seconds},
+        meta=provenance({"highs": version}) | {"players": players, "n": n, "L": L},
+    )
+
+
+def certify_equilibrium(game: Any, eq: Any, *, rtol: float = RTOL, prune: bool = True) -> Result:
+    """LP certificate of a claimed chain equilibrium (Eq. 9), one LP per player.
+
+    Certified when for every player and value the LP optimum equals the claimed threshold
+    (relative ``rtol``, scale ``max(1, |threshold|)``) and the claimed price attains the LP
+    optimum (equals or ties the LP's optimal price).
+
+    Parameters
+    ----------
+    game : ChainGame
+        The game (``values``, ``Q``, ``t``).
+    eq : ChainEquilibrium
+        Claimed equilibrium (``thresholds`` (n+1, L), ``prices`` (n, L)).
+    rtol : float, default 1e-7
+    prune : bool, default True
+
+    Returns
+    -------
+    Result
+        ``kind="chain-certificate"``; ``certificate.passed`` says whether it is certified;
+        ``solution["max_gap"]`` is the largest gap; per-player gaps in
+        ``certificate.details["per_player"]``.
+
+    Raises
+    ------
+    InvalidInputError
+        Malformed game or strategies.
+    SolverError
+        HiGHS is unavailable.
+
+    Examples
+    --------
+    >>> from datamarkets.models.chain_valuations import paper_model  # doctest: +SKIP
+    >>> from datamarkets.models.chain_equilibrium import solve_equilibrium  # doctest: +SKIP
+    >>> game = paper_model("paper-1", 5, "ave")  # doctest: +SKIP
+    >>> certify_equilibrium(game, solve_equilibrium(game)).certificate.passed  # doctest: +SKIP
+    True
+    """
+    return certify_strategies(strategy_data(game, eq), rtol=rtol, prune=prune)

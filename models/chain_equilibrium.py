@@ -1,0 +1,451 @@
+r"""Exact sequential equilibrium of the chain game (Eq. 9) and its exact expectations.
+
+For player :math:`i` with value :math:`w_k` and price :math:`p` the gain (Eq. 8) is
+
+.. math::  g_i(w_k,p) = w_k + \sum_l Q_{i,k,l}\,\mathbf 1\{u^*(i{+}1,l)\ge p\}\,
+           \bigl(t_{i+1,i}\,p + A_{i+1}(l,i)\bigr),
+
+where :math:`A_j(l,m)` is the expected reallocated profit player :math:`m` receives from trades
+:math:`j+1..n` given that player :math:`j` holds the data with value :math:`w_l`, everyone
+downstream playing the equilibrium. The equilibrium (Eq. 9, Algorithm 1) is
+:math:`p^*(i,k)\in\arg\max_p g_i(w_k,p)` and :math:`u^*(i,k)=g_i(w_k,p^*(i,k))`, with
+:math:`u^*(n,k)=w_k`.
+
+Fast algorithm (``method="fast"``). The paper's Algorithm 3 recomputes the future reallocated
+profit with a nested forward DP for every (player, value, candidate price): :math:`O(n^2L^4)`.
+Here the future profit is accumulated backwards once for all receivers,
+
+.. math::  A_j = r^*_j\,t_{j+1,\cdot}^{\top} + M_j A_{j+1}, \qquad
+           M_j(l,l') = Q_{j,l,l'}\,\mathbf 1\{u^*(j{+}1,l')\ge p^*(j,l)\},\quad
+           r^*_j(l) = p^*(j,l)\textstyle\sum_{l'}M_j(l,l') \quad\text{(Eq. 18)},
+
+(:math:`O(nL^2)` per step), and the gains of all :math:`L` candidate prices of one player follow
+from cumulative sums over the next player's thresholds sorted in decreasing order
+(:math:`O(L^2+L\log L)`). Total :math:`O(n^2L^2 + nL^2\log L)`.
+
+Tie rules (the same in every route of this package):
+
+* a buyer buys iff its threshold is ``>=`` the price;
+* candidate prices are the next player's non-negative thresholds; when there is none the price
+  is 0 (and nobody buys);
+* among the maximising candidate prices the lowest wins; gains within
+  ``TIE_RTOL * max(1, |max gain|)`` of the maximum count as maximising (absorbs round-off).
+
+Exact expectations by forward propagation of :math:`\alpha_i(l)=\Pr[\text{trade } i \text{ occurred},
+v_i=w_l]` (:math:`\alpha_0=\pi`, :math:`\alpha_i=\alpha_{i-1}M_{i-1}`): per-trade success
+:math:`\Pr[y_i=1]=\sum_l\alpha_i(l)`, transaction volume :math:`TV=\sum_i\Pr[y_i=1]` (§5.1), per-player
+expected utility (Eq. 2, with :math:`y_0=1`, :math:`p_{-1}=0`)
+:math:`E[U_i]=\alpha_i\!\cdot\!W-\alpha_{i-1}\!\cdot\!r^*_{i-1}+\pi\!\cdot\!A_0(\cdot,i)`, and social welfare
+:math:`SW=\sum_iE[U_i]` (§2.3).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from datamarkets.errors import InvalidInputError
+from datamarkets.io import instance_hash
+from datamarkets.models.chain_game import ChainGame
+from datamarkets.result import Certificate, Result, provenance
+from datamarkets.status import Status
+
+__all__ = [
+    "METHODS",
+    "TIE_RTOL",
+    "ChainEquilibrium",
+    "acceptance_matrix",
+    "candidate_prices",
+    "choose_price",
+    "expectations",
+    "gain_for_prices",
+    "solve_equilibrium",
+]
+
+#: Relative tolerance under which two gains count as a tie (lowest price wins).
+TIE_RTOL = 1e-12
+METHODS = ("fast", "reference")
+
+
+@dataclass(frozen=True, eq=False)
+class ChainEquilibrium:
+    """Sequential equilibrium of a :class:`ChainGame` with its exact expectations.
+
+    Attributes
+    ----------
+    game : ChainGame
+        The solved game.
+    thresholds : ndarray, shape (n+1, L)
+        Row 0: player 0's optimal gain :math:`g_0(w_k,p^*)`; row i: :math:`u^*(i,k)=\\tilde s_i(w_k)`.
+    prices : ndarray, shape (n, L)
+        Row i: :math:`p^*(i,k)`, the price player i posts as seller (i = 0..n-1).
+    price_index : ndarray of int, shape (n, L)
+        Smallest value index l with ``thresholds[i+1, l] == prices[i, k]``; -1 when the price is
+        0 because player i+1 has no non-negative threshold.
+    one_shot_profit : ndarray, shape (n, L)
+        :math:`r^*(i,k)=p^*(i,k)\\Pr[\\text{buyer } i{+}1 \\text{ buys}\\mid v_i=w_k]` (Eq. 18).
+    downstream_profit : ndarray, shape (n+1, L, n+1)
+        ``A[j, l, m]``: expected reallocated profit to player m from trades j+1..n given player j
+        holds the data with value w_l (equilibrium play downstream), for m <= j; entries with
+        m > j are not computed and hold 0. ``A[n] = 0``.
+    future_profit : ndarray, shape (n+1, L)
+        ``R[i, k] = A[i, k, i] = thresholds[i, k] - w_k``: player i's expected reallocated profit
+        from trades after i given v_i = w_k.
+    alive : ndarray, shape (n+1, L)
+        :math:`\\alpha_i(l)=\\Pr[\\text{trade } i \\text{ occurred}, v_i=w_l]` (row 0 = start distribution).
+    trade_success : ndarray, shape (n,)
+        :math:`\\Pr[\\text{trade } i \\text{ occurs}]` (unconditional), i = 1..n.
+    trade_success_conditional : ndarray, shape (n,)
+        :math:`\\Pr[\\text{trade } i \\mid \\text{trade } i-1]` (``nan`` when trade i-1 never occurs).
+    player_utility : ndarray, shape (n+1,)
+        Expected utility (Eq. 2) of each player.
+    social_welfare : float
+        Sum of expected utilities.
+    transaction_volume : float
+        Expected number of trades (§5.1).
+    method : str
+        ``"fast"`` or ``"reference"``.
+    solve_seconds : float
+        Wall time of the equilibrium solve alone.
+    metrics_seconds : float
+        Wall time of the forward propagation of expectations.
+    """
+
+    game: ChainGame
+    thresholds: np.ndarray
+    prices: np.ndarray
+    price_index: np.ndarray
+    one_shot_profit: np.ndarray
+    downstream_profit: np.ndarray
+    future_profit: np.ndarray
+    alive: np.ndarray
+    trade_success: np.ndarray
+    trade_success_conditional: np.ndarray
+    player_utility: np.ndarray
+    social_welfare: float
+    transaction_volume: float
+    method: str
+    solve_seconds: float
+    metrics_seconds: float = 0.0
+
+    @property
+    def n(self) -> int:
+        return self.game.n
+
+    @property
+    def L(self) -> int:
+        return self.game.L
+
+    def certificate(self) -> Certificate:
+        """Internal consistency residuals (the LP certificate lives in ``formulations``).
+
+        * ``player0_utility_vs_threshold``: :math:`|E[U_0]-\\pi\\cdot u^*(0,\\cdot)|`;
+        * ``buyer_utility_vs_threshold_max``: :math:`\\max_i|E[U_i]-E[y_i(u^*(i,v_i)-p_{i-1})]|`;
+        * ``welfare_identity``: :math:`|SW-\\sum_iE[v_iy_i]-\\sum_jE[p_{j-1}y_j](\\sum_m t_{jm}-1)|`;
+        * ``probability_mass_excess``: how far any :math:`\\alpha_i` mass exceeds its predecessor.
+        """
+        g = self.game
+        W, pi, t = g.values, g.start, g.t
+        scale = max(1.0, float(np.abs(W).max()) * (g.n + 1))
+        cert = Certificate()
+        cert.add(
+            "player0_utility_vs_threshold",
+            abs(self.player_utility[0] - pi @ self.thresholds[0]),
+            1e-9 * scale,
+        )
+        gaps = [0.0]
+        for i in range(1, g.n + 1):
+            M = acceptance_matrix(g, self.thresholds, self.prices, i)
+            surplus = self.thresholds[i][None, :] - self.prices[i - 1][:, None]
+            direct = float(self.alive[i - 1] @ (M * surplus).sum(axis=1))
+            gaps.append(abs(direct - self.player_utility[i]))
+        cert.add("buyer_utility_vs_threshold_max", max(gaps), 1e-9 * scale)
+        pay = np.einsum("il,il->i", self.alive[:-1], self.one_shot_profit)
+        values = float(np.einsum("il,l->", self.alive, W))
+        sw_id = values + float(pay @ (t.sum(axis=1) - 1.0))
+        cert.add("welfare_identity", abs(self.social_welfare - sw_id), 1e-9 * scale)
+        mass = self.alive.sum(axis=1)
+        cert.add("probability_mass_excess", float(max(0.0, np.max(np.diff(mass), initial=0.0))), 1e-12)
+        return cert
+
+    def to_result(self) -> Result:
+        """A :class:`~datamarkets.result.Result` of kind ``"chain-equilibrium"`` (issue-2 fields)."""
+        g = self.game
+        solution = {
+            "n": g.n,
+            "L": g.L,
+            "label": g.label,
+            "social_welfare": float(self.social_welfare),
+            "transaction_volume": float(self.transaction_volume),
+            "trade_success": self.trade_success,
+            "trade_success_conditional": self.trade_success_conditional,
+            "player_utility": self.player_utility,
+            "thresholds": self.thresholds,
+            "prices": self.prices,
+            "values": g.values,
+            "mechanism": g.t,
+        }
+        return Result(
+            kind="chain-equilibrium",
+            status=Status.OPTIMAL,
+            method=f"dp-{self.method}",
+            solution=solution,
+            certificate=self.certificate(),
+            timings={"solve_seconds": self.solve_seconds, "metrics_seconds": self.metrics_seconds},
+            meta={**provenance(), "instance_hash": instance_hash(g.to_dict()), "tie_rtol": TIE_RTOL},
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# building blocks shared with the reference route and the LP certificate
+# ----------------------------------------------------------------------------------------------
+def acceptance_matrix(game: ChainGame, thresholds: np.ndarray, prices: np.ndarray, i: int) -> np.ndarray:
+    """Trade i's acceptance-weighted transition matrix.
+
+    :math:`M(k,l)=Q_{i-1,k,l}\\mathbf 1\\{u^*(i,l)\\ge p^*(i-1,k)\\}`.
+
+    Parameters
+    ----------
+    game : ChainGame
+    thresholds, prices : ndarray
+        ``(n+1, L)`` thresholds and ``(n, L)`` prices (e.g. ``eq.thresholds``, ``eq.prices``).
+    i : int
+        Trade index, 1..n.
+
+    Returns
+    -------
+    ndarray, shape (L, L)
+    """
+    if not 1 <= i <= game.n:
+        raise InvalidInputError(f"trade index must be in 1..{game.n!r}, got {i!r}")
+    return game.Q[i - 1] * (thresholds[i][None, :] >= prices[i - 1][:, None])
+
+
+def candidate_prices(next_thresholds: np.ndarray) -> np.ndarray:
+    """Distinct non-negative thresholds of the next player, decreasing; ``[0.0]`` if there is none."""
+    c = np.unique(next_thresholds[next_thresholds >= 0])[::-1]
+    return c if c.size else np.zeros(1)
+
+
+def choose_price(gains: np.ndarray, prices: np.ndarray) -> np.ndarray:
+    """Index of the chosen price per row: the lowest among gains within the tie tolerance of the max.
+
+    Parameters
+    ----------
+    gains : ndarray, shape (L, m)
+        Gain of each value (row) for each candidate price (column).
+    prices : ndarray, shape (m,)
+        Candidate prices.
+
+    Returns
+    -------
+    ndarray of int, shape (L,)
+    """
+    gmax = gains.max(axis=1, keepdims=True)
+    tol = TIE_RTOL * np.maximum(1.0, np.abs(gmax))
+    ok = gains >= gmax - tol
+    masked = np.where(ok, prices[None, :], np.inf)
+    return np.argmin(masked, axis=1)
+
+
+def gain_for_prices(
+    game: ChainGame, eq: ChainEquilibrium, i: int, prices: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Player i's gain :math:`g_i(w_k,p)` (Eq. 8) for every value and every price, others at equilibrium.
+
+    Parameters
+    ----------
+    game : ChainGame
+    eq : ChainEquilibrium
+        Supplies the downstream strategies (thresholds of i+1.., prices of i+1..) and ``A[i+1]``.
+    i : int
+        Seller index 0..n-1.
+    prices : ndarray, optional
+        Prices to evaluate (any non-negative reals). Default: :func:`candidate_prices` of player
+        i+1, i.e. the finite set over which the maximum over :math:`\\mathbb R_+` is attained.
+
+    Returns
+    -------
+    prices : ndarray, shape (m,)
+    gains : ndarray, shape (L, m)
+        ``gains[k, c] = w_k + sum_l Q[i,k,l] 1{u*(i+1,l) >= prices[c]} (t[i,i] prices[c] + A[i+1,l,i])``.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``i`` is not a seller index.
+    """
+    if not 0 <= i < game.n:
+        raise InvalidInputError(f"seller index must be in 0..{game.n - 1!r}, got {i!r}")
+    un = eq.thresholds[i + 1]
+    p = candidate_prices(un) if prices is None else np.asarray(prices, dtype=float).ravel()
+    accept = un[None, :] >= p[:, None]  # (m, L)
+    Ai = eq.downstream_profit[i + 1, :, i]
+    Qi = game.Q[i]
+    gains = (
+        game.values[:, None] + (Qi @ accept.T) * (game.t[i, i] * p)[None, :] + Qi @ (accept * Ai[None, :]).T
+    )
+    return p, gains
+
+
+# ----------------------------------------------------------------------------------------------
+# fast backward DP
+# ----------------------------------------------------------------------------------------------
+def _solve_fast(game: ChainGame) -> tuple[np.ndarray, ...]:
+    n, L = game.n, game.L
+    W, Q, t = game.values, game.Q, game.t
+    u_star = np.empty((n + 1, L))
+    p_star = np.zeros((n, L))
+    l_star = np.full((n, L), -1, dtype=np.int64)
+    r_star = np.zeros((n, L))
+    A = np.zeros((n + 1, L, n + 1))
+    u_star[n] = W  # u*(n, k) = w_k
+    for i in range(n - 1, -1, -1):
+        un = u_star[i + 1]
+        Qi = Q[i]
+        if np.any(un >= 0):
+            order = np.argsort(-un, kind="stable")  # decreasing thresholds of player i+1
+            us = un[order]
+            # a price equal to us[m] is accepted by every l up to the end of its tie group
+            end = np.searchsorted(-us, -us, side="right") - 1
+            cand = np.flatnonzero((us >= 0) & (np.arange(L) == end))  # one position per distinct price
+            pc = us[cand]
+            Qs = np.take(
+                Qi, order, axis=1
+            )  # C-ordered gather (fancy indexing of a broadcast view is F-ordered)
+            acc = np.cumsum(Qs, axis=1)[:, cand]  # P(buyer accepts pc | v_i = w_k)
+            fut = np.cumsum(Qs * A[i + 1, order, i][None, :], axis=1)[:, cand]
+            gains = W[:, None] + t[i, i] * pc[None, :] * acc + fut  # Eq. 8 over candidates (Eq. 17)
+            pick = choose_price(gains, pc)
+            u_star[i] = gains[np.arange(L), pick]
+            p_star[i] = pc[pick]
+            start = np.searchsorted(-us, -us, side="left")  # first position of each tie group
+            l_star[i] = order[start[cand[pick]]]  # smallest value index holding the price
+        else:
+            u_star[i] = W  # nobody downstream buys: price 0, gain w_k
+        M = Qi * (un[None, :] >= p_star[i][:, None]) if np.any(un >= 0) else np.zeros((L, L))
+        r_star[i] = p_star[i] * M.sum(axis=1)  # Eq. 18
+        m = i + 1  # receivers 0..i are the only ones paid by trades i+1..n (Def. 2.6 keeps m <= i)
+        # einsum, not BLAS: multithreaded BLAS on these thin products stalls on a loaded machine
+        A[i, :, :m] = r_star[i][:, None] * t[i, :m][None, :] + np.einsum("kl,lm->km", M, A[i + 1, :, :m])
+    return u_star, p_star, l_star, r_star, A
+
+
+# ----------------------------------------------------------------------------------------------
+# exact expectations by forward propagation
+# ----------------------------------------------------------------------------------------------
+def expectations(game: ChainGame, thresholds: np.ndarray, prices: np.ndarray) -> dict[str, Any]:
+    """Exact SW, TV, per-trade success and per-player utility of a threshold/price profile.
+
+    Parameters
+    ----------
+    game : ChainGame
+    thresholds : ndarray, shape (n+1, L)
+    prices : ndarray, shape (n, L)
+        Any threshold/price profile (not necessarily an equilibrium).
+
+    Returns
+    -------
+    dict
+        ``alive`` (n+1, L), ``trade_success`` (n,), ``trade_success_conditional`` (n,),
+        ``payments`` (n,), ``player_utility`` (n+1,), ``social_welfare``, ``transaction_volume``,
+        ``one_shot_profit`` (n, L).
+    """
+    n, L = game.n, game.L
+    W, t = game.values, game.t
+    alive = np.zeros((n + 1, L))
+    alive[0] = game.start
+    r = np.zeros((n, L))
+    for i in range(1, n + 1):
+        M = acceptance_matrix(game, thresholds, prices, i)
+        r[i - 1] = prices[i - 1] * M.sum(axis=1)
+        alive[i] = alive[i - 1] @ M
+    success = alive[1:].sum(axis=1)
+    prev = np.concatenate(([1.0], success[:-1]))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cond = np.where(prev > 0, success / np.where(prev > 0, prev, 1.0), np.nan)
+    payments = np.einsum("il,il->i", alive[:-1], r)  # E[p_{i-1} y_i], i = 1..n
+    value = alive @ W  # E[v_i y_i]
+    utility = value.copy()
+    utility[1:] -= payments
+    utility += payments @ t  # reallocated shares, Eq. 2
+    return {
+        "alive": alive,
+        "one_shot_profit": r,
+        "trade_success": success,
+        "trade_success_conditional": cond,
+        "payments": payments,
+        "player_utility": utility,
+        "social_welfare": float(utility.sum()),
+        "transaction_volume": float(success.sum()),
+    }
+
+
+def solve_equilibrium(game: ChainGame, method: str = "fast") -> ChainEquilibrium:
+    """Solve the chain game for its sequential equilibrium (Eq. 9) and exact expectations.
+
+    Parameters
+    ----------
+    game : ChainGame
+    method : {"fast", "reference"}
+        ``"fast"``: backward accumulation of future profit, :math:`O(n^2L^2+nL^2\\log L)`.
+        ``"reference"``: the paper's literal Algorithms 1–3, :math:`O(n^2L^4)`.
+
+    Returns
+    -------
+    ChainEquilibrium
+
+    Raises
+    ------
+    ValueError
+        Unknown ``method``.
+
+    Examples
+    --------
+    >>> from datamarkets.models.chain_valuations import paper_model
+    >>> eq = solve_equilibrium(paper_model("paper-1", 3, "ave"))
+    >>> eq.thresholds.shape, eq.prices.shape
+    ((4, 13), (3, 13))
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {METHODS!r}")
+    if not isinstance(game, ChainGame):
+        raise InvalidInputError(f"expected a ChainGame, got {type(game).__name__!r}")
+    t0 = time.perf_counter()
+    if method == "fast":
+        u_star, p_star, l_star, r_star, A = _solve_fast(game)
+        solve_seconds = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        ex = expectations(game, u_star, p_star)
+    else:
+        from datamarkets.models.chain_reference import reference_expectations, solve_reference
+
+        u_star, p_star, l_star, r_star, A = solve_reference(game)
+        solve_seconds = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        ex = reference_expectations(game, u_star, p_star)
+    metrics_seconds = time.perf_counter() - t1
+    for arr in (u_star, p_star, l_star, r_star, A):
+        arr.setflags(write=False)
+    future = np.stack([A[i, :, i] for i in range(game.n + 1)])
+    return ChainEquilibrium(
+        game=game,
+        thresholds=u_star,
+        prices=p_star,
+        price_index=l_star,
+        one_shot_profit=r_star,
+        downstream_profit=A,
+        future_profit=future,
+        alive=ex["alive"],
+        trade_success=ex["trade_success"],
+        trade_success_conditional=ex["trade_success_conditional"],
+        player_utility=ex["player_utility"],
+        social_welfare=float(ex["social_welfare"]),
+        transaction_volume=float(ex["transaction_volume"]),
+        method=method,
+        solve_seconds=solve_seconds,
+        metrics_seconds=metrics_seconds,
+    )

@@ -1,0 +1,496 @@
+r"""Sequential chain data trading game with finite-support Markov valuations (paper §2, §3.2).
+
+Players :math:`0,\dots,n` sit on a chain; in trade :math:`i` (:math:`i=1..n`) player :math:`i-1`
+posts a price :math:`p_{i-1}\ge 0` and player :math:`i` buys or not. Valuations live on a grid
+:math:`W=\{w_1<\dots<w_L\}` and form a Markov chain (Assumptions 2.1, 3.4):
+
+.. math::  v_0 \sim \pi, \qquad \Pr[v_i=w_l \mid v_{i-1}=w_k] = Q_{i-1,k,l}.
+
+A profit-reallocation mechanism :math:`t\in\mathbb{R}_+^{n\times(n+1)}` pays player :math:`j` the share
+``t[i-1, j]`` of trade :math:`i`'s price (the paper's :math:`t_{ij}`). It must be budget-feasible
+(Def. 2.5: every row sums to at most one) and past-only (Def. 2.6: ``t[i-1, j] = 0`` for
+:math:`j\ge i`). Built-in mechanisms (§2.2, §5.1): RAW (:math:`t_{i,i-1}=1`), AVE
+(:math:`t_{ij}=1/i`, :math:`j<i`) and TBDS(:math:`\alpha`) (:math:`t_{ij}=(1-\alpha)\alpha^{i-j-1}`
+for :math:`0<j<i`, :math:`t_{i0}=\alpha^{i-1}`).
+
+References
+----------
+"Incentivizing Data Trading via Profit Reallocation", arXiv:2606.31202 (2026), §2–§3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from datamarkets.errors import InvalidInputError, MechanismError
+from datamarkets.io import read_json
+
+__all__ = [
+    "PROB_ATOL",
+    "ChainGame",
+    "MechanismSpec",
+    "ave_mechanism",
+    "load_game",
+    "mechanism_from_spec",
+    "raw_mechanism",
+    "tbds_mechanism",
+    "validate_mechanism",
+]
+
+#: Absolute tolerance for "a row of probabilities sums to one" and "a mechanism row sums to ≤ 1".
+PROB_ATOL = 1e-9
+
+MechanismSpec = str | Mapping[str, Any] | Sequence[Sequence[float]] | np.ndarray
+
+
+# ----------------------------------------------------------------------------------------------
+# mechanisms
+# ----------------------------------------------------------------------------------------------
+def _check_n(n: Any) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise InvalidInputError(f"chain length n must be a positive integer, got {n!r}")
+    return int(n)
+
+
+def raw_mechanism(n: int) -> np.ndarray:
+    """RAW (baseline) mechanism: the seller keeps the whole price, :math:`t_{i,i-1}=1`.
+
+    Parameters
+    ----------
+    n : int
+        Number of trades.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, n+1)`` matrix with ``t[i-1, i-1] = 1``.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``n`` is not a positive integer.
+
+    Examples
+    --------
+    >>> raw_mechanism(2)
+    array([[1., 0., 0.],
+           [0., 1., 0.]])
+    """
+    n = _check_n(n)
+    t = np.zeros((n, n + 1))
+    t[np.arange(n), np.arange(n)] = 1.0
+    return t
+
+
+def ave_mechanism(n: int) -> np.ndarray:
+    """AVE mechanism (§5.1): trade *i*'s price is split equally, :math:`t_{ij}=1/i` for :math:`j<i`.
+
+    Examples
+    --------
+    >>> ave_mechanism(2)
+    array([[1. , 0. , 0. ],
+           [0.5, 0.5, 0. ]])
+    """
+    n = _check_n(n)
+    t = np.zeros((n, n + 1))
+    for i in range(1, n + 1):
+        t[i - 1, :i] = 1.0 / i
+    return t
+
+
+def tbds_mechanism(n: int, alpha: float) -> np.ndarray:
+    r"""TBDS(:math:`\alpha`) of Xin et al. (§2.2): :math:`t_{ij}=(1-\alpha)\alpha^{i-j-1}` for
+    :math:`0<j<i` and :math:`t_{i0}=\alpha^{i-1}` (with :math:`0^0=1`, so TBDS(0) = RAW).
+
+    Parameters
+    ----------
+    n : int
+        Number of trades.
+    alpha : float
+        Upstream share in :math:`[0, 1]`.
+
+    Raises
+    ------
+    MechanismError
+        If ``alpha`` is not a finite number in ``[0, 1]``.
+
+    Examples
+    --------
+    >>> tbds_mechanism(2, 0.5)
+    array([[1. , 0. , 0. ],
+           [0.5, 0.5, 0. ]])
+    """
+    n = _check_n(n)
+    try:
+        a = float(alpha)
+    except (TypeError, ValueError) as exc:
+        raise MechanismError(f"TBDS alpha must be a number in [0, 1], got {alpha!r}") from exc
+    if not (0.0 <= a <= 1.0):
+        raise MechanismError(f"TBDS alpha must lie in [0, 1], got {alpha!r}")
+    t = np.zeros((n, n + 1))
+    for i in range(1, n + 1):
+        t[i - 1, 0] = a ** (i - 1)
+        for j in range(1, i):
+            t[i - 1, j] = (1.0 - a) * a ** (i - j - 1)
+    return t
+
+
+def validate_mechanism(t: Any, n: int) -> np.ndarray:
+    """Check a reallocation matrix against shape, finiteness, Def. 2.5 and Def. 2.6.
+
+    Parameters
+    ----------
+    t : array_like
+        ``(n, n+1)`` matrix; row ``i-1`` is trade *i*, column *j* is player *j*.
+    n : int
+        Number of trades.
+
+    Returns
+    -------
+    numpy.ndarray
+        The matrix as a float array.
+
+    Raises
+    ------
+    InvalidInputError
+        Wrong shape, non-numeric, NaN or infinite entries.
+    MechanismError
+        Negative entry, a row summing above one (Def. 2.5), or a share paid to a player
+        ``j >= i`` (Def. 2.6).
+    """
+    n = _check_n(n)
+    try:
+        arr = np.array(t, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"mechanism must be a numeric n×(n+1) matrix: {exc}") from exc
+    if arr.shape != (n, n + 1):
+        raise InvalidInputError(f"mechanism must have shape {(n, n + 1)!r}, got {arr.shape!r}")
+    bad = np.argwhere(~np.isfinite(arr))
+    if bad.size:
+        i, j = (int(x) for x in bad[0])
+        raise InvalidInputError(
+            f"mechanism entry t[trade {i + 1!r}, player {j!r}] is not finite: {arr[i, j]!r}"
+        )
+    neg = np.argwhere(arr < 0)
+    if neg.size:
+        i, j = (int(x) for x in neg[0])
+        raise MechanismError(f"mechanism entry t[trade {i + 1!r}, player {j!r}] is negative: {arr[i, j]!r}")
+    for i in range(1, n + 1):
+        future = arr[i - 1, i:]
+        if np.any(future != 0):
+            j = i + int(np.flatnonzero(future)[0])
+            raise MechanismError(
+                f"mechanism is not past-only (Def. 2.6): trade {i!r} pays player {j!r} "
+                f"the share {arr[i - 1, j]!r}; only players j < {i!r} may receive a share"
+            )
+        s = float(arr[i - 1].sum())
+        if s > 1.0 + PROB_ATOL:
+            raise MechanismError(
+                f"mechanism is not budget-feasible (Def. 2.5): shares of trade {i!r} sum to {s!r} > 1"
+            )
+    arr.setflags(write=False)
+    return arr
+
+
+def mechanism_from_spec(spec: MechanismSpec, n: int) -> np.ndarray:
+    """Build a mechanism from ``"raw"``, ``"ave"``, ``{"tbds": alpha}`` or an ``n×(n+1)`` matrix.
+
+    Parameters
+    ----------
+    spec : str, mapping or array_like
+        The mechanism; strings are case-insensitive. ``"tbds:0.5"`` is also accepted.
+    n : int
+        Number of trades.
+
+    Returns
+    -------
+    numpy.ndarray
+        A validated ``(n, n+1)`` read-only matrix.
+
+    Raises
+    ------
+    InvalidInputError
+        Unknown name, malformed mapping or matrix.
+    MechanismError
+        The matrix breaks Def. 2.5 / 2.6, or a TBDS alpha outside ``[0, 1]``.
+
+    Examples
+    --------
+    >>> mechanism_from_spec({"tbds": 0.0}, 2).tolist() == raw_mechanism(2).tolist()
+    True
+    """
+    n = _check_n(n)
+    if isinstance(spec, str):
+        name = spec.strip().lower()
+        if name == "raw":
+            return validate_mechanism(raw_mechanism(n), n)
+        if name == "ave":
+            return validate_mechanism(ave_mechanism(n), n)
+        if name.startswith("tbds:") or name.startswith("tbds="):
+            return validate_mechanism(tbds_mechanism(n, _parse_float(name[5:], "TBDS alpha")), n)
+        raise InvalidInputError(
+            f"unknown mechanism {spec!r}; use 'raw', 'ave', {{'tbds': alpha}} or an n×(n+1) matrix"
+        )
+    if isinstance(spec, Mapping):
+        keys = set(spec)
+        if keys != {"tbds"}:
+            raise InvalidInputError(
+                f"a mechanism mapping must be {{'tbds': alpha}}, got keys {sorted(keys)!r}"
+            )
+        return validate_mechanism(tbds_mechanism(n, spec["tbds"]), n)
+    return validate_mechanism(spec, n)
+
+
+def _parse_float(s: str, what: str) -> float:
+    try:
+        return float(s)
+    except ValueError as exc:
+        raise InvalidInputError(f"{what} must be a number, got {s!r}") from exc
+
+
+# ----------------------------------------------------------------------------------------------
+# the game
+# ----------------------------------------------------------------------------------------------
+def _as_float_array(x: Any, name: str) -> np.ndarray:
+    try:
+        arr = np.asarray(x, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{name} must be numeric: {exc}") from exc
+    return arr
+
+
+def _check_distribution(p: np.ndarray, where: str) -> None:
+    if not np.all(np.isfinite(p)):
+        raise InvalidInputError(f"{where} has a NaN or infinite probability")
+    if np.any(p < 0):
+        j = int(np.flatnonzero(p < 0)[0])
+        raise InvalidInputError(f"{where} has a negative probability at index {j!r}: {p[j]!r}")
+    s = float(p.sum())
+    if abs(s - 1.0) > PROB_ATOL:
+        raise InvalidInputError(f"{where} sums to {s!r}, not 1")
+
+
+def _validate_Q(Q: np.ndarray, n: int, L: int) -> None:
+    if Q.shape != (n, L, L):
+        raise InvalidInputError(f"transitions must have shape {(n, L, L)!r}, got {Q.shape!r}")
+    # a broadcast view of one matrix (strides[0] == 0) needs one check only
+    trades = range(1) if Q.strides[0] == 0 else range(n)
+    for i in trades:
+        Qi = Q[i]
+        if not np.all(np.isfinite(Qi)):
+            k, l = (int(x) for x in np.argwhere(~np.isfinite(Qi))[0])
+            raise InvalidInputError(
+                f"transition of trade {i + 1!r} has a non-finite entry at row {k!r}, col {l!r}"
+            )
+        if np.any(Qi < 0):
+            k, l = (int(x) for x in np.argwhere(Qi < 0)[0])
+            raise InvalidInputError(
+                f"transition of trade {i + 1!r} has a negative probability at row {k!r}, "
+                f"col {l!r}: {Qi[k, l]!r}"
+            )
+        rs = Qi.sum(axis=1)
+        badrow = np.flatnonzero(np.abs(rs - 1.0) > PROB_ATOL)
+        if badrow.size:
+            k = int(badrow[0])
+            raise InvalidInputError(
+                f"transition of trade {i + 1!r}: row {k!r} sums to {float(rs[k])!r}, not 1"
+            )
+
+
+@dataclass(frozen=True, eq=False)
+class ChainGame:
+    """A chain trading game ``(n, L, W, π, Q, t)`` with validation at the door.
+
+    Parameters
+    ----------
+    values : array_like, shape (L,)
+        Value grid :math:`W`, strictly increasing finite floats.
+    start : int or array_like, shape (L,)
+        Distribution of :math:`v_0`: a value index ``k`` (0-based, :math:`v_0=w_k` surely) or a
+        probability vector. Stored as the probability vector.
+    Q : array_like, shape (n, L, L)
+        ``Q[i-1, k, l] = P(v_i = w_l | v_{i-1} = w_k)``: one row-stochastic matrix per trade.
+        A read-only broadcast view (``numpy.broadcast_to``) of a single matrix is kept as is.
+    t : array_like, shape (n, n+1)
+        Reallocation matrix, ``t[i-1, j]`` = share of trade *i*'s price paid to player *j*.
+    label : str, optional
+        Free-form name (e.g. ``"paper-1/ave"``) carried into results.
+
+    Raises
+    ------
+    InvalidInputError
+        Wrong shapes, NaN/inf, non-increasing ``values``, a start index out of range, negative
+        probabilities or rows that do not sum to one.
+    MechanismError
+        ``t`` breaks Def. 2.5 (row sum > 1), Def. 2.6 (pays a player ``j >= i``) or is negative.
+
+    Examples
+    --------
+    >>> g = ChainGame([0.0, 1.0], 0, [[[0.5, 0.5], [0.0, 1.0]]], raw_mechanism(1))
+    >>> g.n, g.L, g.start.tolist()
+    (1, 2, [1.0, 0.0])
+    """
+
+    values: np.ndarray
+    start: np.ndarray
+    Q: np.ndarray
+    t: np.ndarray
+    label: str = field(default="")
+
+    def __post_init__(self) -> None:
+        W = _as_float_array(self.values, "values")
+        if W.ndim != 1 or W.size < 1:
+            raise InvalidInputError(f"values must be a non-empty 1-D list, got shape {W.shape!r}")
+        if not np.all(np.isfinite(W)):
+            k = int(np.flatnonzero(~np.isfinite(W))[0])
+            raise InvalidInputError(f"value w[{k!r}] is not finite: {W[k]!r}")
+        d = np.diff(W)
+        if np.any(d <= 0):
+            k = int(np.flatnonzero(d <= 0)[0])
+            raise InvalidInputError(
+                f"values must be strictly increasing: w[{k!r}]={W[k]!r} >= w[{k + 1!r}]={W[k + 1]!r}"
+            )
+        L = W.size
+        # start
+        s = self.start
+        if isinstance(s, bool) or isinstance(s, (np.bool_,)):
+            raise InvalidInputError(f"start must be a value index or a probability vector, got {s!r}")
+        if isinstance(s, (int, np.integer)):
+            if not 0 <= int(s) < L:
+                raise InvalidInputError(f"start index {int(s)!r} out of range 0..{L - 1!r}")
+            pi = np.zeros(L)
+            pi[int(s)] = 1.0
+        else:
+            pi = _as_float_array(s, "start")
+            if pi.shape != (L,):
+                raise InvalidInputError(f"start distribution must have shape {(L,)!r}, got {pi.shape!r}")
+            _check_distribution(pi, "start distribution")
+            pi = pi.copy()
+        # Q
+        Q = self.Q
+        if not (isinstance(Q, np.ndarray) and Q.dtype == float and Q.ndim == 3 and Q.strides[0] == 0):
+            Q = _as_float_array(Q, "transitions")
+            if Q.ndim != 3:
+                raise InvalidInputError(f"transitions must have shape (n, L, L), got {Q.shape!r}")
+            Q = Q.copy()
+        n = Q.shape[0]
+        if n < 1:
+            raise InvalidInputError("the chain needs at least one trade (n >= 1)")
+        _validate_Q(Q, n, L)
+        t = validate_mechanism(self.t, n)
+        for name, arr in (("values", W.copy()), ("start", pi), ("Q", Q), ("t", t)):
+            if arr.flags.writeable:
+                arr.setflags(write=False)
+            object.__setattr__(self, name, arr)
+        object.__setattr__(self, "label", str(self.label))
+
+    # -- shape -------------------------------------------------------------------------------
+    @property
+    def n(self) -> int:
+        """Number of trades (players are ``0..n``)."""
+        return int(self.Q.shape[0])
+
+    @property
+    def L(self) -> int:
+        """Size of the value grid."""
+        return int(self.values.shape[0])
+
+    @property
+    def homogeneous_transitions(self) -> bool:
+        """True when one transition matrix serves every trade."""
+        return bool(
+            self.Q.strides[0] == 0 or all(np.array_equal(self.Q[0], self.Q[i]) for i in range(1, self.n))
+        )
+
+    def with_mechanism(self, spec: MechanismSpec, label: str | None = None) -> ChainGame:
+        """The same valuations with another mechanism (see :func:`mechanism_from_spec`)."""
+        return ChainGame(
+            self.values, self.start, self.Q, mechanism_from_spec(spec, self.n), label or self.label
+        )
+
+    # -- JSON --------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The issue-2 JSON format: ``values``, ``start``, ``transitions``, ``n``, ``mechanism``.
+
+        ``start`` is written as an index when :math:`v_0` is deterministic, ``transitions`` as one
+        ``L×L`` matrix when every trade shares it.
+        """
+        pi = self.start
+        nz = np.flatnonzero(pi)
+        start: Any = int(nz[0]) if nz.size == 1 and pi[nz[0]] == 1.0 else pi.tolist()
+        trans: Any = self.Q[0].tolist() if self.homogeneous_transitions else self.Q.tolist()
+        d: dict[str, Any] = {
+            "values": self.values.tolist(),
+            "start": start,
+            "n": self.n,
+            "transitions": trans,
+            "mechanism": self.t.tolist(),
+        }
+        if self.label:
+            d["label"] = self.label
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ChainGame:
+        """Build a game from the issue-2 JSON format (see :meth:`to_dict`).
+
+        ``transitions`` is one ``L×L`` matrix (then ``n`` is required) or a list of ``n`` such
+        matrices (then ``n`` is optional and must match). ``mechanism`` defaults to ``"raw"``.
+
+        Raises
+        ------
+        InvalidInputError
+            Not a mapping, unknown or missing keys, malformed arrays.
+        MechanismError
+            The mechanism breaks Def. 2.5 / 2.6.
+        """
+        if not isinstance(d, Mapping):
+            raise InvalidInputError(f"a chain game must be a JSON object, got {type(d).__name__!r}")
+        allowed = {"values", "start", "transitions", "n", "mechanism", "label"}
+        unknown = sorted(set(d) - allowed)
+        if unknown:
+            raise InvalidInputError(f"unknown keys in chain game: {unknown!r}; allowed: {sorted(allowed)!r}")
+        for key in ("values", "start", "transitions"):
+            if key not in d:
+                raise InvalidInputError(f"chain game is missing the key {key!r}")
+        n_given = d.get("n")
+        if n_given is not None:
+            n_given = _check_n(n_given)
+        T = _as_float_array(d["transitions"], "transitions")
+        if T.ndim == 2:
+            if n_given is None:
+                raise InvalidInputError("a single L×L 'transitions' matrix needs 'n'")
+            Q = np.broadcast_to(T, (n_given, *T.shape))
+        elif T.ndim == 3:
+            if n_given is not None and T.shape[0] != n_given:
+                raise InvalidInputError(f"'transitions' holds {T.shape[0]!r} matrices but n = {n_given!r}")
+            Q = T
+        else:
+            raise InvalidInputError(f"'transitions' must be L×L or n×L×L, got shape {T.shape!r}")
+        n = Q.shape[0]
+        start = d["start"]
+        if isinstance(start, float):
+            raise InvalidInputError(f"start must be an integer index or a probability list, got {start!r}")
+        t = mechanism_from_spec(d.get("mechanism", "raw"), n)
+        return cls(d["values"], start, Q, t, str(d.get("label", "")))
+
+
+def load_game(path: str | Path) -> ChainGame:
+    """Read a chain game from a JSON file in the issue-2 format.
+
+    Raises
+    ------
+    InvalidInputError
+        Unreadable or malformed file, or invalid game data.
+    MechanismError
+        The mechanism breaks Def. 2.5 / 2.6.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidInputError(f"game file {str(p)!r} does not exist")
+    return ChainGame.from_dict(read_json(p))

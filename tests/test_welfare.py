@@ -1,0 +1,242 @@
+"""Welfare maximisation: closed forms (water-filling), route agreement, statuses, errors."""
+
+from __future__ import annotations
+
+import math
+
+import networkx as nx
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given
+from hypothesis import strategies as st
+
+from datamarkets.errors import GraphError, InfeasibleError, InvalidInputError, UnboundedError
+from datamarkets.formulations import welfare as W
+from datamarkets.formulations.welfare import market_arrays, solve_welfare, write_solution
+from datamarkets.graphs.market import example1_market, random_bipartite_market, route_network, single_resource
+from datamarkets.models.valuations import AlphaFairValuation, LinearValuation, QuadraticValuation
+from datamarkets.status import Status
+
+ROUTES_QP = ("clarabel", "cvxpy", "highs", "pyomo")
+
+
+def water_fill(demand_at, S: float, p_hi: float) -> float:
+    """Common clearing price of one resource by bisection: Σ_i z_i(p) = S, or 0 if Σ z_i(0) ≤ S."""
+    if sum(demand_at(0.0)) <= S:
+        return 0.0
+    lo, hi = 0.0, p_hi
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if sum(demand_at(mid)) > S:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def quad_instance(rng: np.random.Generator, n: int, S: float):
+    a = rng.uniform(1.0, 5.0, n)
+    b = rng.uniform(0.2, 2.0, n)
+    G = single_resource(S, [QuadraticValuation(float(ai), float(bi)) for ai, bi in zip(a, b, strict=True)])
+    return G, a, b
+
+
+@pytest.mark.parametrize("method", ROUTES_QP)
+@pytest.mark.parametrize("S", [0.5, 4.0, 100.0])
+def test_single_resource_quadratic_matches_water_filling(method, S):
+    rng = np.random.default_rng(7)
+    G, a, b = quad_instance(rng, 6, S)
+    p = water_fill(lambda q: np.maximum(a - q, 0) / b, S, a.max())
+    z = np.maximum(a - p, 0) / b
+    W_star = float(np.sum(a * z - b * z**2 / 2))
+    r = solve_welfare(G, method)
+    assert r.status is Status.OPTIMAL
+    assert r.kind == "auction-optimum"
+    assert r.certificate.passed, r.certificate.failures
+    assert abs(r.solution["welfare"] - W_star) <= 1e-6 * max(1, W_star)
+    assert abs(r.solution["prices"]["s0"] - p) <= 1e-5
+    totals = np.array([row["total"] for row in r.solution["buyers"]])
+    np.testing.assert_allclose(totals, z, atol=1e-5)
+
+
+def test_single_resource_alpha_fair_matches_water_filling():
+    rng = np.random.default_rng(3)
+    sig = rng.uniform(1, 3, 5)
+    al = np.array([0.3, 0.5, 0.8, 1.0, 1.5])
+    off = 1.0
+    S = 6.0
+    G = single_resource(S, [AlphaFairValuation(float(s), float(x), off) for s, x in zip(sig, al, strict=True)])
+    # θ'(z) = σ (z + δ)^{-α} = p  ⇒  z = (σ/p)^{1/α} − δ
+    p = water_fill(lambda q: np.maximum((sig / max(q, 1e-300)) ** (1 / al) - off, 0), S, 100.0)
+    z = np.maximum((sig / p) ** (1 / al) - off, 0)
+    r = solve_welfare(G)
+    assert r.method == "cvxpy-clarabel"
+    assert r.certificate.passed, r.certificate.failures
+    assert abs(r.solution["prices"]["s0"] - p) <= 1e-6 * max(1, p)
+    np.testing.assert_allclose([row["total"] for row in r.solution["buyers"]], z, atol=1e-6)
+
+
+def test_example1_linear_lp_meets_all_demands():
+    G = example1_market()
+    D = {b: G.nodes[b]["valuation"].demand for b in "ABCDE"}
+    price = {b: G.nodes[b]["valuation"].unit_price for b in "ABCDE"}
+    # total supply 65 + 85 = 150 = total demand: every demand met, welfare = Σ p_i D_i
+    assert sum(D.values()) == pytest.approx(150.0)
+    for method in ("auto", "clarabel", "cvxpy", "pyomo"):
+        r = solve_welfare(G, method)
+        assert r.certificate.passed, (method, r.certificate.failures)
+        assert r.solution["welfare"] == pytest.approx(sum(price[b] * D[b] for b in D), abs=1e-6)
+        for row in r.solution["buyers"]:
+            assert row["total"] == pytest.approx(D[row["buyer"]], abs=1e-6)
+    assert solve_welfare(G).method == "lp-highs-ipx"
+
+
+def test_route_network_shared_link_is_single_resource():
+    # three users share link 1–2 (capacity 2); links 0–1 and 2–3 are loose (capacity 100)
+    N = nx.path_graph(4)
+    nx.set_edge_attributes(N, 100.0, "capacity")
+    N.edges[1, 2]["capacity"] = 2.0
+    a = np.array([4.0, 3.0, 5.0])
+    b = np.array([1.0, 0.5, 2.0])
+    users = {
+        "u": ([0, 1, 2], {"kind": "quadratic", "a": a[0], "b": b[0]}),
+        "v": ([1, 2, 3], {"kind": "quadratic", "a": a[1], "b": b[1]}),
+        "w": ([0, 1, 2, 3], {"kind": "quadratic", "a": a[2], "b": b[2]}),
+    }
+    R = route_network(N, users)
+    p = water_fill(lambda q: np.maximum(a - q, 0) / b, 2.0, 5.0)
+    z = np.maximum(a - p, 0) / b
+    for method in ("clarabel", "cvxpy", "highs"):
+        r = solve_welfare(R, method)
+        assert r.certificate.passed, r.certificate.failures
+        assert r.solution["prices"]["1~2"] == pytest.approx(p, abs=1e-5)
+        assert r.solution["prices"]["0~1"] == pytest.approx(0.0, abs=1e-5)
+        tot = {row["buyer"]: row["total"] for row in r.solution["buyers"]}
+        np.testing.assert_allclose([tot["u"], tot["v"], tot["w"]], z, atol=1e-5)
+        # allocation rows: one per (user, link of its route)
+        assert {(row["buyer"], row["seller"]) for row in r.solution["allocation"]} <= set(R.edges()) | {
+            (v, u) for u, v in R.edges()
+        }
+
+
+@given(
+    seed=st.integers(0, 10_000),
+    nb=st.integers(2, 8),
+    ns=st.integers(1, 4),
+    k=st.integers(1, 3),
+)
+def test_routes_agree_on_random_markets(seed, nb, ns, k):
+    G = random_bipartite_market(nb, ns, min(k, ns), seed=seed)
+    res = {m: solve_welfare(G, m) for m in ("clarabel", "cvxpy", "highs")}
+    W0 = res["clarabel"].solution["welfare"]
+    for m, r in res.items():
+        assert r.certificate.passed, (m, r.certificate.failures)
+        assert abs(r.solution["welfare"] - W0) <= 1e-6 * max(1.0, abs(W0)), m
+        # x is unique (strictly concave θ): buyer totals agree
+        np.testing.assert_allclose(
+            [row["total"] for row in r.solution["buyers"]],
+            [row["total"] for row in res["clarabel"].solution["buyers"]],
+            atol=1e-4,
+        )
+
+
+def test_dual_bound_is_an_upper_bound_for_any_prices():
+    G = random_bipartite_market(20, 4, 2, seed=5)
+    M = market_arrays(G)
+    r = solve_welfare(M)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        p = rng.uniform(0, 5, M.n_resources)
+        assert W.dual_bound(M, p) >= r.solution["welfare"] - 1e-9
+    p_star = np.array(list(r.solution["prices"].values()))
+    assert W.dual_bound(M, p_star) == pytest.approx(r.solution["welfare"], rel=1e-7)
+
+
+def test_to_frame_and_write_solution():
+    G = random_bipartite_market(6, 2, 2, seed=1)
+    r = solve_welfare(G)
+    df = r.to_frame()
+    assert list(df.columns) == ["buyer", "seller", "amount"]
+    assert r.to_frame("prices")["price"].min() >= 0
+    write_solution(G, r)
+    for s in ("s0", "s1"):
+        assert G.nodes[s]["price"] == r.solution["prices"][s]
+    with pytest.raises(ValueError):
+        r.to_frame("nope")
+    d = r.to_dict()
+    assert {"welfare", "allocation", "prices", "certificate", "timings"} <= set(d)
+
+
+def test_unknown_method_and_alpha_fair_route_errors():
+    G = single_resource(1.0, [QuadraticValuation(2, 1)])
+    with pytest.raises(ValueError, match="unknown method"):
+        solve_welfare(G, "gurobi")
+    A = single_resource(1.0, [AlphaFairValuation(1, 0.5)])
+    with pytest.raises(NotImplementedError):
+        solve_welfare(A, "highs")
+
+
+def test_invalid_markets_raise():
+    G = nx.Graph()
+    G.add_node("b1", role="buyer", valuation={"kind": "quadratic", "a": 1, "b": 1})
+    G.add_node("b2", role="buyer", valuation={"kind": "quadratic", "a": 1, "b": 1})
+    G.add_edge("b1", "b2")
+    with pytest.raises(GraphError):
+        solve_welfare(G)
+    with pytest.raises(GraphError):
+        solve_welfare(nx.Graph())
+    with pytest.raises(InvalidInputError):
+        W.valuation_spec({"kind": "cubic"}, node="b")
+    with pytest.raises(InvalidInputError):
+        W.valuation_spec({"kind": "piecewise_linear", "breakpoints": [1, 2], "slopes": [1, 2]}, node="b")
+    with pytest.raises(InvalidInputError):
+        W.valuation_spec({"kind": "quadratic", "a": 1.0, "b": -1.0}, node="b")
+
+
+def _tiny_arrays(b_ub: float, cost: float, curvature: float) -> W.WelfareArrays:
+    G = single_resource(1.0, [LinearValuation(1.0, 1.0)])
+    M = market_arrays(G)
+    # one free column v ≥ 0 with cost c·v + ½ P v², one row v ≤ b_ub
+    return W.WelfareArrays(
+        M,
+        np.array([curvature]),
+        np.array([cost]),
+        sp.csr_array((0, 1)),
+        sp.csr_array(np.array([[1.0]])),
+        np.array([b_ub]),
+        np.array([0.0]),
+        np.array([np.inf]),
+        1,
+        0,
+        0,
+    )
+
+
+@pytest.mark.parametrize("solve", [W._solve_clarabel, lambda A, t: W._solve_highs(A, t, None)])
+def test_infeasible_and_unbounded_statuses_map_and_raise(solve):
+    r = solve(_tiny_arrays(-1.0, 1.0, 0.0), 1e-9)
+    assert r.status.group.value == "infeasible_or_unbounded"
+    assert r.status in (Status.INFEASIBLE, Status.INFEASIBLE_OR_UNBOUNDED)
+    with pytest.raises(InfeasibleError):
+        r.status.raise_for_status("welfare")
+    big = _tiny_arrays(1.0, -1.0, 0.0)
+    big.A_ub = sp.csr_array((0, 1))
+    big.b_ub = np.zeros(0)
+    r = solve(big, 1e-9)
+    assert r.status in (Status.UNBOUNDED, Status.INFEASIBLE_OR_UNBOUNDED)
+    with pytest.raises((UnboundedError, InfeasibleError)):
+        r.status.raise_for_status("welfare")
+
+
+def test_demand_caps_bind_with_multiplier():
+    G = single_resource(10.0, [QuadraticValuation(5, 1), QuadraticValuation(5, 1)])
+    G.nodes["b0"]["demand"] = 1.0
+    r = solve_welfare(G, "clarabel")
+    tot = {row["buyer"]: row for row in r.solution["buyers"]}
+    # b0 capped at 1 (marginal 4 > price 0), b1 unconstrained at its peak 5; supply 10 loose
+    assert tot["b0"]["total"] == pytest.approx(1.0, abs=1e-6)
+    assert tot["b1"]["total"] == pytest.approx(5.0, abs=1e-5)
+    assert tot["b0"]["mu"] == pytest.approx(4.0, abs=1e-5)
+    assert r.solution["prices"]["s0"] == pytest.approx(0.0, abs=1e-6)
+    assert math.isclose(r.solution["welfare"], (5 - 0.5) + 12.5, abs_tol=1e-6)

@@ -1,0 +1,106 @@
+"""Welfare-optimal effort: cvxpy program vs closed form (28); FOC by finite differences; Theorem 2;
+typed price of anarchy (undefined when L(e_hat) <= 0)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from datamarkets.errors import InvalidInputError
+from datamarkets.formulations.gne_best_response import CLARABEL_OPTIONS
+from datamarkets.formulations.welfare_effort import (
+    build_welfare_program,
+    optimal_effort,
+    price_of_anarchy,
+    social_loss,
+    solve_welfare,
+)
+from datamarkets.models.gne_equilibrium import GNEInputs, solve_gne
+from datamarkets.status import Status
+
+
+def inputs(seed, K=3, N=4, scale=1.0, xi_scale=0.3):
+    rng = np.random.default_rng(seed)
+    xi = rng.uniform(0, xi_scale / N, (K, N, N))
+    for k in range(K):
+        np.fill_diagonal(xi[k], 1.0)
+    return GNEInputs.from_arrays(rng.uniform(0.1, 2.0, (K, N)) * scale, xi, rng.uniform(0.3, 3.0, N))
+
+
+@settings(max_examples=12)
+@given(seed=st.integers(0, 10_000), scale=st.sampled_from([0.05, 1.0, 20.0]))
+def test_program_matches_closed_form_and_foc(seed, scale):
+    inp = inputs(seed, scale=scale)
+    res = solve_welfare(inp)
+    assert res.status is Status.OPTIMAL and res.certificate.passed, res.certificate.failures
+    e = res.solution["effort_optimal"]
+    # first-order condition of (27), by central differences (independent of (28))
+    h = 1e-6
+    for q in range(inp.N):
+        ep, em = e.copy(), e.copy()
+        ep[q] += h
+        em[q] -= h
+        grad = (social_loss(ep, inp.gamma, inp.alpha) - social_loss(em, inp.gamma, inp.alpha)) / (2 * h)
+        assert abs(grad) < 1e-4
+    # printed (28): ln(2 alpha sum_j gamma)/(2 alpha)
+    G = inp.gamma.sum(axis=0)
+    np.testing.assert_allclose(e, np.log(2 * inp.alpha * G) / (2 * inp.alpha), atol=1e-5)
+
+
+def test_effort_floor_clamps_at_boundary():
+    gamma = np.array([[0.1, 2.0]])  # 2 alpha Gamma = 0.2 < 1 for source 0: unconstrained e_hat < 0
+    alpha = np.array([1.0, 1.0])
+    e_free = optimal_effort(gamma, alpha)
+    assert e_free[0] < 0 < e_free[1]
+    e0 = optimal_effort(gamma, alpha, effort_floor=0.0)
+    assert e0[0] == 0.0 and e0[1] == pytest.approx(e_free[1])
+    prob = build_welfare_program(gamma, alpha, effort_floor=0.0)
+    prob.solve(solver="CLARABEL", **CLARABEL_OPTIONS)
+    np.testing.assert_allclose(prob.var_dict["effort"].value, e0, atol=1e-6)
+
+
+@given(seed=st.integers(0, 10_000))
+def test_theorem2_equilibrium_effort_above_optimum(seed):
+    inp = inputs(seed, scale=3.0)
+    res = solve_gne(inp)
+    assert res.status is Status.OPTIMAL
+    s = res.solution
+    assert np.all(s["effort_equilibrium"] >= s["effort_optimal"] - 1e-12)
+    assert s["social_loss_equilibrium"] >= s["social_loss_optimal"] - 1e-12
+    assert s["social_loss_gap"] >= -1e-12
+
+
+def test_price_of_anarchy_typed():
+    poa = price_of_anarchy(3.0, 2.0)
+    assert poa.defined and poa.ratio == 1.5 and poa.difference == 1.0
+    bad = price_of_anarchy(1.0, -0.5)
+    assert not bad.defined and bad.ratio is None and bad.difference == 1.5 and "L(e_hat) <= 0" in bad.reason
+
+
+def test_price_of_anarchy_undefined_for_small_gamma():
+    inp = inputs(1, scale=0.01)  # 2 alpha Gamma << 1/e: L(e_hat) < 0
+    inp = GNEInputs.from_arrays(inp.gamma, inp.xi, inp.alpha * 0.5)
+    res = solve_gne(inp)
+    s = res.solution
+    assert s["social_loss_optimal"] < 0
+    assert s["price_of_anarchy"] is None and s["price_of_anarchy_defined"] is False
+    assert s["social_loss_gap"] >= 0 and "ratio" in s["price_of_anarchy_reason"]
+
+
+def test_two_firm_price_of_anarchy_shape():
+    """PoA = 1 when the xi vanish (x1 = -1); increasing towards the collapse, bounded by 2."""
+    from datamarkets.graphs.estimation_market import two_firm_example
+
+    poa = [solve_gne(two_firm_example(x)).solution["price_of_anarchy"] for x in (-1.0, 0.0, 0.9, 0.999)]
+    assert poa[0] == pytest.approx(1.0, abs=1e-12)
+    assert poa[0] < poa[1] < poa[2] < poa[3] < 2.0
+
+
+def test_errors():
+    with pytest.raises(InvalidInputError, match="unbounded below"):
+        optimal_effort(np.array([[0.0, 1.0]]), np.ones(2))
+    with pytest.raises(InvalidInputError, match="Gamma"):
+        build_welfare_program(np.array([[0.0, 1.0]]), np.ones(2))
+    assert optimal_effort(np.array([[0.0, 1.0]]), np.ones(2), effort_floor=0.0)[0] == 0.0
