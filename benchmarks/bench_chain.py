@@ -22,6 +22,8 @@ from rich.table import Table
 from datamarkets.io import atomic_write_json
 from datamarkets.result import provenance
 
+__all__ = ["main"]
+
 
 def _median(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     times, out = [], None
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     # 4. OPT at n = 5 on Models 1, 2, 4
     for model in ("paper-1", "paper-2", "paper-4"):
-        res = optimize_mechanism(paper_model(model, 5, "ave"), time_limit=10.0)
+        res = optimize_mechanism(paper_model(model, 5, "ave"))
         sol = res.solution
         rows.append(
             {

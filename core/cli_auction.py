@@ -7,16 +7,13 @@ produced but its certificate failed.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from datamarkets.cli_common import EXIT_UNCERTIFIED, emit_json, fail, print_table
+from datamarkets.cli_common import EXIT_UNCERTIFIED, emit_json, fail, print_table, solver_output_to_stderr
 
 app = typer.Typer(
     help="Progressive second price auctions on market graphs, certified against KKT conditions.",
@@ -25,25 +22,6 @@ app = typer.Typer(
 
 _METHODS = ("optimum", "kkt", "psp")
 _SOLVERS = ("auto", "highs", "clarabel", "cvxpy", "pyomo")
-
-
-@contextlib.contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """Route file descriptor 1 to stderr while solvers run (HiGHS prints its banner on stdout),
-    so that ``--json`` output stays pure JSON."""
-    sys.stdout.flush()
-    try:
-        saved = os.dup(1)
-    except OSError:  # pragma: no cover - no real fd (e.g. captured)
-        yield
-        return
-    try:
-        os.dup2(2, 1)
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def _load_market(path: Path) -> Any:
@@ -112,7 +90,7 @@ def solve(
     if solver not in _SOLVERS:
         raise InvalidInputError(f"unknown --solver {solver!r}; choose one of {', '.join(_SOLVERS)}")
     G = _load_market(graph)
-    with _stdout_to_stderr():
+    with solver_output_to_stderr():
         res = _solve(G, method, solver, epsilon, tol)
     out = res.to_dict()
     if as_json:
@@ -163,7 +141,7 @@ def verify(
 
     G = _load_market(graph)
     alloc = read_json(allocation)
-    with _stdout_to_stderr():
+    with solver_output_to_stderr():
         res = certify_allocation(G, alloc, tol=tol)
     if as_json:
         emit_json(res)
@@ -197,7 +175,7 @@ def example1(
     from datamarkets.graphs.market import example1_market
 
     G = example1_market()
-    with _stdout_to_stderr():
+    with solver_output_to_stderr():
         M = market_arrays(G)
         lp = solve_welfare(M)
         kkt = solve_kkt(M)
@@ -217,6 +195,11 @@ def example1(
         "clearing_price_intervals": intervals,
         "paper_reserve_rule": paper,
         "paper_allocation_certificate": paper_cert.to_dict() if paper_cert is not None else None,
+        # the reserve rule prices ε above the largest clearing price: by at most ε
+        "paper_price_excess_over_interval": {
+            s: max(0.0, float(p) - intervals[s][1], intervals[s][0] - float(p))
+            for s, p in paper.get("prices", {}).items()
+        },
         "every_demand_met": all(
             abs(r["total"] - G.nodes[r["buyer"]]["valuation"].demand) <= 1e-6 for r in lp.solution["buyers"]
         ),
@@ -241,24 +224,24 @@ def example1(
         ],
     )
     if paper.get("allocation"):
+        reserve = paper.get("reserve_prices", {})
         print_table(
-            "paper's reserve rule (data_share)",
-            ["seller", "reserve price"],
-            [[str(k), v] for k, v in paper.get("prices", {}).items()],
+            "paper's reserve rule (models.data_share), ε = " + str(epsilon),
+            ["seller", "clearing price", "reserve price", "excess over interval"],
+            [
+                [str(k), v, reserve.get(k), out["paper_price_excess_over_interval"].get(k)]
+                for k, v in paper.get("prices", {}).items()
+            ],
         )
 
 
 def _paper_example1(G: Any, epsilon: float) -> dict[str, Any]:
-    """The paper's reserve-rule outcome from ``datamarkets.models.data_share`` (auction-A)."""
+    """The paper's reserve-rule outcome (``datamarkets.models.data_share.solve_example1``)."""
     try:
-        from datamarkets.models import data_share
-    except ImportError:
-        return {"available": False, "reason": "datamarkets.models.data_share is not installed"}
-    run = getattr(data_share, "example1", None) or getattr(data_share, "run_example1", None)
-    if run is None:
-        return {"available": False, "reason": "data_share has no example1()"}
-    res = run(epsilon=epsilon) if "epsilon" in run.__code__.co_varnames else run()
-    d = res.to_dict() if hasattr(res, "to_dict") else dict(res)
+        from datamarkets.models.data_share import solve_example1
+    except ImportError as exc:  # pragma: no cover - module missing in a partial install
+        return {"available": False, "reason": f"datamarkets.models.data_share: {exc}"}
+    d = solve_example1(epsilon=epsilon).to_dict()
     d["available"] = True
     return d
 

@@ -24,6 +24,8 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+_AUTO_CERTIFY_ROWS = 50_000  # policy-evaluation rows of all players' LPs, ~0.2 ms each to build
+
 _MODEL = typer.Option(
     None, "--model", "-m", help="Named paper model: paper-1, paper-2, paper-4 (paper-3: our reading)."
 )
@@ -101,7 +103,11 @@ def solve(
     mechanism: str | None = _MECH,
     model_file: Path | None = _FILE,
     method: str = typer.Option("fast", "--method", help="fast | reference (the paper's Algorithms 1–3)."),
-    certify: bool = typer.Option(True, "--certify/--no-certify", help="Run the LP certificate too."),
+    certify: bool | None = typer.Option(
+        None,
+        "--certify/--no-certify",
+        help="Run the LP certificate too (default: when n(n+1)L/2 ≤ 50,000, i.e. the LP builds in seconds).",
+    ),
     json_out: bool = _JSON,
 ) -> None:
     """Solve the sequential equilibrium (Eq. 9) with exact SW, TV, success and utilities."""
@@ -111,8 +117,12 @@ def solve(
     game = _load_game(model, n, mechanism, model_file)
     eq = solve_equilibrium(game, method=method)
     res = eq.to_result()
+    if certify is None:
+        certify = game.n * (game.n + 1) * game.L / 2 <= _AUTO_CERTIFY_ROWS
     if certify:
         _merge_lp(res, certify_equilibrium(game, eq))
+    else:
+        res.certificate.details["lp_certificate"] = "skipped (large instance); run `datamarkets chain verify`"
     if json_out:
         emit_json(res)
     else:
@@ -182,7 +192,8 @@ def optimize(
     model_file: Path | None = _FILE,
     method: str = typer.Option("pattern", "--method", help="pattern (default) | de (the paper's App. D)."),
     seed: int = typer.Option(0, "--seed"),
-    time_limit: float = typer.Option(8.0, "--time-limit", help="Seconds."),
+    time_limit: float = typer.Option(60.0, "--time-limit", help="Wall-clock safety net (seconds)."),
+    max_evals: int = typer.Option(20_000, "--max-evals", help="Budget of exact solves (deterministic)."),
     random_starts: int = typer.Option(4, "--random-starts"),
     certify: bool = typer.Option(True, "--certify/--no-certify", help="LP-certify OPT's equilibrium."),
     json_out: bool = _JSON,
@@ -194,7 +205,12 @@ def optimize(
 
     game = _load_game(model, n, None, model_file)
     res = optimize_mechanism(
-        game, method=method, seed=seed, time_limit=time_limit, random_starts=random_starts
+        game,
+        method=method,
+        seed=seed,
+        time_limit=time_limit,
+        random_starts=random_starts,
+        max_evals=max_evals,
     )
     if certify:
         g_opt = game.with_mechanism(res.solution["mechanism"])
@@ -238,9 +254,14 @@ def reproduce(
     n_min: int = typer.Option(2, "--n-min", help="Smallest chain length of Figure 3."),
     seeds: int = typer.Option(5, "--seeds", help="Monte Carlo seeds (paper: 5)."),
     samples: int = typer.Option(10_000, "--samples", help="Profiles per seed (paper: 10,000)."),
-    opt_time_limit: float = typer.Option(8.0, "--opt-time-limit", help="OPT seconds per model (Table 1)."),
-    sweep_time_limit: float = typer.Option(
-        4.0, "--sweep-time-limit", help="OPT seconds per (model, n) (Fig. 3)."
+    opt_max_evals: int = typer.Option(
+        20_000, "--opt-max-evals", help="OPT exact solves per model (Table 1)."
+    ),
+    sweep_max_evals: int = typer.Option(
+        2_500, "--sweep-max-evals", help="OPT exact solves per (model, n) (Fig. 3)."
+    ),
+    opt_time_limit: float = typer.Option(
+        60.0, "--opt-time-limit", help="Safety net per OPT search (seconds)."
     ),
     json_out: bool = _JSON,
 ) -> None:
@@ -255,32 +276,35 @@ def reproduce(
         n_values=range(n_min, n_max + 1),
         seeds=seeds,
         samples=samples,
+        opt_max_evals=opt_max_evals,
+        sweep_max_evals=sweep_max_evals,
         opt_time_limit=opt_time_limit,
-        sweep_time_limit=sweep_time_limit,
     )
     if json_out:
         emit_json(summary)
         return
-    rows = [
-        [
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"Table 1 (n=5): exact vs the paper's protocol ({seeds} seeds × {samples} samples, "
+        "mean ± sd over seeds; z = (MC − exact) / pooled s.e.)"
+    )
+    for col in ("model", "mech.", "SW exact", "SW MC", "z", "TV exact", "TV MC", "z", "LP cert."):
+        table.add_column(col, justify="left" if col in ("model", "mech.") else "right")
+    for r in summary["table1"]:
+        table.add_row(
             r["model"],
             r["mechanism"].upper(),
-            r["social_welfare"],
-            f"{r['sw_mc_mean']:.4f}±{r['sw_mc_sd']:.4f}",
+            f"{r['social_welfare']:.4f}",
+            f"{r['sw_mc_mean']:.4f} ± {r['sw_mc_sd']:.4f}",
             f"{r['sw_mc_z']:+.1f}",
-            r["transaction_volume"],
-            f"{r['tv_mc_mean']:.4f}±{r['tv_mc_sd']:.4f}",
+            f"{r['transaction_volume']:.4f}",
+            f"{r['tv_mc_mean']:.4f} ± {r['tv_mc_sd']:.4f}",
             f"{r['tv_mc_z']:+.1f}",
-            "yes" if r.get("certified") else "no",
-        ]
-        for r in summary["table1"]
-    ]
-    print_table(
-        f"Table 1 (n=5): exact vs the paper's protocol ({seeds} seeds × {samples} samples; "
-        "z = (MC − exact)/pooled s.e.)",
-        ["model", "mech.", "SW exact", "SW MC mean±sd", "z", "TV exact", "TV MC mean±sd", "z", "LP cert."],
-        rows,
-    )
+            "yes" if r.get("certified") else "NO",
+        )
+    Console(width=max(stdout.width, 112)).print(table)
     stdout.print(
         f"wrote {len(summary['files'])} files to {out} in {summary['timings']['total_seconds']:.1f} s"
     )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
+from collections.abc import Iterator
 from typing import Any, NoReturn
 
 from rich.console import Console
@@ -11,7 +14,17 @@ from rich.table import Table
 
 from datamarkets.io import to_jsonable
 
-__all__ = ["EXIT_ALGORITHM", "EXIT_INPUT", "emit_json", "fail", "print_table", "stderr", "stdout"]
+__all__ = [
+    "EXIT_ALGORITHM",
+    "EXIT_INPUT",
+    "EXIT_UNCERTIFIED",
+    "emit_json",
+    "fail",
+    "print_table",
+    "solver_output_to_stderr",
+    "stderr",
+    "stdout",
+]
 
 EXIT_INPUT = 2  # bad input: malformed file, invalid graph or mechanism
 EXIT_ALGORITHM = 3  # a solver or algorithm could not deliver (infeasible, limit, crash)
@@ -50,3 +63,24 @@ def fail(message: str, code: int = EXIT_INPUT) -> NoReturn:
     sys.stderr.write(f"datamarkets: error: {message}\n")
     sys.stderr.flush()
     raise SystemExit(code)
+
+
+@contextlib.contextmanager
+def solver_output_to_stderr() -> Iterator[None]:
+    """Route C-level stdout (file descriptor 1) to stderr while solvers run.
+
+    HiGHS prints its banner on stdout from C++; this keeps ``--json`` output pure JSON.
+    """
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # pragma: no cover - no real file descriptor (captured output)
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)

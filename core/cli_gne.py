@@ -17,36 +17,29 @@ Exit codes
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from datamarkets.cli_common import EXIT_INPUT, EXIT_UNCERTIFIED, emit_json, fail, print_table
+from datamarkets.cli_common import (
+    EXIT_INPUT,
+    EXIT_UNCERTIFIED,
+    emit_json,
+    fail,
+    print_table,
+    solver_output_to_stderr,
+)
 
 __all__ = ["app", "gne_report", "two_firm_sweep"]
 
 app = typer.Typer(
-    help="Competing data buyers: generalized Nash equilibria and the price of anarchy.", no_args_is_help=True
+    help=(
+        "Competing data buyers: generalized Nash equilibria and the price of anarchy. Exit codes: 0 "
+        "certified equilibrium or typed no_equilibrium result, 2 bad input, 3 solver failure, 4 uncertified."
+    ),
+    no_args_is_help=True,
 )
-
-
-@contextlib.contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """Send C-level stdout (the HiGHS banner) to stderr so ``--json`` output stays clean."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        os.dup2(2, 1)
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def _per_source(names: list[Any], v: Any) -> dict[str, float] | None:
@@ -81,6 +74,12 @@ def gne_report(result: Any) -> dict[str, Any]:
         out[key] = _per_source(S, sol.get(key))
     for key in ("c_lower", "c_point"):
         out[key] = _per_pair(B, S, sol.get(key))
+    if sol.get("d") is not None:
+        out["c_polytope"] = {
+            "equalities": "for every source i: sum over its buyers k of c[k][i] = c_total[i]  (Lemma 1)",
+            "bounds": "for every used pair: c[k][i] >= c_lower[k][i] (21), hence <= c_lower[k][i] + e*_i",
+            "nonempty": sol.get("c_polytope_nonempty"),
+        }
     for key in (
         "c_polytope_nonempty",
         "social_loss_equilibrium",
@@ -127,7 +126,11 @@ def _print_human(rep: dict[str, Any]) -> None:
             ["", *srcs],
             [[b, *[rep["d"][b][s] for s in srcs]] for b in rep["buyers"]]
             + [["e* (17)", *[rep["effort_equilibrium"][s] for s in srcs]]]
-            + ([["e_hat (28)", *[rep["effort_optimal"][s] for s in srcs]]] if rep.get("effort_optimal") else []),
+            + (
+                [["e_hat (28)", *[rep["effort_optimal"][s] for s in srcs]]]
+                if rep.get("effort_optimal")
+                else []
+            ),
         )
         print_table(
             "payment range over the c-polytope (expected total payment)",
@@ -136,12 +139,16 @@ def _print_human(rep: dict[str, Any]) -> None:
         )
 
 
-def _solve_and_report(G: Any, method: str, best_response: bool, lp: bool, json_out: bool) -> None:
+def _solve_and_report(
+    G: Any, method: str, best_response: bool, lp: bool, json_out: bool, include_xi: bool = True
+) -> None:
     from datamarkets.models.gne_equilibrium import solve_gne
 
-    with _stdout_to_stderr():
+    with solver_output_to_stderr():
         res = solve_gne(G, method=method, best_response_gap=best_response, lp_check=lp)  # type: ignore[arg-type]
     rep = gne_report(res)
+    if not include_xi:
+        rep["xi"] = None
     if json_out:
         emit_json(rep)
     else:
@@ -156,6 +163,7 @@ def solve(
     method: str = typer.Option("auto", help="Leontief solver: auto, dense, gmres, neumann."),
     best_response: bool = typer.Option(True, help="Certify every buyer's best-response gap (cvxpy)."),
     lp: bool = typer.Option(True, help="Cross-check the payment range with HiGHS LPs."),
+    xi: bool = typer.Option(True, help="Include xi (K·N² numbers) in the JSON; --no-xi for big markets."),
 ) -> None:
     """GNE of the market in GRAPH: d, efforts, c-polytope, who pays, price of anarchy.
 
@@ -166,7 +174,7 @@ def solve(
     if method not in ("auto", "dense", "gmres", "neumann"):
         fail(f"unknown --method {method!r}", EXIT_INPUT)
     G = read_estimation_market(graph)
-    _solve_and_report(G, method, best_response, lp, json_out)
+    _solve_and_report(G, method, best_response, lp, json_out, include_xi=xi)
 
 
 @app.command()
@@ -246,7 +254,12 @@ def two_firm_sweep(
         if res.status.value != "optimal":
             row.update({"regime": "no_equilibrium", "reason": s.get("reason")})
         elif s["spectral_margin"] < collapse_margin:
-            row.update({"regime": "collapse", "reason": f"1 - rho(A) = {s['spectral_margin']:.3g} < {collapse_margin:g}"})
+            row.update(
+                {
+                    "regime": "collapse",
+                    "reason": f"1 - rho(A) = {s['spectral_margin']:.3g} < {collapse_margin:g}",
+                }
+            )
         else:
             d = s["d"]
             row.update(
@@ -381,7 +394,7 @@ def sweep(
     if not collapse_margin > 0:
         fail(f"--collapse-margin must be > 0, got {collapse_margin}", EXIT_INPUT)
     xs = np.linspace(x1_from, x1_to, steps)
-    with _stdout_to_stderr():
+    with solver_output_to_stderr():
         rows = two_firm_sweep(xs, x2=x2, alpha=alpha, delta=delta, collapse_margin=collapse_margin)
         out.mkdir(parents=True, exist_ok=True)
         csv_path = _write_csv(rows, out / "sweep.csv")
@@ -394,9 +407,14 @@ def sweep(
         "collapse_points": len(bad),
         "collapse_from_x1": min((r["x1"] for r in bad), default=None),
         "collapse_margin": collapse_margin,
-        "regimes": {k: sum(r["regime"] == k for r in rows) for k in ("equilibrium", "collapse", "no_equilibrium", "singular")},
+        "regimes": {
+            k: sum(r["regime"] == k for r in rows)
+            for k in ("equilibrium", "collapse", "no_equilibrium", "singular")
+        },
         "uncertified_points": [r["x1"] for r in eq if not r.get("certified", True)],
-        "price_of_anarchy_max": max((r["price_of_anarchy"] for r in eq if r["price_of_anarchy"] is not None), default=None),
+        "price_of_anarchy_max": max(
+            (r["price_of_anarchy"] for r in eq if r["price_of_anarchy"] is not None), default=None
+        ),
         "files": [str(csv_path), *map(str, pngs)],
     }
     if json_out:

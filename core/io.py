@@ -76,6 +76,10 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix, dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    # mkstemp creates 0600; give the file the permissions an ordinary open() would (0666 & ~umask).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
@@ -111,9 +115,17 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     if not p.is_file():
         raise InvalidInputError(f"file {str(p)!r} does not exist")
     try:
-        return json.loads(p.read_text(encoding="utf-8"))
+        return json.loads(p.read_text(encoding="utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{str(p)!r} is not UTF-8 text: {exc}") from exc
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"{str(p)!r} is not valid JSON: {exc}") from exc
+
+
+def _reject_constant(token: str) -> Any:
+    from datamarkets.errors import InvalidInputError
+
+    raise InvalidInputError(f"JSON has no {token}: non-finite numbers are not valid input")
 
 
 def instance_hash(obj: Any) -> str:

@@ -14,7 +14,14 @@ from typing import Any
 from datamarkets.errors import SolverError
 from datamarkets.status import Status, status_from_highs, status_from_pyomo
 
-__all__ = ["SolveInfo", "highs_version", "new_highs", "solve_highs", "solve_pyomo"]
+__all__ = [
+    "SolveInfo",
+    "highs_version",
+    "new_highs",
+    "reset_highs_scheduler",
+    "solve_highs",
+    "solve_pyomo",
+]
 
 
 @dataclass
@@ -36,10 +43,24 @@ def highs_version() -> str:
     return str(highspy.Highs().version())
 
 
+def reset_highs_scheduler() -> None:
+    """Drop HiGHS's global thread scheduler so the next run may choose its own thread count.
+
+    Pyomo's ``appsi_highs`` initialises the scheduler with every core; a later ``highspy.Highs``
+    with ``threads=1`` then fails with ``kNotset`` ("scheduler has already been initialized").
+    """
+    import highspy
+
+    reset = getattr(highspy.Highs, "resetGlobalScheduler", None)
+    if reset is not None:
+        reset(True)
+
+
 def new_highs(time_limit: float | None = None, threads: int = 1, **options: Any) -> Any:
     """A silent ``highspy.Highs`` instance with options set (``solver="ipm"`` etc.)."""
     import highspy
 
+    reset_highs_scheduler()
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", threads)

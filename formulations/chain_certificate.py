@@ -25,9 +25,19 @@ linear program covering all of the player's values at once and solve it with HiG
   = \tilde s_i(w_k)` (Eq. 7).
 
 The equilibrium is *certified* when for every player and value :math:`z_k^\star` equals the
-DP threshold (relative :math:`10^{-7}`, scale :math:`\max(1, |s|)`) and the DP's own price
+DP threshold (relative :math:`10^{-7}`, scale :math:`\max(|w_k|, |s_i(k)|)`, see :func:`gap_scale`)
+and the DP's own price
 attains the LP optimum (its epigraph row is tight: it equals or ties the LP's optimal price).
 The future profit :math:`V` is computed by the LP's equality rows, never copied from the DP.
+
+Scaling. Every variable is scaled by the magnitude of its own (player, value),
+:math:`\sigma_j(l)=\max(|w_l|, |s_j(l)|, p_j(l))` (:math:`\max|w|` when all are 0): the LP holds
+:math:`\tilde V_j(l)=V_j(l)/\sigma_j(l)` and :math:`\tilde z_k=z_k/\sigma_i(k)`, each row is divided by
+the scale of its own left-hand variable, and the objective is :math:`\min\sum_k\tilde z_k` (each
+:math:`\tilde z_k` sits on its own epigraph, so the optimum is the same). This exact change of
+variables makes HiGHS's absolute tolerances relative ones. Without it Model 1 fails from n ≈ 45 on:
+its values span :math:`e^{\pm n/2}` and its thresholds pass :math:`10^{20}`, which HiGHS reads as
+infinite, so the LP came back "unbounded" for a correct equilibrium.
 
 Candidate pruning (``prune=True``): for value :math:`k` two candidates that the buyer accepts
 on the same set of reachable values (:math:`q_{i+1,k,l'} > 0`) differ only in the term
@@ -56,11 +66,13 @@ __all__ = [
     "define_future_profit",
     "define_gain_epigraph",
     "define_objective",
+    "gap_scale",
     "strategy_data",
+    "variable_scale",
 ]
 
 RTOL = 1e-7
-"""Relative tolerance of the certificate (scale ``max(1, |threshold|)``)."""
+"""Relative tolerance of the certificate (scale :func:`gap_scale`)."""
 
 _HIGHS_OPTIONS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
 
@@ -81,6 +93,15 @@ class ChainStrategyData:
         Claimed thresholds (row 0 = player 0's gain).
     p : ndarray, shape (n, L)
         Claimed prices ``p[i, k]`` of player i with value ``w_k``.
+
+
+    Examples
+    --------
+    >>> d = ChainStrategyData(W=np.array([0.0, 1.0]), Q=np.array([[[0.5, 0.5], [0.5, 0.5]]]),
+    ...                       t=np.array([[1.0, 0.0]]), s=np.array([[0.5, 1.5], [0.0, 1.0]]),
+    ...                       p=np.array([[1.0, 1.0]]))
+    >>> d.n, d.L
+    (1, 2)
     """
 
     W: np.ndarray
@@ -126,6 +147,16 @@ def strategy_data(game: Any, eq: Any) -> ChainStrategyData:
     ------
     InvalidInputError
         Wrong shapes, non-finite numbers or negative prices.
+
+
+    Examples
+    --------
+    >>> from datamarkets.models.chain_valuations import paper_model
+    >>> from datamarkets.models.chain_equilibrium import solve_equilibrium
+    >>> g = paper_model("paper-2", 2)
+    >>> d = strategy_data(g, solve_equilibrium(g))
+    >>> d.n, d.L, d.s.shape, d.p.shape
+    (2, 5, (3, 5), (2, 5))
     """
     W = np.asarray(_get(game, "values", "W"), dtype=float)
     Q = np.asarray(_get(game, "Q", "transitions"), dtype=float)
@@ -159,6 +190,64 @@ def _validated(W: Any, Q: Any, t: Any, s: Any, p: Any) -> ChainStrategyData:
     return ChainStrategyData(W=W, Q=Q, t=t, s=s, p=p)
 
 
+def variable_scale(data: ChainStrategyData) -> np.ndarray:
+    r"""Scale :math:`\sigma_j(l)=\max(|w_l|,|s_j(l)|,p_j(l))` of each (player, value).
+
+    Where it is 0 the game's magnitude :math:`\max_l|w_l|` is used (1 if every value is 0). It only
+    conditions the LP (an exact change of variables); the pass/fail tolerance is :func:`gap_scale`.
+
+    Parameters
+    ----------
+    data : ChainStrategyData
+
+    Returns
+    -------
+    ndarray, shape (n+1, L)
+
+    Examples
+    --------
+    >>> d = ChainStrategyData(W=np.array([0.0, 2.0]), Q=np.array([[[0.5, 0.5], [0.5, 0.5]]]),
+    ...                       t=np.array([[1.0, 0.0]]), s=np.array([[1.0, 3.0], [0.0, 2.0]]),
+    ...                       p=np.array([[2.0, 2.0]]))
+    >>> variable_scale(d).tolist()
+    [[2.0, 3.0], [2.0, 2.0]]
+    """
+    sigma = np.maximum(np.abs(data.W)[None, :], np.abs(data.s))
+    sigma[:-1] = np.maximum(sigma[:-1], data.p)
+    sigma[sigma == 0] = float(np.abs(data.W).max()) or 1.0
+    return sigma
+
+
+def gap_scale(data: ChainStrategyData) -> np.ndarray:
+    r"""Scale of the certificate's relative gaps: :math:`\max(|w_k|, |s_i(k)|)` per (player, value).
+
+    Where both are 0 the game's own magnitude :math:`\max_l|w_l|` is used (1 if every value is 0).
+    The scale is invariant to rescaling the values (an absolute floor such as ``max(1, |s|)``
+    would pass any claim whose values are below ~1e-7) and a claim cannot loosen it: inflating a
+    threshold inflates its own gap. Claimed prices are not used.
+
+    Parameters
+    ----------
+    data : ChainStrategyData
+
+    Returns
+    -------
+    ndarray, shape (n+1, L)
+
+    Examples
+    --------
+    >>> d = ChainStrategyData(W=np.array([0.0, 2e-9]), Q=np.array([[[0.5, 0.5], [0.5, 0.5]]]),
+    ...                       t=np.array([[1.0, 0.0]]), s=np.array([[0.0, 3e-9], [0.0, 2e-9]]),
+    ...                       p=np.array([[0.0, 0.0]]))
+    >>> gap_scale(d).tolist()
+    [[2e-09, 3e-09], [2e-09, 2e-09]]
+    """
+    scale = np.maximum(np.abs(data.W)[None, :], np.abs(data.s))
+    floor = float(np.abs(data.W).max()) or 1.0
+    scale[scale == 0] = floor
+    return scale
+
+
 # ----------------------------------------------------------------------------------------------
 # program builder: define_* pieces
 # ----------------------------------------------------------------------------------------------
@@ -168,17 +257,34 @@ def define_future_profit(b: Any, data: ChainStrategyData, i: int) -> None:
     r"""Policy evaluation of player ``i``'s future reallocated profit (Eq. 20–21).
 
     Variables ``V[j, l]`` for :math:`i < j < n` (value of trade :math:`j` having happened with
-    :math:`v_j = w_l`) and one equality per ``(j, l)``:
+    :math:`v_j = w_l`, held scaled: ``V[j, l]`` :math:`=V_j(l)/\sigma_j(l)`, see
+    :func:`variable_scale`) and one equality per ``(j, l)``, divided by :math:`\sigma_j(l)`:
 
     .. math:: V_j(l) - \sum_{l' \in A_j(l)} q_{j+1,l,l'} V_{j+1}(l')
               = t_{j+1,i}\,p_j(l) \sum_{l' \in A_j(l)} q_{j+1,l,l'},
 
     with :math:`A_j(l) = \{l' : s_{j+1}(l') \ge p_j(l)\}` and :math:`V_n \equiv 0`. Nothing is
-    declared for :math:`i \ge n - 1` (no reallocated profit beyond trade :math:`i+1`).
+    declared for :math:`i \ge n - 1` (no reallocated profit beyond trade :math:`i+1`). The scales
+    are stored as ``b.scale`` (shape (n+1, L)).
+
+
+    Parameters
+    ----------
+    b : pyomo Block or ConcreteModel
+        Receives ``scale``, ``J``, ``V`` and ``future_profit``.
+    data : ChainStrategyData
+    i : int
+        The player whose LP this is.
+
+    Returns
+    -------
+    None
     """
     import pyomo.environ as pyo
 
     n, L = data.n, data.L
+    sigma = variable_scale(data)
+    b.scale = sigma
     J = list(range(i + 1, n))
     b.J = pyo.Set(initialize=J, ordered=True)
     b.V = pyo.Var(b.J, range(L), domain=pyo.Reals)
@@ -194,8 +300,9 @@ def define_future_profit(b: Any, data: ChainStrategyData, i: int) -> None:
             rhs = share * data.p[j, l] * float(q[l, cols].sum())
             expr = b.V[j, l]
             if j + 1 < n:
-                expr = expr - sum(float(q[l, c]) * b.V[j + 1, int(c)] for c in cols)
-            b.future_profit.add(expr == rhs)
+                ratio = sigma[j + 1] / sigma[j, l]
+                expr = expr - sum(float(q[l, c] * ratio[c]) * b.V[j + 1, int(c)] for c in cols)
+            b.future_profit.add(expr == rhs / sigma[j, l])
 
 
 def _candidates(data: ChainStrategyData, i: int, k: int, prune: bool) -> list[float]:
@@ -220,19 +327,38 @@ def define_gain_epigraph(b: Any, data: ChainStrategyData, i: int, prune: bool = 
     The candidates are the next player's non-negative thresholds and 0 (pruned to one per
     acceptance class when ``prune``) plus the claimed price ``p_i(w_k)``, whose row is stored in
     ``b.dp_row[k]``. For the last player (``i = n``) there is no trade to price: ``z_k ≥ w_k``.
+    ``z[k]`` is held scaled, :math:`z_k/\sigma_i(k)`, and each row is divided by :math:`\sigma_i(k)`
+    (call :func:`define_future_profit` first: it sets ``b.scale``).
+
+
+    Parameters
+    ----------
+    b : pyomo Block or ConcreteModel
+        Receives ``z``, ``epigraph``, ``rows`` and ``dp_row``.
+    data : ChainStrategyData
+    i : int
+        The player whose LP this is (``0..n``).
+    prune : bool, default True
+        Keep only the highest candidate price of each acceptance class (exact).
+
+    Returns
+    -------
+    None
     """
     import pyomo.environ as pyo
 
     n, L = data.n, data.L
+    sigma = b.scale if hasattr(b, "scale") else variable_scale(data)
     b.z = pyo.Var(range(L), domain=pyo.Reals)
     b.epigraph = pyo.ConstraintList()
     b.rows = {}  # constraint index -> (k, price)
     b.dp_row = {}
     for k in range(L):
         w_k = float(data.W[k])
+        tau = float(sigma[i, k])
         if i == n:
             idx = len(b.epigraph) + 1
-            b.epigraph.add(b.z[k] >= w_k)
+            b.epigraph.add(b.z[k] >= w_k / tau)
             b.rows[idx] = (k, 0.0)
             continue
         q = data.Q[i, k]
@@ -246,17 +372,28 @@ def define_gain_epigraph(b: Any, data: ChainStrategyData, i: int, prune: bool = 
             prob = float(q[cols].sum())
             expr = b.z[k]
             if i + 1 < n:
-                expr = expr - sum(float(q[col]) * b.V[i + 1, int(col)] for col in cols)
+                ratio = sigma[i + 1] / tau
+                expr = expr - sum(float(q[col] * ratio[col]) * b.V[i + 1, int(col)] for col in cols)
             idx = len(b.epigraph) + 1
-            b.epigraph.add(expr >= w_k + share * c * prob)
+            b.epigraph.add(expr >= (w_k + share * c * prob) / tau)
             b.rows[idx] = (k, c)
             if c == p_dp:
                 b.dp_row[k] = idx
 
 
 def define_objective(b: Any, data: ChainStrategyData) -> None:
-    r"""Objective :math:`\min \sum_k z_k`: each :math:`z_k` sits on its own epigraph, so the
-    optimum is :math:`z_k = \max_c g_i(w_k, c)`."""
+    r"""Objective :math:`\min \sum_k z_k` (scaled ``z``): each :math:`z_k` sits on its own epigraph,
+    so the optimum is :math:`z_k = \max_c g_i(w_k, c)` whatever the positive weights.
+
+    Parameters
+    ----------
+    b : pyomo Block or ConcreteModel
+    data : ChainStrategyData
+
+    Returns
+    -------
+    None
+    """
     import pyomo.environ as pyo
 
     b.objective = pyo.Objective(expr=sum(b.z[k] for k in range(data.L)), sense=pyo.minimize)
@@ -294,7 +431,12 @@ def build_certificate_lp(game: Any, eq: Any, i: int, *, prune: bool = True) -> A
 
     Examples
     --------
-    >>> m = build_certificate_lp(game, eq, 0)  # doctest: +SKIP
+    >>> from datamarkets.models.chain_valuations import paper_model
+    >>> from datamarkets.models.chain_equilibrium import solve_equilibrium
+    >>> game = paper_model("paper-1", 3, "ave")
+    >>> m = build_certificate_lp(game, solve_equilibrium(game), 0)
+    >>> len(m.z), len(m.V)  # one gain per value; V_j(l) for j = 1, 2
+    (13, 26)
     """
     data = game if isinstance(game, ChainStrategyData) else strategy_data(game, eq)
     return _build(data, i, prune)
@@ -335,19 +477,22 @@ def _solve_player(data: ChainStrategyData, i: int, prune: bool) -> dict[str, Any
     if not info.status.has_solution:
         return out
     L = data.L
-    z = np.array([pyo.value(m.z[k]) for k in range(L)])
+    tau = m.scale[i]
+    z_scaled = np.array([pyo.value(m.z[k]) for k in range(L)])
+    z = tau * z_scaled
     # slack of every epigraph row at the LP solution: z_k - g_i(w_k, c) with the LP's own V
     gain = {}
     for idx, (k, c) in m.rows.items():
         con = m.epigraph[idx]
-        gain[idx] = (k, c, z[k] - (pyo.value(con.body) - pyo.value(con.lower)))
+        gain[idx] = (k, c, tau[k] * (z_scaled[k] - (pyo.value(con.body) - pyo.value(con.lower))))
+    gscale = gap_scale(data)[i]
     lp_price = np.zeros(L)
     tie_low = np.zeros(L)
     issue_set = set() if i == data.n else {float(x) for x in data.s[i + 1] if x >= 0}
     for k in range(L):
         rows = [(c, g) for (kk, c, g) in gain.values() if kk == k]
         best = max(g for _, g in rows)
-        tight = [c for c, g in rows if best - g <= RTOL * max(1.0, abs(best))]
+        tight = [c for c, g in rows if best - g <= RTOL * gscale[k]]
         # the package's tie rule picks among the next player's non-negative thresholds (0 only
         # when there is none); price 0 is then weakly dominated and only ties
         rule = [c for c in tight if c in issue_set] if issue_set else [0.0]
@@ -368,7 +513,7 @@ def certify_strategies(
     data : ChainStrategyData
         Game arrays and the claimed thresholds/prices.
     rtol : float, default 1e-7
-        Relative tolerance (scale ``max(1, |threshold|)``).
+        Relative tolerance (scale :func:`gap_scale`).
     prune : bool, default True
         Candidate pruning (exact).
     players : iterable of int, optional
@@ -380,6 +525,22 @@ def certify_strategies(
         ``kind="chain-certificate"``; ``solution`` holds ``lp_thresholds`` ((n+1)×L),
         ``lp_prices`` (n×L), ``max_gap`` and ``certified``; ``certificate.details`` per-player
         gaps.
+
+
+    Examples
+    --------
+    One trade; the buyer's value is 1 or 3 with probability 1/2; price 3 earns 1.5, price 1 earns 1:
+
+    >>> d = ChainStrategyData(W=np.array([0.0, 1.0, 3.0]),
+    ...                       Q=np.array([[[0.0, 0.5, 0.5], [0, 1, 0], [0, 0, 1]]]),
+    ...                       t=np.array([[1.0, 0.0]]),
+    ...                       s=np.array([[1.5, 2.0, 6.0], [0.0, 1.0, 3.0]]),
+    ...                       p=np.array([[3.0, 1.0, 3.0]]))
+    >>> certify_strategies(d).certificate.passed
+    True
+    >>> d.p[0, 0] = 1.0  # a strictly worse price for value 0
+    >>> round(certify_strategies(d).solution["max_gap"], 6)
+    0.333333
     """
     n, L = data.n, data.L
     players = list(range(n + 1)) if players is None else [int(i) for i in players]
@@ -404,7 +565,7 @@ def certify_strategies(
             continue
         z = r["z"]
         z_all[i] = z
-        scale = np.maximum(1.0, np.abs(data.s[i]))
+        scale = gap_scale(data)[i]
         thr_gap = np.abs(z - data.s[i]) / scale  # LP optimum vs DP threshold
         price_gap = np.maximum(z - r["dp_gain"], 0.0) / scale  # DP price attains the optimum?
         k_t, k_p = int(np.argmax(thr_gap)), int(np.argmax(price_gap))
@@ -460,7 +621,7 @@ def certify_equilibrium(game: Any, eq: Any, *, rtol: float = RTOL, prune: bool =
     """LP certificate of a claimed chain equilibrium (Eq. 9), one LP per player.
 
     Certified when for every player and value the LP optimum equals the claimed threshold
-    (relative ``rtol``, scale ``max(1, |threshold|)``) and the claimed price attains the LP
+    (relative ``rtol``, scale :func:`gap_scale`) and the claimed price attains the LP
     optimum (equals or ties the LP's optimal price).
 
     Parameters
@@ -488,10 +649,10 @@ def certify_equilibrium(game: Any, eq: Any, *, rtol: float = RTOL, prune: bool =
 
     Examples
     --------
-    >>> from datamarkets.models.chain_valuations import paper_model  # doctest: +SKIP
-    >>> from datamarkets.models.chain_equilibrium import solve_equilibrium  # doctest: +SKIP
-    >>> game = paper_model("paper-1", 5, "ave")  # doctest: +SKIP
-    >>> certify_equilibrium(game, solve_equilibrium(game)).certificate.passed  # doctest: +SKIP
+    >>> from datamarkets.models.chain_valuations import paper_model
+    >>> from datamarkets.models.chain_equilibrium import solve_equilibrium
+    >>> game = paper_model("paper-1", 5, "ave")
+    >>> certify_equilibrium(game, solve_equilibrium(game)).certificate.passed
     True
     """
     return certify_strategies(strategy_data(game, eq), rtol=rtol, prune=prune)

@@ -22,10 +22,11 @@ others pay in expectation.
     \min_{0 < s \le \hat s}\ \sum_q (\tilde\gamma_q^k + K_q^k)\, s_q - \frac{\ln s_q}{2\alpha_q},
     \qquad K_q^k = \sum_{j\ne k}\sum_{l \in U_k} d_l^j\,\xi^j_{l,q}
 
-(:math:`U_k` = the sources buyer :math:`k` pays, all in the paper; including :math:`l = q`, where :math:`\xi^j_{q,q} = 1`, so :math:`K_q^k \ge D_q^{-k}`), up to the
-constant :math:`-\sum_{i}\sum_{j\ne k} c_i^j`. Its minimiser
+(:math:`U_k` = the sources buyer :math:`k` pays, all in the paper; including :math:`l = q`,
+where :math:`\xi^j_{q,q} = 1`, so :math:`K_q^k \ge D_q^{-k}`), up to the constant
+:math:`-\sum_{i \in U_k}\sum_{j\ne k} c_i^j`. Its minimiser
 :math:`s_q = 1/(2\alpha_q(\tilde\gamma_q^k + K_q^k)) \le \hat s_q` (the bound never binds because
-:math:`\tilde\gamma \ge 0`) gives :math:`d_q^k = \tilde\gamma_q^k + \sum_{j\ne k}\sum_{l\ne q}
+:math:`\tilde\gamma \ge 0`) gives :math:`d_q^k = \tilde\gamma_q^k + \sum_{j\ne k}\sum_{l\ne q,\, l \in U_k}
 d_l^j\xi^j_{l,q}`, i.e. one block of (25): iterating these best responses is a block Jacobi /
 Gauss–Seidel iteration on :math:`d = Ad + \tilde\gamma`, convergent iff :math:`\rho(A) < 1`
 (Stein–Rosenberg for the sequential scheme).
@@ -117,7 +118,10 @@ def lemma1_coefficients(inp: GNEInputs, d: NDArray, k: int) -> tuple[NDArray, ND
 
 
 def buyer_cost(inp: GNEInputs, d: NDArray, c: NDArray, k: int) -> float:
-    """Buyer ``k``'s cost (19)/η^k at the profile (c, d): :math:`\\sum_i \\tilde\\gamma_i^k s_i + \\pi_i^k`."""
+    """Buyer ``k``'s cost (19)/η^k at the profile (c, d).
+
+    :math:`\\sum_i \\tilde\\gamma_i^k s_i + \\pi_i^k` with :math:`\\pi` its expected payments.
+    """
     d = np.where(inp.uses, d, 0.0)
     s = variance_response(d.sum(axis=0), inp.alpha)
     L = d[k] * (inp.xi_full[k] @ s)
@@ -135,7 +139,9 @@ def _lemma1_template(n: int) -> tuple[Any, dict[str, Any]]:
     b = cp.Parameter(n, nonneg=True, name="b")
     w = cp.Parameter(n, nonneg=True, name="w")
     const = cp.Parameter(name="const")
-    prob = cp.Problem(cp.Minimize(a @ z - cp.sum(cp.multiply(w, cp.log(z))) + const), [cp.multiply(b, z) <= 1.0])
+    prob = cp.Problem(
+        cp.Minimize(a @ z - cp.sum(cp.multiply(w, cp.log(z))) + const), [cp.multiply(b, z) <= 1.0]
+    )
     return prob, {"a": a, "b": b, "w": w, "const": const}
 
 
@@ -157,7 +163,8 @@ def build_best_response(
     problem : cvxpy.Problem
     data : dict
         ``used`` (bool mask of the variable's sources), ``s_fixed`` (variance of the others),
-        ``s_ref``, ``D_minus`` and the constant added to the objective.
+        ``s_ref``, ``D_minus``, the constant added to the objective and ``objective_scale``
+        (the program minimises objective / scale, so that the log terms have weight ≤ 1).
 
     Raises
     ------
@@ -192,15 +199,23 @@ def build_best_response(
     log_s = cp.log(z) + np.log(r)
     s_other = np.where(used, 0.0, np.where(np.isfinite(s_fixed), s_fixed, 0.0))
     const = float(inp.gamma_tilde[k] @ s_other)  # sources k does not pay still enter its loss
-    data: dict[str, Any] = {"used": used, "s_fixed": s_fixed, "s_ref": s_ref, "D_minus": D_minus, "constant": const}
+    data: dict[str, Any] = {
+        "used": used,
+        "s_fixed": s_fixed,
+        "s_ref": s_ref,
+        "D_minus": D_minus,
+        "constant": const,
+    }
     if mode == "lemma1":
         # parametrised (DPP) program, compiled once per size and re-used by every buyer/iteration
         prob, par = _lemma1_template(int(used.sum()))
         w = 1.0 / (2.0 * a)
-        par["a"].value = coef[used] * r
+        f = float(np.max(w))  # objective scale: the program minimises objective / f
+        data["objective_scale"] = f
+        par["a"].value = coef[used] * r / f
         par["b"].value = inv_bound[used] * r
-        par["w"].value = w
-        par["const"].value = const - float(w @ np.log(r))
+        par["w"].value = w / f
+        par["const"].value = (const - float(w @ np.log(r))) / f
         del z, log_s
         return prob, data
     if mode == "exact":
@@ -216,10 +231,12 @@ def build_best_response(
         M = np.einsum("ji,jil->il", np.delete(dm, k, axis=0), np.delete(inp.xi_full, k, axis=0))
         Mu, Mo = M[np.ix_(used, used)], M[np.ix_(used, ~used)]
         so = s_other[~used]
-        t = cp.Variable(int(used.sum()), nonneg=True, name="payment")
-        lin = (Mu * r[None, :]) @ z + (Mo @ so - P[used])
-        cons.append(t >= -cp.multiply(1.0 / (2.0 * a), log_s) + lin)
-        obj = (inp.gamma_tilde[k][used] * r) @ z + cp.sum(t) + const
+        f = float(np.max(1.0 / (2.0 * a)))  # objective scale: the program minimises objective / f
+        data["objective_scale"] = f
+        t = cp.Variable(int(used.sum()), nonneg=True, name="payment")  # expected payment / f
+        lin = (Mu * r[None, :] / f) @ z + (Mo @ so - P[used]) / f
+        cons.append(t >= -cp.multiply(1.0 / (2.0 * a * f), log_s) + lin)
+        obj = (inp.gamma_tilde[k][used] * r / f) @ z + cp.sum(t) + const / f
         return cp.Problem(cp.Minimize(obj), cons), data
     raise ValueError(f"unknown mode {mode!r}; use 'lemma1' or 'exact'")
 
@@ -257,7 +274,7 @@ def solve_best_response(
     s[used] = data["s_ref"][used] * np.asarray(prob.var_dict["variance_scaled"].value, dtype=float)
     dk = np.zeros(inp.N)
     dk[used] = np.maximum(1.0 / (2.0 * inp.alpha[used] * s[used]) - data["D_minus"][used], 0.0)
-    return BestResponse(k, status, float(prob.value), s, dk, mode)
+    return BestResponse(k, status, float(prob.value) * data["objective_scale"], s, dk, mode)
 
 
 EXACT_GAP_MAX_SOURCES = 60
@@ -342,7 +359,7 @@ def best_response_iteration(
     scheme : {"gauss-seidel", "jacobi"}
         Sequential (use the newest d of buyers already updated) or simultaneous updates.
     tol : float, optional
-        Stop when :math:`\\max |d^{t+1} - d^t| / \\max(1, |d^t|) \\le tol` (default 1e-6 for
+        Stop when :math:`\\max |d^{t+1} - d^t| / \\max |d^t| \\le tol` (default 1e-6 for
         ``"cvxpy"``, whose best responses are accurate to ≈ 1e-6, and 1e-10 for ``"closed"``).
     max_iter : int
         Sweeps over all buyers.
@@ -372,9 +389,10 @@ def best_response_iteration(
     d = inp.gamma_tilde.copy() if d0 is None else np.where(inp.uses, np.asarray(d0, float), 0.0)
     steps: list[float] = []
     status = Status.ITERATION_LIMIT
-    it = 0
+    iterations = 0
     n_programs = 0
     for it in range(1, max_iter + 1):
+        iterations = it
         base = d.copy()
         new = d.copy()
         for k in range(inp.K):
@@ -386,7 +404,7 @@ def best_response_iteration(
                 n_programs += 1
         if not np.all(np.isfinite(new)) or np.max(np.abs(new)) > 1e300:
             break
-        step = float(np.max(np.abs(new - base) / np.maximum(1.0, np.abs(base))))
+        step = float(np.max(np.abs(new - base)) / max(float(np.max(np.abs(base))), 1e-300))
         steps.append(step)
         d = new
         if step <= tol:
@@ -394,10 +412,15 @@ def best_response_iteration(
             break
     t1 = time.perf_counter()
     cert = Certificate()
-    sol: dict[str, Any] = {"d": d, "iterations": it, "step_history": steps, "programs_solved": n_programs}
+    sol: dict[str, Any] = {
+        "d": d,
+        "iterations": iterations,
+        "step_history": steps,
+        "programs_solved": n_programs,
+    }
     if status is Status.OPTIMAL:
         d_ref, _ = solve_leontief(inp)
-        rel = float(np.max(np.abs(d - d_ref)) / max(1.0, float(np.abs(d_ref).max())))
+        rel = float(np.max(np.abs(d - d_ref)) / max(float(np.abs(d_ref).max()), 1e-300))
         sol["d_leontief"] = d_ref
         # fixed-point error <= step * rho/(1-rho) (sup-norm, Jacobi); the exp-cone solves add ~1e-6
         cert.add("best_response_vs_leontief_rel", rel, 1e-4 if backend == "cvxpy" else 1e-8)

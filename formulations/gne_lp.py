@@ -45,7 +45,9 @@ MAX_EXISTENCE_PAIRS = 4000
 """Largest number of used (buyer, source) pairs for the dense-A existence LP."""
 
 
-def _pass_lp(h: Any, cost: np.ndarray, lb: np.ndarray, ub: np.ndarray, A: Any, rl: np.ndarray, ru: np.ndarray) -> None:
+def _pass_lp(
+    h: Any, cost: np.ndarray, lb: np.ndarray, ub: np.ndarray, A: Any, rl: np.ndarray, ru: np.ndarray
+) -> None:
     import highspy
     import scipy.sparse as sp
 
@@ -86,7 +88,8 @@ def build_existence_lp(market: Any) -> tuple[Any, np.ndarray]:
     n = int(used.sum())
     if n > MAX_EXISTENCE_PAIRS:
         raise InvalidInputError(
-            f"existence LP assembles A densely; {n} pairs > {MAX_EXISTENCE_PAIRS}: use the matrix-free solve_gne"
+            f"existence LP assembles A densely; {n} pairs > {MAX_EXISTENCE_PAIRS}: "
+            "use the matrix-free solve_gne"
         )
     A = leontief_matrix(inp)[np.ix_(used, used)]
     B = sp.identity(n, format="csr") - sp.csr_matrix(A)
@@ -125,7 +128,11 @@ def leontief_feasibility(market: Any) -> Result:
         d = d.reshape(inp.K, inp.N)
         A = leontief_matrix(inp)
         r = d.ravel() - A @ d.ravel() - inp.gamma_tilde.ravel()
-        cert.add("leontief_residual_rel", float(np.abs(r[used]).max()) / max(float(inp.gamma_tilde.max()), 1e-300), 1e-7)
+        cert.add(
+            "leontief_residual_rel",
+            float(np.abs(r[used]).max()) / max(float(inp.gamma_tilde.max()), 1e-300),
+            1e-7,
+        )
         cert.add("d_negativity", float(max(0.0, -d.min())), 1e-9)
         sol["d"] = d
     elif status in (Status.INFEASIBLE, Status.INFEASIBLE_OR_UNBOUNDED):
@@ -133,7 +140,13 @@ def leontief_feasibility(market: Any) -> Result:
         sol["reason"] = "HiGHS: (I - A) d = gamma has no non-negative solution"
     meta = provenance({"highs": highs_version()})
     return Result(
-        "gne-existence-lp", status, "lp-highs", sol, cert, {"build_seconds": t1 - t0, "solve_seconds": info.seconds}, meta
+        "gne-existence-lp",
+        status,
+        "lp-highs",
+        sol,
+        cert,
+        {"build_seconds": t1 - t0, "solve_seconds": info.seconds},
+        meta,
     )
 
 
@@ -201,7 +214,9 @@ def payment_range(market: Any, d: ArrayLike) -> Result:
             info = solve_highs(h)
             solve_s += info.seconds
             if not info.status.has_solution:
-                status = Status.INFEASIBLE if info.status.group.value == "infeasible_or_unbounded" else info.status
+                status = (
+                    Status.INFEASIBLE if info.status.group.value == "infeasible_or_unbounded" else info.status
+                )
                 break
             vals.append(sign * float(h.getInfo().objective_function_value))
         if status is not Status.OPTIMAL:
@@ -226,5 +241,11 @@ def payment_range(market: Any, d: ArrayLike) -> Result:
         sol["reason"] = "the c-polytope is empty (some equilibrium effort is negative)"
     meta = provenance({"highs": highs_version()})
     return Result(
-        "gne-payment-range", status, "lp-highs", sol, cert, {"build_seconds": t1 - t0, "solve_seconds": solve_s}, meta
+        "gne-payment-range",
+        status,
+        "lp-highs",
+        sol,
+        cert,
+        {"build_seconds": t1 - t0, "solve_seconds": solve_s},
+        meta,
     )

@@ -28,10 +28,17 @@ By default the MILP has a constant objective (any KKT point; allocations x are u
 strictly concave valuations, flows and prices need not be); ``objective="min_prices"`` picks the
 smallest supporting prices instead, at a cost in time.
 
-Cost: this route grows fast with the number of complementarity pairs (one binary each).
-SOLVERS.md measured 60 edges 0.6 s, 300 edges 11 s, 900 edges > 150 s (Pyomo mpec → gdp.bigm →
-HiGHS); ``benchmarks/bench_auction.py`` re-measures it. Keep it for small instances and for
-cross-checking the QP/LP; ``Result.method`` is ``"kkt-milp"``.
+Cost: one binary per complementarity pair, so the time grows fast and is instance dependent.
+SOLVERS.md measured (generic Pyomo mpec → gdp.bigm → HiGHS, one global M, an objective): 60 edges
+0.6 s, 300 edges 11 s, 900 edges > 150 s. With the data-derived bounds also placed on the variables
+and a constant objective (stop at the first KKT point) this module measured, on random quadratic
+markets B × B/10 × 5 edges (shared 2-core machine, load ≈ 4, build + solve): 250 edges 1.6–2.9 s,
+500 edges 2.0–2.6 s, 1,000 edges 5.3–5.8 s, 2,000 edges 9.8–10.9 s (build ≈ half of it); but a
+60 × 6 × 3 (180 edges) quadratic instance of another generator took 19 s, and linear valuations
+(two pairs per segment) took 26 s for 60 edges before the variable bounds were added. The welfare
+QP (:mod:`~datamarkets.formulations.welfare`) solves 50,000 edges in ~2 s. Keep this route for
+small instances, for non-convex variants and for cross-checking the QP/LP (agreement to 1e-6 in
+welfare is tested); ``Result.method`` is ``"kkt-milp"``.
 """
 
 from __future__ import annotations
@@ -195,14 +202,16 @@ def build_kkt_model(M: MarketArrays, bigm: BigM | None = None, objective: str = 
             >= 0,
         ),
     )
+
     # (38): supply / capacity and its price
-    m.cc_supply = Complementarity(
-        m.J,
-        rule=lambda _m, j: complements(
-            _m.price[j] >= 0,
-            float(M.cap[j]) - sum(_m.flow[int(e)] for e in R.indices[R.indptr[j] : R.indptr[j + 1]]) >= 0,
-        ),
-    )
+    def supply_rule(_m: Any, j: int) -> Any:
+        cols = R.indices[R.indptr[j] : R.indptr[j + 1]]
+        if cols.size == 0:  # nobody can buy here: slack = D^j, so p_j = 0
+            _m.price[j].fix(0.0)
+            return Complementarity.Skip
+        return complements(_m.price[j] >= 0, float(M.cap[j]) - sum(_m.flow[int(e)] for e in cols) >= 0)
+
+    m.cc_supply = Complementarity(m.J, rule=supply_rule)
     m.cc_demand = Complementarity(
         capped, rule=lambda _m, i: complements(_m.mu[i] >= 0, float(M.demand[i]) - x(i) >= 0)
     )
@@ -237,7 +246,7 @@ def _pair_bounds(m: Any) -> dict[Any, tuple[float, float]]:
     out: dict[Any, tuple[float, float]] = {}
     for e in m.E:
         out[m.cc_flow[e]] = (float(bm.f_bar[e]), float(bm.gap_bar[e]))
-    for j in m.J:
+    for j in m.cc_supply:
         out[m.cc_supply[j]] = (float(bm.p_bar[j]), float(M.cap[j]))
     for i in m.mu:
         out[m.cc_demand[i]] = (float(bm.mu_bar[i]), float(M.demand[i]))
@@ -314,7 +323,7 @@ def _pair_values(m: Any) -> dict[Any, tuple[float, float]]:
     out: dict[Any, tuple[float, float]] = {}
     for e in m.E:
         out[m.cc_flow[e]] = (f[e], gap[e])
-    for j in m.J:
+    for j in m.cc_supply:
         out[m.cc_supply[j]] = (p[j], slack[j])
     for i in m.mu:
         out[m.cc_demand[i]] = (mu[i], M.demand[i] - x[i])

@@ -22,23 +22,36 @@ Valuations (duck-typed from ``datamarkets.models.valuations`` or their JSON dict
 - linear ("demand D at unit price p") and piecewise-linear concave → LP with segment columns;
 - α-fair θ(d) = σ (d + o)^{1−α}/(1−α) (up to a constant) → power cone, cvxpy + Clarabel only.
 
-Routes (``method=``), measured on this 2-core machine (see ``benchmarks/bench_auction.py`` and
-the table below, medians of 3, quadratic valuations, B buyers × B/10 sellers × 5 edges/buyer):
+Routes (``method=``). Measured with ``benchmarks/bench_auction.py`` on this shared 2-core machine
+(load average 2–5 from other jobs, so pessimistic), quadratic valuations, B buyers × B/10 sellers
+× 5 random edges per buyer, build + solve seconds, medians of 3, two runs (ranges):
 
-==========  ==================================================  ==================================
-route       how                                                 B = 10,000 (50k flows): build/solve
-==========  ==================================================  ==================================
-clarabel    scipy.sparse arrays → ``clarabel.DefaultSolver``    see ``_MEASURED`` (module constant)
-highs       scipy.sparse arrays → ``highspy.passModel`` (+QP)   QP stalls (active set, zero
-                                                                curvature on flows); LP via IPX
-cvxpy       vectorised cvxpy, Clarabel backend                  compile + solve
-pyomo       Pyomo ``ConcreteModel`` → ``appsi_highs``           small instances only (~40× build)
-==========  ==================================================  ==================================
+==================  ===========  ===========  ===========  ==================================
+route               B = 100      B = 1,000    B = 10,000   notes
+==================  ===========  ===========  ===========  ==================================
+arrays → Clarabel   0.004–0.015  0.032–0.14   1.97–3.90    ``"clarabel"``, default for QPs
+arrays → HiGHS QP   0.012–0.073  1.56–2.72    not run      active set; SOLVERS.md: fails at 10k
+cvxpy → Clarabel    0.013–0.049  0.052–0.092  2.86–4.98    compile 0.07–0.11 s at 10k
+Pyomo → HiGHS       0.24–0.87    1.90–4.48    not run      small instances only
+==================  ===========  ===========  ===========  ==================================
 
-``method="auto"`` picks Clarabel for quadratic (and mixed) instances — it is exact to interior
-point tolerance and the fastest measured — HiGHS (IPX, crossover on) for pure LP instances
-(linear / piecewise-linear valuations), and cvxpy for α-fair ones. The result's ``method`` says
-which route produced it.
+End to end from the graph (``solve_welfare(G)``: validation + build + Clarabel + certificate) at
+10,000 × 1,000 × 5 (50,000 flows): 2.2–2.4 s (load 2.2–3.3); 5.3 s was seen once at load 5.
+
+Choice (``method="auto"``): Clarabel on sparse arrays for quadratic and mixed instances — an
+interior point method, unaffected by the zero curvature on edge flows that stalls HiGHS's
+active-set QP (20–50× slower at B = 1,000, "nullspace limit" at 10,000 per SOLVERS.md); HiGHS IPX
+(crossover on, so a vertex and exact duals) for pure LP instances (linear / piecewise-linear
+valuations); cvxpy power/exponential cones + Clarabel for α-fair. ``Result.method`` names the route
+(``"qp-clarabel"``, ``"qp-highs"``, ``"lp-highs-ipx"``, ``"cvxpy-clarabel"``, ``"pyomo-highs"``).
+
+Exactness. Clarabel runs to gap/feasibility tolerance 1e-10 and every result carries a
+certificate: primal and dual feasibility, the natural complementarity residual and — decisive for
+welfare — the Lagrangian duality gap g(p, μ) − W(x) (:func:`dual_bound`), 2.5e-12 relative at
+10,000 × 1,000. Interior points leave flows of order 1e-5…1e-3 on columns whose reduced cost is
+of order 1e-5, and on degenerate instances (a buyer whose θ'(0) equals its price) buyer totals
+are accurate to ~1e-5 only (complementarity converges like √μ); HiGHS (vertex) is exact there.
+HiGHS's QP regularisation is lowered from 1e-7 to 1e-12 (otherwise x is off by ~1e-5 at a peak).
 
 References
 ----------
@@ -57,6 +70,7 @@ import scipy.sparse as sp
 
 from datamarkets.errors import GraphError, InvalidInputError, SolverError
 from datamarkets.result import Certificate, Result, Timer, provenance
+from datamarkets.solvers import reset_highs_scheduler
 from datamarkets.status import Status, status_from_cvxpy, status_from_highs
 
 __all__ = [
@@ -79,11 +93,6 @@ __all__ = [
 ]
 
 METHODS = ("auto", "highs", "clarabel", "cvxpy", "pyomo")
-
-#: Measured medians (seconds) of build + solve at 10,000 × 1,000 × 5, filled from
-#: ``benchmarks/out/auction.json``; see the module docstring.
-_MEASURED: dict[str, str] = {}
-
 
 # ---------------------------------------------------------------------------------------------
 # Valuations
@@ -579,17 +588,21 @@ def _solve_clarabel(W: WelfareArrays, tol: float) -> _Raw:
     n = W.P_diag.size
     E, I = W.n_f, W.n_x
     fin_ub = np.flatnonzero(np.isfinite(W.ub))
+    # lower-bound rows only for flows and segments: x ≥ 0 is implied by x = B f, f ≥ 0
+    lb_cols = np.concatenate([np.arange(E), np.arange(E + I, n)])
     # rows: A_eq (zero cone) | A_ub ; −v ≤ −lb ; v ≤ ub (finite)   (nonnegative cone)
     A = sp.vstack(
         [
             W.A_eq,
             W.A_ub,
-            -sp.identity(n, format="csr"),
+            sp.csr_array(
+                (-np.ones(lb_cols.size), (np.arange(lb_cols.size), lb_cols)), shape=(lb_cols.size, n)
+            ),
             sp.csr_array((np.ones(fin_ub.size), (np.arange(fin_ub.size), fin_ub)), shape=(fin_ub.size, n)),
         ],
         format="csc",
     )
-    b = np.concatenate([np.zeros(W.A_eq.shape[0]), W.b_ub, -W.lb, W.ub[fin_ub]])
+    b = np.concatenate([np.zeros(W.A_eq.shape[0]), W.b_ub, -W.lb[lb_cols], W.ub[fin_ub]])
     P = sp.diags_array(W.P_diag, format="csc")
     cones = [clarabel.ZeroConeT(W.A_eq.shape[0]), clarabel.NonnegativeConeT(A.shape[0] - W.A_eq.shape[0])]
     st = clarabel.DefaultSettings()
@@ -625,25 +638,11 @@ def _solve_clarabel(W: WelfareArrays, tol: float) -> _Raw:
         out.p = np.maximum(z[m_eq : m_eq + W.A_ub.shape[0]], 0.0)
         # μ_i: dual of x_i ≤ D_i rows (finite demands only)
         mu = np.zeros(I)
-        up = z[m_eq + W.A_ub.shape[0] + n :]
+        up = z[m_eq + W.A_ub.shape[0] + lb_cols.size :]
         is_x = (fin_ub >= E) & (fin_ub < E + I)
         mu[fin_ub[is_x] - E] = np.maximum(up[is_x], 0.0)
         out.mu = mu
     return out
-
-
-def reset_highs_scheduler() -> None:
-    """Drop HiGHS's global thread scheduler so the next run may choose its own thread count.
-
-    Pyomo's ``appsi_highs`` initialises the scheduler with every core; a later
-    ``highspy.Highs`` with ``threads=1`` (``datamarkets.solvers.new_highs``) then fails with
-    ``kNotset`` ("scheduler has already been initialized"). Calling this first avoids it.
-    """
-    import highspy
-
-    reset = getattr(highspy.Highs, "resetGlobalScheduler", None)
-    if reset is not None:
-        reset(True)
 
 
 def _solve_highs(W: WelfareArrays, tol: float, time_limit: float | None) -> _Raw:
@@ -666,6 +665,8 @@ def _solve_highs(W: WelfareArrays, tol: float, time_limit: float | None) -> _Raw
     h = new_highs(time_limit=time_limit, **opts)
     h.setOptionValue("primal_feasibility_tolerance", tol)
     h.setOptionValue("dual_feasibility_tolerance", tol)
+    if is_qp:  # the active-set QP regularises by 1e-7 by default: x off by ~1e-5 at the peak
+        h.setOptionValue("qp_regularization_value", 1e-12)
     A.sort_indices()
     lp = highspy.HighsLp()
     lp.num_col_ = n
@@ -847,7 +848,9 @@ def _solve_pyomo(M: MarketArrays, time_limit: float | None) -> _Raw:
 
     m = build_welfare_pyomo(M)
     reset_highs_scheduler()
-    info = solve_pyomo(m, "highs", time_limit=time_limit)  # contrib highs: LP and QP
+    info = solve_pyomo(  # contrib highs: LP and QP; see _solve_highs for the regularisation
+        m, "highs", time_limit=time_limit, options={"qp_regularization_value": 1e-12}
+    )
     out = _Raw(info.status, info.raw_status, solver="pyomo+highs", version=info.solver_version)
     if info.status.has_solution:
         out.f = np.maximum(np.array([m.flow[e].value or 0.0 for e in range(M.n_columns)]), 0.0)
@@ -1139,7 +1142,7 @@ def write_solution(
     G: nx.Graph, result: Result, *, flow: str = "flow", price: str = "price", total: str = "allocation"
 ) -> None:
     """Write a welfare result back onto the graph (in place): ``flow`` on bipartite edges,
-    ``price`` on sellers / links, ``total`` on buyers (or on the users' table entries)."""
+    ``price`` on sellers / resources, ``total`` on buyers (users of a route market)."""
     if not result.status.has_solution:
         return
     prices = result.solution["prices"]
@@ -1165,7 +1168,7 @@ def solve_welfare(
     *,
     tol: float = 1e-10,
     time_limit: float | None = None,
-    certify_tol: float = 1e-6,
+    certify_tol: float | None = None,
     **attrs: str,
 ) -> WelfareResult:
     """Maximise welfare Σ θ_i(x_i) on a market graph; the duals are the clearing prices.
@@ -1181,8 +1184,11 @@ def solve_welfare(
         Solver feasibility/gap tolerance.
     time_limit : float, optional
         Seconds (HiGHS and Pyomo routes).
-    certify_tol : float
-        Tolerance of the KKT residuals in the certificate, relative to max(1, max θ'(0)).
+    certify_tol : float, optional
+        Relative tolerance of the KKT certificate (price residuals × max(1, max θ'(0)), quantity
+        residuals × max(1, max supply), duality gap × max(1, |W|)). Default 1e-6, and 1e-5 when
+        α-fair valuations are present (Clarabel's power/exponential cones through cvxpy reach
+        marginals to ~5e-6 here).
     **attrs
         Attribute names passed on to :func:`market_arrays`.
 
@@ -1249,6 +1255,8 @@ def solve_welfare(
         "cvxpy": "cvxpy-clarabel",
     }
     method_label = label.get(route, "pyomo-highs")
+    if certify_tol is None:
+        certify_tol = 1e-5 if "alpha_fair" in kinds else 1e-6
     return _package(M, raw, method_label, timer, certify_tol)
 
 

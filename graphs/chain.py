@@ -110,6 +110,15 @@ def game_from_graph(
         Invalid numbers (non-stochastic rows, NaN, …), from :class:`ChainGame`.
     MechanismError
         Shares break Def. 2.5 / 2.6.
+
+
+    Examples
+    --------
+    >>> from datamarkets.models.chain_valuations import paper_model
+    >>> g = paper_model("paper-2", 3, {"tbds": 0.5})
+    >>> g2 = game_from_graph(chain_graph(g))
+    >>> g2.t.tolist() == g.t.tolist(), g2.Q.tolist() == g.Q.tolist()
+    (True, True)
     """
     if not isinstance(G, nx.DiGraph) or G.is_multigraph():
         raise GraphError(f"expected a networkx DiGraph, got {type(G).__name__!r}")
@@ -176,6 +185,9 @@ def game_from_graph(
         for e, s in sh.items():
             if not (isinstance(e, tuple) and e in expected):
                 raise GraphError(f"node {j!r} has a share for {e!r}, which is not an edge of the chain")
-            t[e[1] - 1, j] = s
+            try:
+                t[e[1] - 1, j] = float(s)
+            except (TypeError, ValueError) as exc:
+                raise GraphError(f"node {j!r} has a non-numeric share {s!r} for edge {e!r}") from exc
     Q = [G.edges[i - 1, i][trans] for i in range(1, n + 1)]
     return ChainGame(W, G.nodes[0][start], np.array(Q, dtype=float), t, label=str(G.graph.get("label", "")))

@@ -23,6 +23,7 @@ links as JSON strings; GraphML turns node names into strings).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -125,7 +126,9 @@ def validate_market(G: nx.Graph) -> None:
             if kind == "routes":
                 link = attrs.get("link")
                 if not isinstance(link, (list, tuple)) or len(link) != 2:
-                    raise GraphError(f"resource {node!r} of a route market needs 'link' = (u, v), got {link!r}")
+                    raise GraphError(
+                        f"resource {node!r} of a route market needs 'link' = (u, v), got {link!r}"
+                    )
             elif "link" in attrs:
                 raise GraphError(f"seller {node!r} has a 'link' but the market kind is {kind!r}")
         elif role == "buyer":
@@ -141,11 +144,15 @@ def validate_market(G: nx.Graph) -> None:
             if "demand" in attrs:
                 d = _number(attrs["demand"])
                 if d is None or not math.isfinite(d) or d <= 0:
-                    raise GraphError(f"buyer {node!r} has invalid demand {attrs['demand']!r} (need finite > 0)")
+                    raise GraphError(
+                        f"buyer {node!r} has invalid demand {attrs['demand']!r} (need finite > 0)"
+                    )
             if "budget" in attrs:
                 b = _number(attrs["budget"])
                 if b is None or not math.isfinite(b) or b < 0:
-                    raise GraphError(f"buyer {node!r} has invalid budget {attrs['budget']!r} (need finite >= 0)")
+                    raise GraphError(
+                        f"buyer {node!r} has invalid budget {attrs['budget']!r} (need finite >= 0)"
+                    )
             if kind == "bipartite" and "route" in attrs:
                 raise GraphError(f"buyer {node!r} has a 'route' but the market kind is 'bipartite'")
             if G.degree(node) == 0:
@@ -176,7 +183,9 @@ def _validate_routes(G: nx.Graph) -> None:
             u, v = attrs["link"]
             key = _link_key(u, v, directed)
             if key in by_link:
-                raise GraphError(f"resources {by_link[key]!r} and {node!r} stand for the same link {(u, v)!r}")
+                raise GraphError(
+                    f"resources {by_link[key]!r} and {node!r} stand for the same link {(u, v)!r}"
+                )
             by_link[key] = node
     for node, attrs in G.nodes(data=True):
         if attrs["role"] != "buyer":
@@ -187,10 +196,12 @@ def _validate_routes(G: nx.Graph) -> None:
         if len(set(map(_hashable, route))) != len(route):
             raise GraphError(f"route {list(route)!r} of user {node!r} repeats a node: not a path")
         need = []
-        for a, b in zip(route[:-1], route[1:], strict=True):
+        for a, b in itertools.pairwise(route):
             key = _link_key(_hashable(a), _hashable(b), directed)
             if key not in by_link:
-                raise GraphError(f"route {list(route)!r} of user {node!r} uses {(a, b)!r}, which is no link of the network")
+                raise GraphError(
+                    f"route {list(route)!r} of user {node!r} uses {(a, b)!r}, which is no link of the network"
+                )
             need.append(by_link[key])
         if set(need) != set(G.neighbors(node)):
             raise GraphError(
@@ -519,9 +530,11 @@ def route_network(
         if len(path) < 2 or len(set(path)) != len(path):
             raise GraphError(f"route {path!r} of user {user!r} is not a simple path of at least two nodes")
         links = []
-        for a, b in zip(path[:-1], path[1:], strict=True):
+        for a, b in itertools.pairwise(path):
             if not G.has_edge(a, b):
-                raise GraphError(f"route {path!r} of user {user!r} uses {(a, b)!r}, which is not an edge of the network")
+                raise GraphError(
+                    f"route {path!r} of user {user!r} uses {(a, b)!r}, which is not an edge of the network"
+                )
             links.append(names[_link_key(a, b, directed)])
         M.add_node(user, role="buyer", route=path, **_buyer_attrs(user, val))
         M.add_edges_from((user, r) for r in links)
@@ -615,7 +628,7 @@ def read_market_graphml(path: str | Path) -> nx.Graph:
         raise InvalidInputError(f"file {str(p)!r} does not exist")
     try:
         H = nx.read_graphml(p)
-    except Exception as exc:  # noqa: BLE001 — any parser failure is bad input
+    except Exception as exc:  # any parser failure is bad input
         raise GraphError(f"{str(p)!r} is not valid GraphML: {exc}") from exc
     G = nx.Graph()
     G.graph.update({k: v for k, v in H.graph.items() if k not in ("node_default", "edge_default")})

@@ -71,10 +71,23 @@ def _check_walk(mu: float, sigma: float, low: float, high: float) -> None:
 class TruncatedNormalWalk:
     r"""Additive walk :math:`v_i = v_{i-1} + \mu + \sigma Z` truncated to ``[low, high]``.
 
+    Parameters
+    ----------
+    mu, sigma : float
+        Drift and standard deviation of the step (``sigma > 0``).
+    low, high : float
+        Support :math:`[L_0, H_0]`.
+
     Raises
     ------
     InvalidInputError
         Non-finite parameters, ``sigma <= 0`` or ``low >= high``.
+
+    Examples
+    --------
+    >>> w = TruncatedNormalWalk(0.0, 1.0, -1.0, 1.0)
+    >>> float(w.cdf(0.0, 0.0))  # symmetric truncation around the conditioning value
+    0.5
     """
 
     mu: float
@@ -113,10 +126,23 @@ class LogNormalWalk:
 
     Needs ``low > 0``.
 
+    Parameters
+    ----------
+    mu, sigma : float
+        Drift and standard deviation of the log-step (``sigma > 0``).
+    low, high : float
+        Support :math:`[L_0, H_0]`, ``0 < low < high``.
+
     Raises
     ------
     InvalidInputError
         Non-finite parameters, ``sigma <= 0``, ``low <= 0`` or ``low >= high``.
+
+    Examples
+    --------
+    >>> w = LogNormalWalk(0.0, 0.5, 0.5, 2.0)
+    >>> round(float(w.cdf(1.0, 1.0)), 12)  # log-symmetric support around a = 1
+    0.5
     """
 
     mu: float
@@ -162,10 +188,33 @@ def _k0(walk: Walk) -> float:
 def grid_step(eps: float, n: int, K0: float, low: float, high: float) -> float:
     """Algorithm 4 lines 2–6: the grid step :math:`\\varepsilon_0` for accuracy ``eps``.
 
+    Parameters
+    ----------
+    eps : float
+        Requested accuracy (Def. 3.6).
+    n : int
+        Number of trades.
+    K0 : float
+        Log-Lipschitz constant (Def. 3.7).
+    low, high : float
+        Support :math:`[L_0, H_0]`.
+
+    Returns
+    -------
+    float
+        :math:`\varepsilon_0`.
+
     Raises
     ------
     InvalidInputError
         If ``eps <= 0`` or ``K0 < 0``.
+
+    Examples
+    --------
+    >>> grid_step(0.5, 2, 1.0, 0.0, 1.0)  # 0.5 / (4 (1 + 2·1) (1 + 0))
+    0.041666666666666664
+    >>> grid_step(0.3, 5, 2.0, -3.0, -1.0)  # H0 <= 0: eps / 2
+    0.15
     """
     if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
         raise InvalidInputError(f"eps must be a positive number, got {eps!r}")
@@ -324,6 +373,12 @@ def lift(disc: DiscretizedGame, strategy: np.ndarray, v: Any) -> np.ndarray:
     ------
     InvalidInputError
         Values outside the support or a strategy of the wrong length.
+
+    Examples
+    --------
+    >>> d = discretize(TruncatedNormalWalk(0.0, 0.5, 0.0, 2.0), n=2, v0=1.0, L=5)
+    >>> lift(d, np.arange(5.0), [0.0, 0.49, 0.5, 2.0]).tolist()
+    [0.0, 0.0, 1.0, 4.0]
     """
     v = np.asarray(v, float)
     lo, hi = disc.walk.low, disc.walk.high

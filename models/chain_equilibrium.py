@@ -29,7 +29,13 @@ Tie rules (the same in every route of this package):
 * candidate prices are the next player's non-negative thresholds; when there is none the price
   is 0 (and nobody buys);
 * among the maximising candidate prices the lowest wins; gains within
-  ``TIE_RTOL * max(1, |max gain|)`` of the maximum count as maximising (absorbs round-off).
+  ``TIE_RTOL * (|w_k| + max_p (g_i(w_k, p) - w_k))`` of the maximum count as maximising. The
+  tolerance absorbs round-off and is relative to the size of the terms summed into the gain (all
+  terms after :math:`w_k` are non-negative), so the rule is scale-invariant: multiplying every
+  value by :math:`a>0` multiplies thresholds and prices by :math:`a` and keeps every choice, as
+  the homogeneity argument of Lemma C.2 / Theorem 4.4 requires. (An absolute floor such as
+  ``max(1, |g|)`` would turn every price into a tie at values below ~1e-12, e.g. Model 1's low
+  states at n = 50, and pick the lowest price there.)
 
 Exact expectations by forward propagation of :math:`\alpha_i(l)=\Pr[\text{trade } i \text{ occurred},
 v_i=w_l]` (:math:`\alpha_0=\pi`, :math:`\alpha_i=\alpha_{i-1}M_{i-1}`): per-trade success
@@ -68,6 +74,7 @@ __all__ = [
 #: Relative tolerance under which two gains count as a tie (lowest price wins).
 TIE_RTOL = 1e-12
 METHODS = ("fast", "reference")
+_ARRAY_KEYS = ("alive", "trade_success", "trade_success_conditional", "player_utility")
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,6 +119,13 @@ class ChainEquilibrium:
         Wall time of the equilibrium solve alone.
     metrics_seconds : float
         Wall time of the forward propagation of expectations.
+
+    Examples
+    --------
+    >>> from datamarkets.models.chain_valuations import paper_model
+    >>> eq = solve_equilibrium(paper_model("paper-1", 2, "raw"))
+    >>> eq.n, eq.L, bool(abs(eq.social_welfare - eq.player_utility.sum()) < 1e-12)
+    (2, 9, True)
     """
 
     game: ChainGame
@@ -149,7 +163,7 @@ class ChainEquilibrium:
         """
         g = self.game
         W, pi, t = g.values, g.start, g.t
-        scale = max(1.0, float(np.abs(W).max()) * (g.n + 1))
+        scale = float(np.abs(W).max()) * (g.n + 1) or 1.0  # |SW|, |E[U_i]| <= (n+1) max|w|
         cert = Certificate()
         cert.add(
             "player0_utility_vs_threshold",
@@ -218,6 +232,15 @@ def acceptance_matrix(game: ChainGame, thresholds: np.ndarray, prices: np.ndarra
     Returns
     -------
     ndarray, shape (L, L)
+
+    Examples
+    --------
+    >>> from datamarkets.models.chain_valuations import paper_model
+    >>> g = paper_model("paper-2", 2)
+    >>> eq = solve_equilibrium(g)
+    >>> M = acceptance_matrix(g, eq.thresholds, eq.prices, 1)
+    >>> bool(np.all(M <= g.Q[0])), float(g.start @ M.sum(axis=1)) == float(eq.trade_success[0])
+    (True, True)
     """
     if not 1 <= i <= game.n:
         raise InvalidInputError(f"trade index must be in 1..{game.n!r}, got {i!r}")
@@ -225,12 +248,30 @@ def acceptance_matrix(game: ChainGame, thresholds: np.ndarray, prices: np.ndarra
 
 
 def candidate_prices(next_thresholds: np.ndarray) -> np.ndarray:
-    """Distinct non-negative thresholds of the next player, decreasing; ``[0.0]`` if there is none."""
+    r"""Distinct non-negative thresholds of the next player, decreasing; ``[0.0]`` if there is none.
+
+    Parameters
+    ----------
+    next_thresholds : ndarray, shape (L,)
+        Thresholds :math:`u^*(i+1,\cdot)` of the next player.
+
+    Returns
+    -------
+    ndarray
+        The candidate prices (Eq. 17), decreasing.
+
+    Examples
+    --------
+    >>> candidate_prices(np.array([-1.0, 2.0, 0.5, 2.0])).tolist()
+    [2.0, 0.5]
+    >>> candidate_prices(np.array([-1.0, -2.0])).tolist()
+    [0.0]
+    """
     c = np.unique(next_thresholds[next_thresholds >= 0])[::-1]
     return c if c.size else np.zeros(1)
 
 
-def choose_price(gains: np.ndarray, prices: np.ndarray) -> np.ndarray:
+def choose_price(gains: np.ndarray, prices: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
     """Index of the chosen price per row: the lowest among gains within the tie tolerance of the max.
 
     Parameters
@@ -239,13 +280,31 @@ def choose_price(gains: np.ndarray, prices: np.ndarray) -> np.ndarray:
         Gain of each value (row) for each candidate price (column).
     prices : ndarray, shape (m,)
         Candidate prices.
+    values : ndarray, shape (L,), optional
+        The values :math:`w_k` inside the gains (Eq. 8); the tolerance is
+        ``TIE_RTOL * (|w_k| + max_c (gains[k, c] - w_k))``. Omitted: ``TIE_RTOL * max_c |gains[k, c]|``.
 
     Returns
     -------
     ndarray of int, shape (L,)
+
+    Examples
+    --------
+    Gains that differ by less than the tolerance tie and the lower price wins, at any scale:
+
+    >>> p = np.array([2.0, 1.0])
+    >>> choose_price(np.array([[3.0, 3.0 - 1e-15], [3.0, 2.0]]), p).tolist()
+    [1, 0]
+    >>> choose_price(1e-20 * np.array([[3.0, 3.0 - 1e-15], [3.0, 2.0]]), p).tolist()
+    [1, 0]
     """
     gmax = gains.max(axis=1, keepdims=True)
-    tol = TIE_RTOL * np.maximum(1.0, np.abs(gmax))
+    if values is None:
+        size = np.abs(gains).max(axis=1, keepdims=True)
+    else:
+        w = np.asarray(values, dtype=float)[:, None]
+        size = np.abs(w) + np.abs(gains - w).max(axis=1, keepdims=True)
+    tol = TIE_RTOL * size
     ok = gains >= gmax - tol
     masked = np.where(ok, prices[None, :], np.inf)
     return np.argmin(masked, axis=1)
@@ -277,6 +336,17 @@ def gain_for_prices(
     ------
     InvalidInputError
         If ``i`` is not a seller index.
+
+    Examples
+    --------
+    The equilibrium threshold is the best gain over the candidate prices (Eq. 9):
+
+    >>> from datamarkets.models.chain_valuations import paper_model
+    >>> g = paper_model("paper-1", 3, "ave")
+    >>> eq = solve_equilibrium(g)
+    >>> prices, gains = gain_for_prices(g, eq, 0)
+    >>> bool(np.allclose(gains.max(axis=1), eq.thresholds[0], rtol=1e-12))
+    True
     """
     if not 0 <= i < game.n:
         raise InvalidInputError(f"seller index must be in 0..{game.n - 1!r}, got {i!r}")
@@ -319,14 +389,14 @@ def _solve_fast(game: ChainGame) -> tuple[np.ndarray, ...]:
             acc = np.cumsum(Qs, axis=1)[:, cand]  # P(buyer accepts pc | v_i = w_k)
             fut = np.cumsum(Qs * A[i + 1, order, i][None, :], axis=1)[:, cand]
             gains = W[:, None] + t[i, i] * pc[None, :] * acc + fut  # Eq. 8 over candidates (Eq. 17)
-            pick = choose_price(gains, pc)
+            pick = choose_price(gains, pc, W)
             u_star[i] = gains[np.arange(L), pick]
             p_star[i] = pc[pick]
             start = np.searchsorted(-us, -us, side="left")  # first position of each tie group
             l_star[i] = order[start[cand[pick]]]  # smallest value index holding the price
         else:
             u_star[i] = W  # nobody downstream buys: price 0, gain w_k
-        M = Qi * (un[None, :] >= p_star[i][:, None]) if np.any(un >= 0) else np.zeros((L, L))
+        M = Qi * (un[None, :] >= p_star[i][:, None])  # acceptance-weighted transition of trade i+1
         r_star[i] = p_star[i] * M.sum(axis=1)  # Eq. 18
         m = i + 1  # receivers 0..i are the only ones paid by trades i+1..n (Def. 2.6 keeps m <= i)
         # einsum, not BLAS: multithreaded BLAS on these thin products stalls on a loaded machine
@@ -353,6 +423,16 @@ def expectations(game: ChainGame, thresholds: np.ndarray, prices: np.ndarray) ->
         ``alive`` (n+1, L), ``trade_success`` (n,), ``trade_success_conditional`` (n,),
         ``payments`` (n,), ``player_utility`` (n+1,), ``social_welfare``, ``transaction_volume``,
         ``one_shot_profit`` (n, L).
+
+    Examples
+    --------
+    A profile where nobody ever buys leaves player 0's value only:
+
+    >>> from datamarkets.models.chain_valuations import paper_model
+    >>> g = paper_model("paper-4", 2)
+    >>> ex = expectations(g, np.full((3, g.L), -1.0), np.ones((2, g.L)))
+    >>> ex["transaction_volume"], ex["social_welfare"]
+    (0.0, 0.0)
     """
     n, L = game.n, game.L
     W, t = game.values, game.t
@@ -428,9 +508,9 @@ def solve_equilibrium(game: ChainGame, method: str = "fast") -> ChainEquilibrium
         t1 = time.perf_counter()
         ex = reference_expectations(game, u_star, p_star)
     metrics_seconds = time.perf_counter() - t1
-    for arr in (u_star, p_star, l_star, r_star, A):
-        arr.setflags(write=False)
     future = np.stack([A[i, :, i] for i in range(game.n + 1)])
+    for arr in (u_star, p_star, l_star, r_star, A, future, *(ex[k] for k in _ARRAY_KEYS)):
+        arr.setflags(write=False)
     return ChainEquilibrium(
         game=game,
         thresholds=u_star,

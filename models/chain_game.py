@@ -31,7 +31,9 @@ from datamarkets.errors import InvalidInputError, MechanismError
 from datamarkets.io import read_json
 
 __all__ = [
+    "MAX_TRADES",
     "PROB_ATOL",
+    "VALUE_LIMIT",
     "ChainGame",
     "MechanismSpec",
     "ave_mechanism",
@@ -44,6 +46,13 @@ __all__ = [
 
 #: Absolute tolerance for "a row of probabilities sums to one" and "a mechanism row sums to ≤ 1".
 PROB_ATOL = 1e-9
+#: Largest chain length accepted: the dense ``n×(n+1)`` mechanism and the ``(n+1)×L×(n+1)`` downstream
+#: profit array must fit in memory (n = 10,000 already needs 0.8 GB for ``t`` alone).
+MAX_TRADES = 10_000
+#: Bound on :math:`\max_k|w_k|\,(n+1)^2`. Budget feasibility passes each value back along the chain
+#: at most once, so thresholds, prices and welfare are at most :math:`(n+1)\max|w|` in magnitude; the
+#: extra factor :math:`n+1` is margin for intermediate sums. Below this bound no float64 overflows.
+VALUE_LIMIT = 1e300
 
 MechanismSpec = str | Mapping[str, Any] | Sequence[Sequence[float]] | np.ndarray
 
@@ -54,6 +63,8 @@ MechanismSpec = str | Mapping[str, Any] | Sequence[Sequence[float]] | np.ndarray
 def _check_n(n: Any) -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise InvalidInputError(f"chain length n must be a positive integer, got {n!r}")
+    if n > MAX_TRADES:
+        raise InvalidInputError(f"chain length n={n!r} exceeds the supported maximum {MAX_TRADES!r}")
     return int(n)
 
 
@@ -90,6 +101,21 @@ def raw_mechanism(n: int) -> np.ndarray:
 def ave_mechanism(n: int) -> np.ndarray:
     """AVE mechanism (§5.1): trade *i*'s price is split equally, :math:`t_{ij}=1/i` for :math:`j<i`.
 
+    Parameters
+    ----------
+    n : int
+        Number of trades.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, n+1)`` matrix with ``t[i-1, j] = 1/i`` for ``j < i``.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``n`` is not a positive integer.
+
     Examples
     --------
     >>> ave_mechanism(2)
@@ -114,6 +140,11 @@ def tbds_mechanism(n: int, alpha: float) -> np.ndarray:
     alpha : float
         Upstream share in :math:`[0, 1]`.
 
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, n+1)`` budget-balanced, past-only matrix.
+
     Raises
     ------
     MechanismError
@@ -126,6 +157,8 @@ def tbds_mechanism(n: int, alpha: float) -> np.ndarray:
            [0.5, 0.5, 0. ]])
     """
     n = _check_n(n)
+    if isinstance(alpha, (bool, np.bool_)):
+        raise MechanismError(f"TBDS alpha must be a number in [0, 1], got {alpha!r}")
     try:
         a = float(alpha)
     except (TypeError, ValueError) as exc:
@@ -162,6 +195,15 @@ def validate_mechanism(t: Any, n: int) -> np.ndarray:
     MechanismError
         Negative entry, a row summing above one (Def. 2.5), or a share paid to a player
         ``j >= i`` (Def. 2.6).
+
+    Examples
+    --------
+    >>> validate_mechanism([[1.0, 0.0]], 1).tolist()
+    [[1.0, 0.0]]
+    >>> validate_mechanism([[0.5, 0.5]], 1)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    datamarkets.errors.MechanismError: mechanism is not past-only (Def. 2.6): trade 1 pays player 1 ...
     """
     n = _check_n(n)
     try:
@@ -174,24 +216,26 @@ def validate_mechanism(t: Any, n: int) -> np.ndarray:
     if bad.size:
         i, j = (int(x) for x in bad[0])
         raise InvalidInputError(
-            f"mechanism entry t[trade {i + 1!r}, player {j!r}] is not finite: {arr[i, j]!r}"
+            f"mechanism entry t[trade {i + 1!r}, player {j!r}] is not finite: {float(arr[i, j])!r}"
         )
     neg = np.argwhere(arr < 0)
     if neg.size:
         i, j = (int(x) for x in neg[0])
-        raise MechanismError(f"mechanism entry t[trade {i + 1!r}, player {j!r}] is negative: {arr[i, j]!r}")
+        raise MechanismError(
+            f"mechanism entry t[trade {i + 1!r}, player {j!r}] is negative: {float(arr[i, j])!r}"
+        )
     for i in range(1, n + 1):
         future = arr[i - 1, i:]
         if np.any(future != 0):
             j = i + int(np.flatnonzero(future)[0])
             raise MechanismError(
                 f"mechanism is not past-only (Def. 2.6): trade {i!r} pays player {j!r} "
-                f"the share {arr[i - 1, j]!r}; only players j < {i!r} may receive a share"
+                f"the share {float(arr[i - 1, j])!r}; only players j < {i!r} may receive a share"
             )
         s = float(arr[i - 1].sum())
         if s > 1.0 + PROB_ATOL:
             raise MechanismError(
-                f"mechanism is not budget-feasible (Def. 2.5): shares of trade {i!r} sum to {s!r} > 1"
+                f"mechanism is not budget-feasible (Def. 2.5): shares of trade {i!r} sum to {float(s)!r} > 1"
             )
     arr.setflags(write=False)
     return arr
@@ -269,10 +313,10 @@ def _check_distribution(p: np.ndarray, where: str) -> None:
         raise InvalidInputError(f"{where} has a NaN or infinite probability")
     if np.any(p < 0):
         j = int(np.flatnonzero(p < 0)[0])
-        raise InvalidInputError(f"{where} has a negative probability at index {j!r}: {p[j]!r}")
+        raise InvalidInputError(f"{where} has a negative probability at index {j!r}: {float(p[j])!r}")
     s = float(p.sum())
     if abs(s - 1.0) > PROB_ATOL:
-        raise InvalidInputError(f"{where} sums to {s!r}, not 1")
+        raise InvalidInputError(f"{where} sums to {float(s)!r}, not 1")
 
 
 def _validate_Q(Q: np.ndarray, n: int, L: int) -> None:
@@ -291,7 +335,7 @@ def _validate_Q(Q: np.ndarray, n: int, L: int) -> None:
             k, l = (int(x) for x in np.argwhere(Qi < 0)[0])
             raise InvalidInputError(
                 f"transition of trade {i + 1!r} has a negative probability at row {k!r}, "
-                f"col {l!r}: {Qi[k, l]!r}"
+                f"col {l!r}: {float(Qi[k, l])!r}"
             )
         rs = Qi.sum(axis=1)
         badrow = np.flatnonzero(np.abs(rs - 1.0) > PROB_ATOL)
@@ -348,17 +392,18 @@ class ChainGame:
             raise InvalidInputError(f"values must be a non-empty 1-D list, got shape {W.shape!r}")
         if not np.all(np.isfinite(W)):
             k = int(np.flatnonzero(~np.isfinite(W))[0])
-            raise InvalidInputError(f"value w[{k!r}] is not finite: {W[k]!r}")
+            raise InvalidInputError(f"value w[{k!r}] is not finite: {float(W[k])!r}")
         d = np.diff(W)
         if np.any(d <= 0):
             k = int(np.flatnonzero(d <= 0)[0])
             raise InvalidInputError(
-                f"values must be strictly increasing: w[{k!r}]={W[k]!r} >= w[{k + 1!r}]={W[k + 1]!r}"
+                f"values must be strictly increasing: "
+                f"w[{k!r}]={float(W[k])!r} >= w[{k + 1!r}]={float(W[k + 1])!r}"
             )
         L = W.size
         # start
         s = self.start
-        if isinstance(s, bool) or isinstance(s, (np.bool_,)):
+        if isinstance(s, (bool, np.bool_, str)) or s is None:
             raise InvalidInputError(f"start must be a value index or a probability vector, got {s!r}")
         if isinstance(s, (int, np.integer)):
             if not 0 <= int(s) < L:
@@ -381,6 +426,13 @@ class ChainGame:
         n = Q.shape[0]
         if n < 1:
             raise InvalidInputError("the chain needs at least one trade (n >= 1)")
+        _check_n(n)
+        wmax = float(np.abs(W).max())
+        if wmax * (n + 1) ** 2 > VALUE_LIMIT:
+            raise InvalidInputError(
+                f"values too large for float64: max |w| = {wmax!r} with n = {n!r} lets thresholds "
+                f"overflow (need max|w|·(n+1)² ≤ {VALUE_LIMIT!r}); rescale the value grid"
+            )
         _validate_Q(Q, n, L)
         t = validate_mechanism(self.t, n)
         for name, arr in (("values", W.copy()), ("start", pi), ("Q", Q), ("t", t)):
@@ -477,11 +529,23 @@ class ChainGame:
         if isinstance(start, float):
             raise InvalidInputError(f"start must be an integer index or a probability list, got {start!r}")
         t = mechanism_from_spec(d.get("mechanism", "raw"), n)
-        return cls(d["values"], start, Q, t, str(d.get("label", "")))
+        label = d.get("label", "")
+        if not isinstance(label, str):
+            raise InvalidInputError(f"'label' must be a string, got {type(label).__name__!r}")
+        return cls(d["values"], start, Q, t, label)
 
 
 def load_game(path: str | Path) -> ChainGame:
     """Read a chain game from a JSON file in the issue-2 format.
+
+    Parameters
+    ----------
+    path : str or Path
+        JSON file: ``{"values", "start", "transitions", "n"?, "mechanism"?, "label"?}``.
+
+    Returns
+    -------
+    ChainGame
 
     Raises
     ------
@@ -489,8 +553,25 @@ def load_game(path: str | Path) -> ChainGame:
         Unreadable or malformed file, or invalid game data.
     MechanismError
         The mechanism breaks Def. 2.5 / 2.6.
+
+    Examples
+    --------
+    >>> import json, tempfile, pathlib
+    >>> d = {"values": [0, 1], "start": 0, "transitions": [[0.5, 0.5], [0, 1]], "n": 2, "mechanism": "ave"}
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = pathlib.Path(tmp) / "game.json"
+    ...     _ = p.write_text(json.dumps(d))
+    ...     g = load_game(p)
+    >>> g.n, g.L, g.t.tolist()
+    (2, 2, [[1.0, 0.0, 0.0], [0.5, 0.5, 0.0]])
     """
     p = Path(path)
     if not p.is_file():
         raise InvalidInputError(f"game file {str(p)!r} does not exist")
-    return ChainGame.from_dict(read_json(p))
+    try:
+        data = read_json(p)
+    except UnicodeDecodeError as exc:  # read_json only maps JSON syntax errors
+        raise InvalidInputError(f"{str(p)!r} is not UTF-8 text: {exc.reason}") from exc
+    except RecursionError as exc:
+        raise InvalidInputError(f"{str(p)!r} is nested too deeply to be a chain game") from exc
+    return ChainGame.from_dict(data)

@@ -4,79 +4,164 @@ Algorithm 1 runs the backward DP over players :math:`i=n-1,\dots,0` and values :
 calls Algorithm 2, which enumerates the candidate prices :math:`u^*(i+1,k')\ge 0` and evaluates each
 with Algorithm 3: a forward DP over :math:`s_{i,k,k'}(j,l)=\Pr[Y(j,l)]` (Eq. 22–23) followed by the
 one-shot and future reallocated profit (Eq. 19–21, 25). Only the innermost sums over
-:math:`l,l'` (line 8 of Algorithm 3) are vectorised, as one vector–matrix product per step.
+:math:`l,l'` (line 8 of Algorithm 3) are vectorised, as one vector–matrix product per step. Nothing
+here is shared with the fast route (:mod:`datamarkets.models.chain_equilibrium`): the argmax of
+Algorithm 2 line 11 applies the package's tie rules by its own loop.
 
-Tie rules are those of :mod:`datamarkets.models.chain_equilibrium` (lowest maximising price,
-``TIE_RTOL``). This module exists to be compared against the fast route; do not use it for
-large games.
+Index conventions and printed typos. The paper writes :math:`q_{i,k,l}` for trade :math:`i`
+(:math:`v_i` given :math:`v_{i-1}`); our ``Q[i-1]``. Algorithm 1 line 9 and Eq. 18 print
+:math:`r^*(i,k)=p^*(i,k)\sum_l q_{i,k,l}\mathbf 1\{\dots\}`, but player :math:`i` sells in trade
+:math:`i+1`, whose transition is :math:`q_{i+1,k,l}` (as in Eq. 22, 24's first line and Algorithm 3
+lines 3, 8, 13); we use :math:`q_{i+1}` (``Q[i]``). The two readings coincide when all trades share one
+transition matrix (every §5.1 model). Eq. 24 (middle line) and Eq. 41 print a strict
+:math:`u^*(j+1,l')>p^*(j,l)`; Eq. 6, Eq. 22–23 and Algorithm 3 use :math:`\ge`, which we follow.
+
+Tie rules (as in the fast route): a buyer buys iff threshold :math:`\ge` price; candidates are the
+next player's non-negative thresholds (price 0 when there is none); among gains within
+``TIE_RTOL * (|w_k| + max(g - w_k))`` of the maximum the lowest price wins, and among equal prices
+the smallest index :math:`k'`. This module exists to be compared against the fast route; do not use it
+for large games.
+
+Examples
+--------
+>>> from datamarkets.models.chain_valuations import paper_model
+>>> u_star, p_star, l_star, r_star, A = solve_reference(paper_model("paper-1", 2, "ave"))
+>>> u_star.shape, p_star.shape, A.shape
+((3, 9), (2, 9), (3, 9, 3))
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from datamarkets.models.chain_equilibrium import choose_price
 from datamarkets.models.chain_game import ChainGame
 
-__all__ = ["expected_utility", "optimal_strategy", "reference_expectations", "solve_reference"]
+__all__ = ["TIE_RTOL", "expected_utility", "optimal_strategy", "reference_expectations", "solve_reference"]
+
+#: Relative tolerance under which two gains tie (the same value as the fast route's, kept separately).
+TIE_RTOL = 1e-12
+
+
+def _lowest_maximiser(gains: list[float], prices: list[float], w_k: float) -> int:
+    """Algorithm 2 line 11 with the tie rules: lowest price among near-maximal gains, then first index.
+
+    Gains within ``TIE_RTOL * (|w_k| + max(g - w_k))`` of the best tie (scale-invariant).
+    """
+    best = max(gains)
+    tol = TIE_RTOL * (abs(w_k) + max(abs(g - w_k) for g in gains))
+    pick = -1
+    for c, (g, price) in enumerate(zip(gains, prices, strict=True)):
+        if g >= best - tol and (pick < 0 or price < prices[pick]):
+            pick = c
+    return pick
 
 
 def expected_utility(
     game: ChainGame, i: int, k: int, kp: int, u_star: np.ndarray, p_star: np.ndarray, r_star: np.ndarray
 ) -> float:
-    """Algorithm 3: :math:`u(i,k,k')=g_i(w_k,u^*(i+1,k'))` by the nested forward DP.
+    r"""Algorithm 3 (ExpectedUtility): :math:`u(i,k,k')=g_i(w_k,u^*(i+1,k'))` by the nested forward DP.
 
     Parameters
     ----------
     game : ChainGame
+        The game (``Q[j-1]`` is the paper's :math:`q_{j,\cdot,\cdot}`, ``t[j-1, m]`` its :math:`t_{jm}`).
     i, k, kp : int
-        Seller, its value index, and the index k' of the candidate price :math:`u^*(i+1,k')`.
+        Seller :math:`0\le i<n`, its value index, and the index :math:`k'` of the candidate price
+        :math:`u^*(i+1,k')`.
     u_star, p_star, r_star : ndarray
-        Thresholds, prices and one-shot profits already computed for players > i.
+        Thresholds ``(n+1, L)``, prices ``(n, L)`` and one-shot profits ``(n, L)`` (Eq. 18), already
+        computed for the players after ``i``.
 
     Returns
     -------
     float
         One-shot profit plus future reallocated profit (lines 13–15), including :math:`w_k`.
+
+    Examples
+    --------
+    One trade, seller value 0, buyer value 1 or 3 with probability 1/2 each: price 3 earns 1.5.
+
+    >>> from datamarkets.models.chain_game import ChainGame
+    >>> g = ChainGame([0.0, 1.0, 3.0], 0, [[[0.0, 0.5, 0.5], [0, 1, 0], [0, 0, 1]]], [[1.0, 0.0]])
+    >>> u = np.array([[0.0, 0.0, 0.0], [0.0, 1.0, 3.0]])
+    >>> expected_utility(g, 0, 0, 2, u, np.zeros((1, 3)), np.zeros((1, 3)))
+    1.5
     """
     n = game.n
     Q, t, W = game.Q, game.t, game.values
     price = u_star[i + 1, kp]
-    # line 2-3: s(i+1, l) = 1{u*(i+1,l) >= u*(i+1,k')} q_{i+1,k,l}
+    # lines 2-4: s_{i,k,k'}(i+1, l) = 1{u*(i+1,l) >= u*(i+1,k')} q_{i+1,k,l}
     s = (u_star[i + 1] >= price) * Q[i, k]
-    success = float(s.sum())  # line 13
-    one_shot = W[k] + t[i, i] * price * success  # line 14
     future = 0.0
-    for j in range(i + 1, n):  # line 6-12 and 15 (trade j+1 has seller j)
-        future += float(s @ r_star[j]) * t[j, i]
-        s = s @ (Q[j] * (u_star[j + 1][None, :] >= p_star[j][:, None]))  # line 8
-    return one_shot + future
+    for j in range(i + 1, n):  # lines 6-12 (trade j+1 has seller j, transition q_{j+1} = Q[j])
+        # line 15, term j: sum_l s(j, l) t_{j+1,i} r*(j, l)   (Eq. 21 with Eq. 25)
+        future += t[j, i] * float(s @ r_star[j])
+        # lines 7-8 for all l' at once: s(j+1, l') = sum_l s(j, l) q_{j+1,l,l'} 1{u*(j+1,l') >= p*(j,l)}
+        s = s @ (Q[j] * (u_star[j + 1][None, :] >= p_star[j][:, None]))
+    # line 13: success rate = sum_l q_{i+1,k,l} 1{u*(i+1,l) >= u*(i+1,k')}
+    success = float(np.sum(Q[i, k] * (u_star[i + 1] >= price)))
+    one_shot = W[k] + t[i, i] * price * success  # line 14
+    return float(one_shot + future)
 
 
 def optimal_strategy(
     game: ChainGame, i: int, k: int, u_star: np.ndarray, p_star: np.ndarray, r_star: np.ndarray
 ) -> tuple[float, int]:
-    """Algorithm 2: best candidate price of player i at value w_k.
+    """Algorithm 2 (OptimalStrategy): best candidate price of player ``i`` at value ``w_k``.
+
+    Parameters
+    ----------
+    game : ChainGame
+    i, k : int
+        Seller index (``0 <= i < n``) and value index.
+    u_star, p_star, r_star : ndarray
+        As in :func:`expected_utility`.
 
     Returns
     -------
     tuple of (float, int)
         ``(u*(i,k), l*(i,k))``; ``l* = -1`` when player i+1 has no non-negative threshold.
+
+    Examples
+    --------
+    >>> from datamarkets.models.chain_game import ChainGame
+    >>> g = ChainGame([0.0, 1.0, 3.0], 0, [[[0.0, 0.5, 0.5], [0, 1, 0], [0, 0, 1]]], [[1.0, 0.0]])
+    >>> u = np.array([[0.0, 0.0, 0.0], [0.0, 1.0, 3.0]])
+    >>> optimal_strategy(g, 0, 0, u, np.zeros((1, 3)), np.zeros((1, 3)))  # price u*(1, 2) = 3
+    (1.5, 2)
     """
-    cands = np.flatnonzero(u_star[i + 1] >= 0)  # line 2
-    if cands.size == 0:
-        return float(game.values[k]), -1  # line 3-4
-    gains = np.array([expected_utility(game, i, k, kp, u_star, p_star, r_star) for kp in cands])
-    pick = int(choose_price(gains[None, :], u_star[i + 1, cands])[0])  # line 11, lowest price on ties
-    return float(gains[pick]), int(cands[pick])
+    cands = [l for l in range(game.L) if u_star[i + 1, l] >= 0]  # line 2: the set script-L
+    if not cands:
+        return float(game.values[k]), -1  # lines 3-4
+    gains = [expected_utility(game, i, k, kp, u_star, p_star, r_star) for kp in cands]  # lines 6-8
+    prices = [float(u_star[i + 1, kp]) for kp in cands]
+    pick = _lowest_maximiser(gains, prices, float(game.values[k]))  # line 11
+    return float(gains[pick]), int(cands[pick])  # line 12
 
 
 def solve_reference(game: ChainGame) -> tuple[np.ndarray, ...]:
-    """Algorithm 1. Returns ``(u_star, p_star, l_star, r_star, A)`` like the fast route.
+    """Algorithm 1: exact sequential equilibrium by the backward DP with nested forward DPs.
 
-    ``A`` (downstream reallocated profit, shape (n+1, L, n+1)) is obtained here by forward
-    propagation of the trade-alive distribution from every (player, value), independently of the
-    fast route's backward accumulation.
+    Parameters
+    ----------
+    game : ChainGame
+
+    Returns
+    -------
+    tuple of ndarray
+        ``(u_star, p_star, l_star, r_star, A)`` with the shapes of the fast route: thresholds
+        ``(n+1, L)`` (row 0 = player 0's gain), prices ``(n, L)``, price indices ``(n, L)`` (-1 when
+        the price is 0 for lack of a non-negative threshold), one-shot profits ``(n, L)`` (Eq. 18)
+        and the downstream reallocated profit ``A`` ``(n+1, L, n+1)``, obtained here by forward
+        propagation of the trade-alive distribution from every (player, value), independently of
+        the fast route's backward accumulation.
+
+    Examples
+    --------
+    >>> from datamarkets.models.chain_valuations import paper_model
+    >>> u_star, p_star, l_star, r_star, A = solve_reference(paper_model("paper-2", 2, "ave"))
+    >>> bool(np.all(u_star[2] == np.arange(5) / 4))  # u*(n, k) = w_k (line 2)
+    True
     """
     n, L = game.n, game.L
     Q, W = game.Q, game.values
@@ -115,10 +200,25 @@ def _downstream_forward(
 def reference_expectations(game: ChainGame, u_star: np.ndarray, p_star: np.ndarray) -> dict:
     """Exact expectations by explicit loops over (k, l) pairs, summing Eq. 2 trade by trade.
 
+    Parameters
+    ----------
+    game : ChainGame
+    u_star, p_star : ndarray
+        Thresholds ``(n+1, L)`` and prices ``(n, L)`` of any strategy profile.
+
     Returns
     -------
     dict
         The keys of :func:`datamarkets.models.chain_equilibrium.expectations`.
+
+    Examples
+    --------
+    >>> from datamarkets.models.chain_valuations import paper_model
+    >>> g = paper_model("paper-2", 2, "ave")
+    >>> u, p, *_ = solve_reference(g)
+    >>> ex = reference_expectations(g, u, p)
+    >>> bool(abs(ex["social_welfare"] - ex["player_utility"].sum()) < 1e-12)
+    True
     """
     n, L = game.n, game.L
     Q, W, t = game.Q, game.values, game.t

@@ -25,23 +25,59 @@ __all__ = ["METRICS", "paper_protocol", "sample_paths", "simulate"]
 METRICS = ("social_welfare", "transaction_volume", "trade_success", "player_utility")
 
 
+def _cdf(P: np.ndarray) -> np.ndarray:
+    """Row-wise CDF normalised so that its last entry is exactly 1.
+
+    A row summing to 1 - 1e-16 (allowed by ``PROB_ATOL``) would otherwise let a uniform draw land
+    beyond the last positive entry and pick a zero-probability value; ``x / x == 1`` in IEEE
+    arithmetic, so after normalisation trailing zero-probability columns can never be drawn.
+    """
+    cum = np.cumsum(P, axis=-1)
+    return cum / cum[..., -1:]
+
+
 def _draw(rng: np.random.Generator, cum: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Inverse-CDF draw of one column index per sample from the rows ``cum[rows]``."""
+    """Inverse-CDF draw of one column index per sample from the rows ``cum[rows]`` (chunked)."""
     u = rng.random(rows.size)
-    idx = (u[:, None] >= cum[rows]).sum(axis=1)
+    idx = np.empty(rows.size, dtype=np.int64)
+    chunk = max(1, 4_000_000 // cum.shape[1])  # keep the (chunk, L) comparison below ~4M entries
+    for a in range(0, rows.size, chunk):
+        b = min(a + chunk, rows.size)
+        idx[a:b] = (u[a:b, None] >= cum[rows[a:b]]).sum(axis=1)
     return np.minimum(idx, cum.shape[1] - 1)
 
 
 def sample_paths(game: ChainGame, samples: int, rng: np.random.Generator) -> np.ndarray:
-    """Draw ``samples`` valuation index paths, shape ``(samples, n+1)``."""
+    """Draw ``samples`` valuation index paths, shape ``(samples, n+1)``.
+
+    Parameters
+    ----------
+    game : ChainGame
+    samples : int
+        Number of paths.
+    rng : numpy.random.Generator
+        Source of the uniform draws (inverse-CDF sampling).
+
+    Returns
+    -------
+    ndarray of int, shape (samples, n+1)
+        Value indices :math:`v_0..v_n`.
+
+    Examples
+    --------
+    >>> from datamarkets.models.chain_valuations import paper_model
+    >>> K = sample_paths(paper_model("paper-1", 3), 4, np.random.default_rng(0))
+    >>> K.shape, bool(np.all(K[:, 0] == 6)), bool(np.all(np.abs(np.diff(K, axis=1)) <= 2))
+    ((4, 4), True, True)
+    """
     n = game.n
     K = np.empty((samples, n + 1), dtype=np.int64)
-    cum0 = np.cumsum(game.start)[None, :]
+    cum0 = _cdf(game.start)[None, :]
     K[:, 0] = _draw(rng, cum0, np.zeros(samples, dtype=np.int64))
     cum_prev = None
     for i in range(1, n + 1):
         if cum_prev is None or game.Q.strides[0] != 0:
-            cum_prev = np.cumsum(game.Q[i - 1], axis=1)
+            cum_prev = _cdf(game.Q[i - 1])
         K[:, i] = _draw(rng, cum_prev, K[:, i - 1])
     return K
 
@@ -154,6 +190,13 @@ def paper_protocol(
     ------
     InvalidInputError
         If ``seeds < 1``.
+
+    Examples
+    --------
+    >>> from datamarkets.models.chain_valuations import paper_model
+    >>> out = paper_protocol(paper_model("paper-2", 3, "ave"), seeds=2, samples=500)
+    >>> out["seeds"], out["samples"], out["trade_success_mean"].shape
+    (2, 500, (3,))
     """
     if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
         raise InvalidInputError(f"seeds must be a positive integer, got {seeds!r}")

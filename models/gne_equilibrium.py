@@ -19,14 +19,15 @@ expected payment to source :math:`i` as :math:`\pi_i^k = c_i^k - d_i^k \sum_l \x
 :math:`\sum_j \pi_i^j \ge e_i^* = -\ln(s_i)/(2\alpha_i)`. Lemma 1: (20) is tight, so
 :math:`\pi_i^k = -\ln(s_i)/(2\alpha_i) - \sum_{j\ne k} c_i^j + \sum_{j \ne k} d_i^j \sum_l \xi^j_{i,l} s_l`.
 Summing over :math:`i` and swapping :math:`i \leftrightarrow l` in the last term, buyer
-:math:`k`'s objective is, up to a constant,
+:math:`k`'s objective is, up to the constant :math:`-\sum_i\sum_{j\ne k} c_i^j`,
 
 .. math::
 
     \sum_q \bigl(\tilde\gamma_q^k + K_q^k\bigr) s_q - \frac{\ln s_q}{2\alpha_q}, \qquad
     K_q^k = \sum_{j\ne k}\sum_{l} d_l^j \xi^j_{l,q} = D_q^{-k} + \sum_{j\ne k}\sum_{l\ne q} d_l^j \xi^j_{l,q}.
 
-It is separable in :math:`s_q = 1/(2\alpha_q(d_q^k + D_q^{-k}))`; its minimiser
+It is separable and strictly convex in :math:`s_q = 1/(2\alpha_q(d_q^k + D_q^{-k}))`; the
+first-order condition :math:`\tilde\gamma_q^k + K_q^k = 1/(2\alpha_q s_q)` gives the minimiser
 :math:`s_q = 1/(2\alpha_q(\tilde\gamma_q^k + K_q^k))` gives
 :math:`d_q^k = \tilde\gamma_q^k + \sum_{j\ne k}\sum_{l\ne q} \xi^j_{l,q} d_l^j` (25), i.e.
 
@@ -50,7 +51,8 @@ exists iff :math:`\rho(A) < 1`, and it is unique. ``A`` is never formed for larg
 :math:`w_{j,q} = \sum_{l \ne q} d_l^j \xi^j_{l,q}` (one batched matrix product),
 :math:`(A d)_{k,q} = \sum_{l \in U_k} V_{l,q} - w_{k,q}` with
 :math:`V_{l,q} = \sum_j d_l^j \xi^j_{l,q}`, so a product costs :math:`O(K N^2)`.
-:math:`\rho(A)` is computed with a shifted power iteration that keeps the Collatz–Wielandt bracket
+:math:`\rho(A)` is computed from ARPACK's dominant eigenvector (large :math:`A`) or a shifted
+power iteration, always with the Collatz–Wielandt bracket
 :math:`\min_i (Ax)_i/x_i \le \rho(A) \le \max_i (Ax)_i/x_i` (valid for any non-negative
 :math:`A` and positive :math:`x`); the Leontief solution itself is a witness:
 :math:`\rho(A) \le \max_i (A d)_i / d_i = \max_i (1 - \tilde\gamma_i/d_i) < 1`.
@@ -334,6 +336,8 @@ def leontief_apply(xi_off: NDArray[np.float64], uses: NDArray[np.bool_], d: NDAr
     dm = np.where(uses, d, 0.0)
     w = np.matmul(dm[:, None, :], xi_off)[:, 0, :]  # w[k, q] = sum_l d[k, l] xi[k, l, q]
     V = np.einsum("jl,jlq->lq", dm, xi_off)  # V[l, q] = sum_j d[j, l] xi[j, l, q]
+    if uses.all():  # complete market: sum over l in U_k is the column sum
+        return V.sum(axis=0)[None, :] - w  # (25)
     return np.where(uses, uses.astype(float) @ V - w, 0.0)  # (25)
 
 
@@ -696,7 +700,10 @@ def c_polytope(market: Any, d: ArrayLike) -> CPolytope:
 # the GNE
 # --------------------------------------------------------------------------------------------
 def _named(inp: GNEInputs, arr: NDArray) -> dict[str, dict[str, float]]:
-    return {str(b): {str(s): float(arr[k, i]) for i, s in enumerate(inp.sources)} for k, b in enumerate(inp.buyers)}
+    return {
+        str(b): {str(s): float(arr[k, i]) for i, s in enumerate(inp.sources)}
+        for k, b in enumerate(inp.buyers)
+    }
 
 
 def solve_gne(
@@ -797,7 +804,9 @@ def solve_gne(
         except (ConvergenceError, np.linalg.LinAlgError) as exc:
             if rho.upper < 1.0:
                 raise
-            return no_eq(f"spectral radius {rho.value:.12g} is not certifiably below 1 and the solve failed: {exc}")
+            return no_eq(
+                f"spectral radius {rho.value:.12g} is not certifiably below 1 and the solve failed: {exc}"
+            )
     # certificate of the linear system and of existence
     Ad = leontief_apply(inp.xi_off, inp.uses, d)
     r = d - Ad - g
@@ -884,14 +893,15 @@ def solve_gne(
         with timer("payment_lp_seconds"):
             lp = payment_range(inp, d)
         if lp.status is Status.OPTIMAL:
-            cert.add("payment_range_lp_vs_closed_form_rel", lp.certificate.residuals["lp_vs_closed_form_rel"], 1e-8)
+            cert.add(
+                "payment_range_lp_vs_closed_form_rel", lp.certificate.residuals["lp_vs_closed_form_rel"], 1e-8
+            )
         else:
             cert.add("payment_range_lp_vs_closed_form_rel", float("nan"), 1e-8)
             cert.details["payment_range_lp"] = lp.status.value
     if best_response_gap and poly.nonempty:
-        from datamarkets.formulations.gne_best_response import best_response_gaps
-
         from datamarkets.errors import SolverError
+        from datamarkets.formulations.gne_best_response import best_response_gaps
 
         with timer("best_response_seconds"):
             try:

@@ -131,6 +131,11 @@ def price_curve(Q: float, p_others: ArrayLike, d_others: ArrayLike, owner: int =
     ([0.0, 1.0, 3.0], [2.0, 4.0, 4.0])
     """
     Q, p, d = _bids(Q, p_others, d_others)
+    return _price_curve(Q, p, d, owner)
+
+
+def _price_curve(Q: float, p: np.ndarray, d: np.ndarray, owner: int = 0) -> PriceCurve:
+    """:func:`price_curve` without input checks (hot loop of the dynamics)."""
     keep = d > 0
     p, d = p[keep], d[keep]
     lv, inv = np.unique(p, return_inverse=True)
@@ -144,6 +149,30 @@ def price_curve(Q: float, p_others: ArrayLike, d_others: ArrayLike, owner: int =
     widths = np.diff(np.concatenate(([0.0], Dl)))
     nz = widths > 0
     return PriceCurve(levels[nz], widths[nz], np.full(int(nz.sum()), owner, dtype=np.int64))
+
+
+def _price_curve_sorted(Q: float, ps: np.ndarray, ds: np.ndarray) -> PriceCurve:
+    """:func:`price_curve` from bids already sorted by ascending price (hot loop; no checks).
+
+    D̄ at a bid price p_m is Q − Σ_{p > p_m} d; tied prices share one value (zero-width steps,
+    dropped), and so do zero-quantity bids.
+    """
+    if ps.size == 0:
+        return PriceCurve(
+            np.array([0.0]) if Q > 0 else np.zeros(0),
+            np.array([Q]) if Q > 0 else np.zeros(0),
+            np.zeros(1 if Q > 0 else 0, dtype=np.int64),
+        )
+    cum = np.cumsum(ds)
+    total = cum[-1]
+    last = np.searchsorted(ps, ps, side="right") - 1
+    Dbar = np.maximum(Q - (total - cum[last]), 0.0)
+    npos = int(np.searchsorted(ps, 0.0, side="right"))  # bids at price 0 are not "above" 0
+    D0 = max(Q - (total - (cum[npos - 1] if npos > 0 else 0.0)), 0.0)
+    levels = np.concatenate(([0.0], ps[npos:]))
+    widths = np.diff(np.concatenate(([0.0, D0], Dbar[npos:])))
+    nz = widths > 0
+    return PriceCurve(levels[nz], widths[nz], np.zeros(int(nz.sum()), dtype=np.int64))
 
 
 def market_price(z: ArrayLike, Q: float, p_others: ArrayLike, d_others: ArrayLike) -> np.ndarray:
@@ -167,6 +196,11 @@ def allocate(Q: float, p: ArrayLike, d: ArrayLike) -> np.ndarray:
     [4.0, 4.0, 2.0, 0.0]
     """
     Q, p, d = _bids(Q, p, d)
+    return _allocate(Q, p, d)
+
+
+def _allocate(Q: float, p: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """:func:`allocate` without input checks (hot loop of the dynamics)."""
     if p.size == 0:
         return np.zeros(0)
     lv, inv = np.unique(p, return_inverse=True)

@@ -79,6 +79,10 @@ def _finite_number(name: str, x: Any, *, positive: bool = False, nonneg: bool = 
 
 
 def _as_quantity(z: ArrayLike) -> tuple[np.ndarray, bool]:
+    if type(z) is float or type(z) is int:  # scalar fast path (hot loops of the auctions)
+        if not z >= 0:
+            raise InvalidInputError(f"quantities must be >= 0 and not NaN, got {z!r}")
+        return np.asarray(float(z)), True
     arr = np.asarray(z, dtype=float)
     if np.any(np.isnan(arr)) or np.any(arr < 0):
         raise InvalidInputError(f"quantities must be >= 0 and not NaN, got {z!r}")
@@ -323,7 +327,9 @@ class PiecewiseLinearValuation(Valuation):
         if not (np.all(np.isfinite(x)) and np.all(np.isfinite(sl))):
             raise InvalidInputError(f"breakpoints {breakpoints!r} and slopes {slopes!r} must be finite")
         if x[0] <= 0 or np.any(np.diff(x) <= 0):
-            raise InvalidInputError(f"breakpoints must be positive and strictly increasing, got {breakpoints!r}")
+            raise InvalidInputError(
+                f"breakpoints must be positive and strictly increasing, got {breakpoints!r}"
+            )
         if np.any(sl < 0):
             raise InvalidInputError(f"slopes must be >= 0 (θ non-decreasing), got {slopes!r}")
         bad = np.flatnonzero(np.diff(sl) > 0)

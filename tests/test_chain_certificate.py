@@ -62,7 +62,8 @@ def brute_equilibrium(W, Q, t, tol=1e-12):
         for k in range(L):
             g = [brute_gain(W, Q, t, s, p, i, k, c) for c in cands]
             best = max(g)
-            p[i, k] = min(c for c, gc in zip(cands, g, strict=True) if best - gc <= tol * max(1, abs(best)))
+            size = abs(W[k]) + max(abs(gc - W[k]) for gc in g)  # documented scale-invariant tie rule
+            p[i, k] = min(c for c, gc in zip(cands, g, strict=True) if best - gc <= tol * size)
             s[i, k] = best
     return s, p
 
@@ -261,3 +262,39 @@ def test_fails_when_dp_price_replaced_by_zero():
     bad = certify_equilibrium(game, {"thresholds": np.array(eq.thresholds), "prices": prices})
     assert not bad.certificate.passed
     assert bad.certificate.details["per_player"][0]["price_gap_rel"] > 1e-7
+
+
+@pytest.mark.parametrize(
+    ("claimed", "true"), [("raw", "ave"), ("ave", {"tbds": 0.5}), ({"tbds": 0.5}, "raw")]
+)
+def test_fails_on_equilibrium_of_another_mechanism(claimed, true):
+    """The LP evaluates future reallocated profit from (Q, t, claimed strategies) itself: strategies
+    that are an equilibrium for another mechanism t' must fail under t (their thresholds embed the
+    future profit under t', which the LP recomputes under t)."""
+    game = chain_val.paper_model("paper-1", 4, true)
+    eq_other = chain_eq.solve_equilibrium(chain_val.paper_model("paper-1", 4, claimed))
+    claim = {"thresholds": np.array(eq_other.thresholds), "prices": np.array(eq_other.prices)}
+    assert certify_equilibrium(chain_val.paper_model("paper-1", 4, claimed), claim).certificate.passed
+    bad = certify_equilibrium(game, claim)
+    assert not bad.certificate.passed
+    assert bad.certificate.residuals["lp_vs_dp_threshold_rel_max"] > 1e-3
+
+
+@pytest.mark.parametrize("scale", [1e-15, 1e22])
+def test_certifies_extreme_magnitudes(scale):
+    """Values spanning e^{±25}·scale (Model 1's range at n = 50, where thresholds pass HiGHS's
+    infinity 1e20). Without per-variable scaling HiGHS reported these LPs "unbounded"; the scaled LP
+    certifies them and still fails on a 1e-6 perturbation."""
+    n = 5
+    k = np.arange(-2 * n, 2 * n + 1)
+    base = chain_val.paper_model("paper-1", n, "ave")
+    game = ChainGame(scale * np.exp(2.5 * k), base.start, base.Q, base.t)
+    eq = chain_eq.solve_equilibrium(game)
+    res = certify_equilibrium(game, eq)
+    assert res.status.has_solution and res.certificate.passed, res.certificate.failures
+    # the LP optimum is the threshold, relative 1e-7 at every value (not only the large ones)
+    rel = np.abs(res.solution["lp_thresholds"] - eq.thresholds) / np.abs(eq.thresholds)
+    assert rel.max() <= 1e-7
+    claim = {"thresholds": np.array(eq.thresholds), "prices": np.array(eq.prices)}
+    claim["thresholds"][2, int(np.argmax(game.start))] *= 1 + 1e-6
+    assert not certify_equilibrium(game, claim).certificate.passed

@@ -28,9 +28,10 @@ TOL = 1e-9
 
 
 # ------------------------------------------------------------------ independent oracles
-def lowest_argmax(gains, prices):
+def lowest_argmax(gains, prices, w):
+    """Documented tie rule: ties within 1e-12 (|w_k| + max(g - w_k)), lowest price wins."""
     m = max(gains)
-    tol = 1e-12 * max(1.0, abs(m))
+    tol = 1e-12 * (abs(w) + max(abs(g - w) for g in gains))
     return min(p for g, p in zip(gains, prices, strict=True) if g >= m - tol)
 
 
@@ -55,7 +56,7 @@ def path_gain(game, T, P, i, k, p):
 
 def brute_solve(game):
     """Backward induction with Eq. 8 evaluated by path enumeration (third oracle)."""
-    n, L = game.n, game.L
+    n, L, W = game.n, game.L, game.values
     T = np.zeros((n + 1, L))
     P = np.zeros((n, L))
     T[n] = game.values
@@ -64,7 +65,7 @@ def brute_solve(game):
         cands = sorted({float(x) for x in nxt if x >= 0}) or [0.0]
         for k in range(L):
             gains = [path_gain(game, T, P, i, k, p) for p in cands]
-            P[i, k] = lowest_argmax(gains, cands)
+            P[i, k] = lowest_argmax(gains, cands, W[k])
             T[i, k] = gains[cands.index(P[i, k])]
     return T, P
 
@@ -147,6 +148,34 @@ def test_n1_hand_derived():
     )
 
 
+def test_model1_n1_raw_and_ave_closed_form():
+    """Model 1, n = 1: v0 = 1, v1 uniform on e^{d/2}, d = -2..2. Player 0 earns p·P(v1 >= p):
+    e^{-1}·1, e^{-1/2}·4/5, 1·3/5, e^{1/2}·2/5, e·1/5; the maximum is e^{1/2}·2/5 (p* = e^{1/2}),
+    so TV = 2/5 and SW = 1 + (e^{1/2} + e)/5 (budget balanced). With n = 1, AVE = RAW."""
+    e = np.exp
+    earn = [e(d / 2) * (5 - (d + 2)) / 5 for d in range(-2, 3)]
+    assert int(np.argmax(earn)) == 3
+    for mech in ("raw", "ave"):
+        eq = solve_equilibrium(paper_model("paper-1", 1, mech))
+        k0 = int(np.argmax(eq.game.start))
+        assert eq.prices[0, k0] == pytest.approx(e(0.5), rel=1e-15)
+        assert eq.transaction_volume == pytest.approx(0.4, rel=1e-15)
+        assert eq.social_welfare == pytest.approx(1 + (e(0.5) + e(1.0)) / 5, rel=1e-14)
+        assert eq.player_utility[1] == pytest.approx((e(1.0) - e(0.5)) / 5, rel=1e-14)
+
+
+@pytest.mark.parametrize("method", ["fast", "reference"])
+def test_single_value_grid_closed_form(method):
+    """L = 1, value 2 everywhere, RAW, n = 3: player 3 buys at 2; player 2 at 2 + 2 = 4; player 1 at
+    2 + 4 = 6; player 0's gain is 2 + 6 = 8. Every trade occurs: TV = 3, SW = 4·2 = 8."""
+    g = ChainGame([2.0], 0, [[[1.0]]] * 3, raw_mechanism(3))
+    eq = solve_equilibrium(g, method)
+    assert eq.thresholds[:, 0].tolist() == [8.0, 6.0, 4.0, 2.0]
+    assert eq.prices[:, 0].tolist() == [6.0, 4.0, 2.0]
+    assert eq.transaction_volume == 3.0 and eq.social_welfare == 8.0
+    assert eq.player_utility.tolist() == [8.0, 0.0, 0.0, 0.0]  # each buyer pays its whole threshold
+
+
 def test_n1_no_nonnegative_threshold_price_zero():
     eq = solve_equilibrium(ChainGame([-2.0, -1.0], 0, [[[0.5, 0.5], [0.5, 0.5]]], [[1.0, 0.0]]))
     assert eq.prices.tolist() == [[0.0, 0.0]] and eq.price_index.tolist() == [[-1, -1]]
@@ -165,7 +194,7 @@ def test_n2_closed_form(seed):
     for l in range(L):
         cands = sorted(x for x in W if x >= 0) or [0.0]
         gains = [W[l] + t[1, 1] * p * Q[1, l][W >= p].sum() for p in cands]
-        p1[l] = lowest_argmax(gains, cands)
+        p1[l] = lowest_argmax(gains, cands, W[l])
         u1[l] = gains[cands.index(p1[l])]
     u0, p0 = np.zeros(L), np.zeros(L)
     for k in range(L):
@@ -178,7 +207,7 @@ def test_n2_closed_form(seed):
             )
             for p in cands
         ]
-        p0[k] = lowest_argmax(gains, cands)
+        p0[k] = lowest_argmax(gains, cands, W[k])
         u0[k] = gains[cands.index(p0[k])]
     for method in ("fast", "reference"):
         eq = solve_equilibrium(g, method)
@@ -244,6 +273,37 @@ def test_fast_matches_reference_random_larger(seed, n, L):
     assert_same(solve_equilibrium(g, "fast"), solve_equilibrium(g, "reference"))
 
 
+def test_reference_is_literal_and_independent(monkeypatch):
+    """Algorithm 2 calls Algorithm 3 once per (player i, value k, k' in script-L), where script-L
+    = {l : u*(i+1, l) >= 0} with duplicates kept; and the reference imports nothing from the fast
+    route (it used to borrow its argmax, choose_price)."""
+    import ast
+    import inspect
+
+    from datamarkets.models import chain_reference
+
+    tree = ast.parse(inspect.getsource(chain_reference))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert "datamarkets.models.chain_equilibrium" not in imported
+    calls = []
+    real = chain_reference.expected_utility
+    monkeypatch.setattr(
+        chain_reference,
+        "expected_utility",
+        lambda g, i, k, kp, *a: calls.append((i, k, kp)) or real(g, i, k, kp, *a),
+    )
+    g = paper_model("paper-4", 3, "ave")
+    u, *_ = chain_reference.solve_reference(g)
+    expected = [
+        (i, k, kp)
+        for i in range(g.n - 1, -1, -1)
+        for k in range(g.L)
+        for kp in range(g.L)
+        if u[i + 1, kp] >= 0
+    ]
+    assert calls == expected
+
+
 def test_reference_tuple_shapes():
     g = paper_model("paper-1", 2)
     u, p, l, r, A = solve_reference(g)
@@ -251,6 +311,39 @@ def test_reference_tuple_shapes():
 
 
 # ------------------------------------------------------------------ identities and API
+@pytest.mark.parametrize("name", ["paper-1", "paper-2", "paper-4"])
+@pytest.mark.parametrize("a", [1e-15, 1e15])
+@pytest.mark.parametrize("method", ["fast", "reference"])
+def test_scale_invariance(name, a, method):
+    """Multiplying every value by a > 0 multiplies thresholds, prices, utilities and SW by a and
+    keeps every choice (the tie rule must be relative; with a max(1, |g|) floor all prices tied at
+    a = 1e-15 and the lowest won)."""
+    base = paper_model(name, 3 if method == "reference" else 5, "ave")
+    scaled = ChainGame(a * base.values, base.start, base.Q, base.t)
+    e1, ea = solve_equilibrium(base, method), solve_equilibrium(scaled, method)
+    np.testing.assert_array_equal(ea.price_index, e1.price_index)
+    np.testing.assert_allclose(ea.thresholds, a * e1.thresholds, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(ea.prices, a * e1.prices, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(ea.player_utility, a * e1.player_utility, rtol=1e-9, atol=1e-12 * a)
+    np.testing.assert_allclose(ea.trade_success, e1.trade_success, rtol=0, atol=1e-14)
+    cert = ea.certificate()  # internal identities, tolerances relative to (n+1)·max|w|
+    assert cert.passed, cert.failures
+
+
+def test_lemma_c2_homogeneity_model1_n50_all_reachable_states():
+    """Lemma C.2: u*(i, k+1) = e^{1/2} u*(i, k) on every reachable state, including Model 1's lowest
+    values (e^{-25} at n = 50), where an absolute tie floor used to flip 4,292 prices."""
+    g = paper_model("paper-1", 50, "ave")
+    eq = solve_equilibrium(g)
+    c = 2 * g.n
+    for i in range(1, g.n + 1):
+        ks = np.arange(c - 2 * i, c + 2 * i)
+        np.testing.assert_allclose(eq.thresholds[i, ks + 1] / eq.thresholds[i, ks], np.exp(0.5), rtol=1e-12)
+        ks = np.arange(c - 2 * i, c + 2 * i + 1)
+        if i < g.n:
+            np.testing.assert_allclose(eq.prices[i, ks[1:]] / eq.prices[i, ks[:-1]], np.exp(0.5), rtol=1e-12)
+
+
 def test_identities_model1():
     g = paper_model("paper-1", 5, "ave")
     eq = solve_equilibrium(g)
@@ -329,6 +422,19 @@ def test_errors():
 
 
 # ------------------------------------------------------------------ Theorem 4.4
+def trade_events(game, eq):
+    """E_i on the support (Theorem 4.3/4.4): boolean (L, L) per trade i, True at (k, l) when
+    v_{i-1}=w_k, v_i=w_l is possible and buyer i accepts, u*(i, l) >= p*(i-1, k)."""
+    reach = np.asarray(game.start, dtype=float)
+    events = []
+    for i in range(1, game.n + 1):
+        support = (reach[:, None] > 0) & (game.Q[i - 1] > 0)
+        accept = eq.thresholds[i][None, :] >= eq.prices[i - 1][:, None]
+        events.append((support, accept))
+        reach = reach @ game.Q[i - 1]  # unconditional marginal of v_i: independent of strategies
+    return events
+
+
 @settings(max_examples=150)
 @given(
     seed=st.integers(0, 2**31 - 1),
@@ -336,28 +442,59 @@ def test_errors():
     D=st.integers(1, 2),
     r=st.floats(1.05, 3.0),
 )
-def test_theorem_4_4_reallocation_never_lowers_trade_success(seed, n, D, r):
-    """Homogeneous positive model (Assumptions 4.1–4.2): w_k = r^k, v'/v = r^d with d ~ q
-    independent of v; grid half-width nD so the walk from w_0 = 1 never meets the boundary.
-    Any feasible mechanism's per-trade success probability is >= RAW's."""
+def test_theorem_4_4_reallocation_expands_trade_events(seed, n, D, r):
+    """Homogeneous positive model (Assumptions 4.1–4.2): w_k = r^k > 0 and, for trade i, the ratio
+    v_i/v_{i-1} = r^d with d ~ q_i (its own law per trade) independent of v_{i-1}, so
+    F_i(a v | a w) = F_i(v | w) for every a = r^m. The grid half-width nD keeps the walk from
+    w_0 = 1 off the boundary. Theorem 4.4: every feasible mechanism's trade events contain RAW's
+    (E_i^RAW ⊆ E_i^t on the support), hence per-trade success is never lower."""
     rng = np.random.default_rng(seed)
     H = n * D
     k = np.arange(-H, H + 1)
     L = k.size
-    q = rng.dirichlet(np.ones(2 * D + 1))
-    Q = np.zeros((L, L))
-    for a in range(L):
-        for d in range(-D, D + 1):
-            Q[a, min(max(a + d, 0), L - 1)] += q[d + D]
+    Q = np.zeros((n, L, L))
+    for i in range(n):
+        q = rng.dirichlet(np.ones(2 * D + 1)) * (rng.random(2 * D + 1) < 0.8)
+        q[D] += 1e-3 if q.sum() == 0 else 0.0
+        q /= q.sum()
+        for a in range(L):
+            for d in range(-D, D + 1):
+                Q[i, a, min(max(a + d, 0), L - 1)] += q[d + D]
+    W = r**k
+    assert np.all(W > 0)  # Assumption 4.1
+    # Assumption 4.2 on the reachable interior: row a's ratio law does not depend on a
+    for i in range(n):
+        for a in range(D, L - D):
+            np.testing.assert_allclose(Q[i, a, a - D : a + D + 1], Q[i, H, H - D : H + D + 1])
     t = np.zeros((n, n + 1))
     for i in range(1, n + 1):
         x = rng.random(i) * (rng.random(i) < 0.7)
         if x.sum() > 0:
             t[i - 1, :i] = x / x.sum() * (1.0 if rng.random() < 0.5 else rng.uniform(0.2, 1.0))
-    Qn = np.broadcast_to(Q, (n, L, L))
-    eq = solve_equilibrium(ChainGame(r**k, H, Qn, t))
-    eq_raw = solve_equilibrium(ChainGame(r**k, H, Qn, raw_mechanism(n)))
+    game, game_raw = ChainGame(W, H, Q, t), ChainGame(W, H, Q, raw_mechanism(n))
+    eq, eq_raw = solve_equilibrium(game), solve_equilibrium(game_raw)
+    for i, ((support, acc), (_, acc_raw)) in enumerate(
+        zip(trade_events(game, eq), trade_events(game_raw, eq_raw), strict=True), start=1
+    ):
+        lost = support & acc_raw & ~acc
+        assert not lost.any(), (
+            f"trade {i}: RAW trades at (k, l) = {np.argwhere(lost)[0].tolist()}, t does not"
+        )
     assert np.all(eq.trade_success >= eq_raw.trade_success - 1e-12)
+
+
+def test_trade_events_detects_a_shrunk_event():
+    """The containment check can fail. One trade, buyer value 1, 2, 4 w.p. 0.2, 0.3, 0.5: under RAW the
+    seller earns 1, 1.6, 2.0 at prices 1, 2, 4 and posts 4 (E_1 = {l = 2}); with t = 0 every price
+    ties at gain w_k and the lowest, 1, wins (E_1 = everything). So E^{t=0} is not inside E^RAW."""
+    W, Q = [1.0, 2.0, 4.0], [[[0.2, 0.3, 0.5]] * 3]
+    raw, zero = ChainGame(W, 1, Q, raw_mechanism(1)), ChainGame(W, 1, Q, [[0.0, 0.0]])
+    eq_raw, eq_zero = solve_equilibrium(raw), solve_equilibrium(zero)
+    assert eq_raw.prices[0, 1] == 4.0 and eq_zero.prices[0, 1] == 1.0
+    ((support, acc_raw),) = trade_events(raw, eq_raw)
+    ((_, acc_zero),) = trade_events(zero, eq_zero)
+    assert (support & acc_raw & ~acc_zero).sum() == 0  # RAW ⊆ t=0 (the theorem's direction)
+    assert (support & acc_zero & ~acc_raw).sum() == 2  # the reverse containment fails at l = 0, 1
 
 
 @pytest.mark.parametrize("mech", ["ave", {"tbds": 0.3}, {"tbds": 0.9}])

@@ -26,9 +26,8 @@ def rep(tmp_path_factory):
         n_values=(2, 3),
         seeds=2,
         samples=3000,
-        opt_time_limit=5,
         opt_random_starts=1,
-        sweep_time_limit=1,
+        sweep_max_evals=300,
         progress=False,
     )
     return out, summary

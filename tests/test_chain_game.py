@@ -9,6 +9,8 @@ import pytest
 
 from datamarkets.errors import InvalidInputError, MechanismError
 from datamarkets.models.chain_game import (
+    MAX_TRADES,
+    VALUE_LIMIT,
     ChainGame,
     ave_mechanism,
     load_game,
@@ -42,6 +44,27 @@ def test_raw_ave_tbds_match_definitions(n):
                 assert tb[i - 1, j] == pytest.approx((1 - alpha) * alpha ** (i - j - 1))
             assert tb[i - 1].sum() == pytest.approx(1.0)  # budget balanced
     np.testing.assert_array_equal(tbds_mechanism(n, 0.0), raw)  # TBDS(0) = RAW
+
+
+def tbds_by_cascade(n, alpha):
+    """TBDS from the prose of §2.2, not the printed formula: the seller of trade i receives the
+    price, passes an α fraction to its own upstream seller, who passes α of that on, and so on;
+    player 0 has no upstream seller and keeps everything that reaches it."""
+    t = np.zeros((n, n + 1))
+    for i in range(1, n + 1):
+        amount = 1.0
+        for j in range(i - 1, 0, -1):  # seller i-1 first, then i-2, ...
+            t[i - 1, j] = (1 - alpha) * amount
+            amount *= alpha
+        t[i - 1, 0] = amount
+    return t
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.2, 0.5, 0.9, 1.0])
+def test_tbds_printed_formula_matches_its_prose(alpha):
+    n = 6
+    np.testing.assert_allclose(tbds_mechanism(n, alpha), tbds_by_cascade(n, alpha), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(tbds_mechanism(n, alpha).sum(axis=1), 1.0, atol=1e-15)  # budget balanced
 
 
 def test_mechanism_from_spec_forms():
@@ -81,6 +104,29 @@ def test_bad_n():
     for bad in (0, -1, 1.5, True):
         with pytest.raises(InvalidInputError, match="positive integer"):
             raw_mechanism(bad)
+    with pytest.raises(InvalidInputError, match="supported maximum"):
+        raw_mechanism(MAX_TRADES + 1)
+    d = {"values": [0, 1], "start": 0, "transitions": [[1, 0], [0, 1]], "n": 10**11}
+    with pytest.raises(InvalidInputError, match="supported maximum"):  # was numpy's ValueError
+        ChainGame.from_dict(d)
+
+
+def test_tbds_rejects_bool_alpha():
+    with pytest.raises(MechanismError, match="number"):
+        mechanism_from_spec({"tbds": True}, 2)  # True is not the number 1 in a JSON file
+
+
+def test_values_that_would_overflow_are_rejected():
+    big = VALUE_LIMIT / 9 * 1.01  # n = 2: (n + 1)^2 = 9
+    with pytest.raises(InvalidInputError, match="too large"):
+        ChainGame([-big, 0.0, big], 1, [[[1 / 3] * 3] * 3] * 2, raw_mechanism(2))
+    ok = VALUE_LIMIT / 9 * 0.99
+    g = ChainGame([-ok, 0.0, ok], 1, [[[1 / 3] * 3] * 3] * 2, ave_mechanism(2))
+    from datamarkets.models.chain_equilibrium import solve_equilibrium
+
+    with np.errstate(over="raise", invalid="raise"):
+        eq = solve_equilibrium(g)
+    assert np.all(np.isfinite(eq.thresholds)) and np.isfinite(eq.social_welfare)
 
 
 def test_validate_mechanism_tolerates_roundoff():
@@ -111,6 +157,7 @@ def test_game_basic_and_readonly():
         ({"values": ["a", "b"]}, "numeric"),
         ({"start": 2}, "out of range"),
         ({"start": True}, "index or a probability"),
+        ({"start": "0"}, "index or a probability"),
         ({"start": [1.0]}, "shape"),
         ({"start": [0.5, 0.6]}, "sums to"),
         ({"start": [1.5, -0.5]}, "negative probability at index 1"),
@@ -199,6 +246,16 @@ def test_load_game_errors(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(InvalidInputError):
         load_game(bad)
+    binary = tmp_path / "binary.json"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(InvalidInputError, match="UTF-8"):
+        load_game(binary)
+    labelled = tmp_path / "label.json"
+    labelled.write_text(
+        json.dumps({"values": [0, 1], "start": 0, "transitions": [[1, 0], [0, 1]], "n": 1, "label": 3})
+    )
+    with pytest.raises(InvalidInputError, match="label"):
+        load_game(labelled)
 
 
 # ---------------------------------------------------------------- paper models (§5.1)

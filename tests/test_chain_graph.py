@@ -83,3 +83,10 @@ def test_numeric_errors_pass_through():
     G.edges[0, 1]["trans"] = Q
     with pytest.raises(InvalidInputError, match="trade 1: row 0"):
         game_from_graph(G)
+
+
+def test_non_numeric_share_is_a_graph_error():
+    G = graph()
+    G.nodes[1]["shares"] = {(1, 2): "half"}  # used to escape as numpy's bare ValueError
+    with pytest.raises(GraphError, match="non-numeric share 'half'"):
+        game_from_graph(G)

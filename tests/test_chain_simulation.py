@@ -82,3 +82,18 @@ def test_errors():
         simulate(paper_model("paper-1", 3), eq, samples=10)
     with pytest.raises(InvalidInputError, match="seeds"):
         paper_protocol(g, seeds=0)
+
+
+class _TopRng:
+    """A generator whose uniform draws are all the largest double below 1."""
+
+    def random(self, size):
+        return np.full(size, 1.0 - 2.0**-53)
+
+
+def test_never_samples_a_zero_probability_value():
+    # ten times 0.1 sums to 0.9999999999999999 (within PROB_ATOL); the 11th value has probability 0
+    row = [0.1] * 10 + [0.0]
+    g = ChainGame(np.arange(11.0), row, [[row] * 11], [[1.0, 0.0]])
+    K = sample_paths(g, 3, _TopRng())
+    assert np.all(K == 9), K  # the largest value with positive probability, never index 10

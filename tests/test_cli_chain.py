@@ -107,6 +107,60 @@ BAD = {
 }
 
 
+_OK = '"values": [0.5, 1, 2], "transitions": [[0.5, 0.5, 0], [0.25, 0.5, 0.25], [0, 0.5, 0.5]]'
+# Python's json accepts the non-standard tokens NaN, Infinity, -Infinity and overflows 1e400 to inf:
+# each must still end in one clean line and exit code 2.
+BAD_TEXT = {
+    "nan-token-transition": '{"values": [0.5, 1, 2], "start": 0, "n": 2, '
+    '"transitions": [[NaN, 0.5, 0.5], [0.25, 0.5, 0.25], [0, 0.5, 0.5]]}',
+    "infinity-token-transition": '{"values": [0.5, 1, 2], "start": 0, "n": 2, '
+    '"transitions": [[Infinity, 0.5, 0.5], [0.25, 0.5, 0.25], [0, 0.5, 0.5]]}',
+    "nan-token-start": "{" + _OK + ', "start": [NaN, 0.5, 0.5], "n": 2}',
+    "nan-token-start-index": "{" + _OK + ', "start": NaN, "n": 2}',
+    "nan-token-mechanism": "{" + _OK + ', "start": 0, "n": 1, "mechanism": [[NaN, 0]]}',
+    "minus-infinity-mechanism": "{" + _OK + ', "start": 0, "n": 1, "mechanism": [[-Infinity, 0]]}',
+    "infinity-token-tbds": "{" + _OK + ', "start": 0, "n": 2, "mechanism": {"tbds": Infinity}}',
+    "nan-token-tbds": "{" + _OK + ', "start": 0, "n": 2, "mechanism": {"tbds": NaN}}',
+    "bool-tbds": "{" + _OK + ', "start": 0, "n": 2, "mechanism": {"tbds": true}}',
+    "nan-token-n": "{" + _OK + ', "start": 0, "n": NaN}',
+    "huge-n": "{" + _OK + ', "start": 0, "n": 100000000000}',
+    "overflowing-literal": '{"values": [0.5, 1, 1e400], "start": 0, "n": 2, '
+    '"transitions": [[0.5, 0.5, 0], [0.25, 0.5, 0.25], [0, 0.5, 0.5]]}',
+    "values-overflow-thresholds": '{"values": [-1.7e308, 1, 1.7e308], "start": 0, "n": 2, '
+    '"transitions": [[0.5, 0.5, 0], [0.25, 0.5, 0.25], [0, 0.5, 0.5]]}',
+    "negative-start": "{" + _OK + ', "start": [1.5, -0.5, 0], "n": 2}',
+    "start-index-out-of-range": "{" + _OK + ', "start": 3, "n": 2}',
+    "label-not-string": "{" + _OK + ', "start": 0, "n": 2, "label": {"a": 1}}',
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TEXT))
+def test_malformed_text_exits_2_with_one_line(tmp_path, capsys, case):
+    path = tmp_path / "bad.json"
+    path.write_text(BAD_TEXT[case])
+    code, out, err = run_main(capsys, "solve", "--model-file", str(path), "--json")
+    assert code == 2, (case, out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("datamarkets: error:"), err
+    assert out == ""
+
+
+def test_non_utf8_file_and_nan_overflow_subprocess(tmp_path):
+    """Through the console entry point: bytes that are not UTF-8, and values whose sums overflow."""
+    for name, payload in (
+        ("bin.json", b"\xff\xfe\x00garbage"),
+        ("big.json", BAD_TEXT["values-overflow-thresholds"].encode()),
+        ("nan.json", BAD_TEXT["nan-token-transition"].encode()),
+    ):
+        path = tmp_path / name
+        path.write_bytes(payload)
+        r = run("solve", "--model-file", str(path), "--json")
+        assert r.returncode == 2, (name, r.stdout, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("datamarkets: error:"), (name, r.stderr)
+        assert r.stdout == ""
+
+
 def test_malformed_file_subprocess(tmp_path):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(BAD["row-not-stochastic"]))
@@ -169,7 +223,7 @@ def test_verify_certifies_and_rejects_a_perturbed_claim(tmp_path, capsys):
 
 def test_optimize_json(capsys):
     code, out, err = run_main(
-        capsys, "optimize", "--model", "paper-2", "--n", "3", "--json", "--time-limit", "5"
+        capsys, "optimize", "--model", "paper-2", "--n", "3", "--json", "--max-evals", "2000"
     )
     assert code == 0, err
     d = json.loads(out)
@@ -197,12 +251,23 @@ def test_reproduce_small(tmp_path):
         "2",
         "--samples",
         "300",
-        "--opt-time-limit",
-        "2",
-        "--sweep-time-limit",
-        "1",
+        "--opt-max-evals",
+        "300",
+        "--sweep-max-evals",
+        "100",
     )
     assert r.returncode == 0, r.stderr
     assert "Table 1" in r.stdout
     for name in ("table1.csv", "figure2.png", "figure3.png", "figure3.csv", "summary.json"):
         assert (out / name).stat().st_size > 0
+
+
+def test_large_instance_skips_lp_by_default(capsys):
+    code, out, err = run_main(
+        capsys, "solve", "--model", "paper-1", "--n", "50", "--mechanism", "ave", "--json"
+    )
+    assert code == 0, err
+    d = json.loads(out)
+    assert "skipped" in d["certificate"]["details"]["lp_certificate"]
+    assert "lp_vs_dp_threshold_rel_max" not in d["certificate"]["residuals"]
+    assert len(d["trade_success"]) == 50 and np.array(d["thresholds"]).shape == (51, 201)

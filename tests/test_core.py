@@ -130,6 +130,12 @@ def test_read_json_errors(tmp_path):
     bad.write_text("{nope")
     with pytest.raises(dm.InvalidInputError, match="not valid JSON"):
         read_json(bad)
+    bad.write_bytes(b"\xff\xfe{")
+    with pytest.raises(dm.InvalidInputError, match="not UTF-8"):
+        read_json(bad)
+    bad.write_text('{"x": NaN}')
+    with pytest.raises(dm.InvalidInputError, match="non-finite"):
+        read_json(bad)
 
 
 def test_cli_version_and_help():
@@ -137,3 +143,15 @@ def test_cli_version_and_help():
     assert out.returncode == 0 and out.stdout.strip() == dm.__version__
     out = subprocess.run([sys.executable, "-m", "datamarkets.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "chain" in out.stdout and "auction" in out.stdout and "gne" in out.stdout
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        path = atomic_write_json(tmp_path / "p.json", {"v": 1})
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    finally:
+        os.umask(umask)

@@ -78,7 +78,7 @@ def test_gap_is_zero_at_equilibrium_for_any_polytope_point(mode, uses_p):
     first[np.argmax(inp.uses, axis=0), np.arange(inp.N)] = 1.0
     for c in (res.solution["c_point"], poly.point(first)):
         assert poly.residuals(c)["equality"] < 1e-9
-        gaps, values = best_response_gaps(inp, d, c, mode=mode)
+        gaps, _values = best_response_gaps(inp, d, c, mode=mode)
         assert np.all(np.abs(gaps) < 1e-7), gaps
 
 
@@ -89,7 +89,7 @@ def test_gap_is_positive_at_a_perturbed_profile():
     d_bad[0] *= 1.3  # buyer 0 overpays
     poly = c_polytope(inp, d_bad)
     c_bad = poly.point(d_bad / d_bad.sum(axis=0))
-    gaps, values = best_response_gaps(inp, d_bad, c_bad, mode="exact")
+    gaps, _values = best_response_gaps(inp, d_bad, c_bad, mode="exact")
     assert gaps[0] > 1e-3
     assert np.all(gaps > -1e-8)
     # the best response is a real improvement: re-evaluate the cost at the buyer's best reply
@@ -132,3 +132,12 @@ def test_errors():
         best_response_iteration(inp, scheme="bogus")
     with pytest.raises(SolverError):
         solve_best_response(inp, 0, d, solver="NO_SUCH_SOLVER")
+
+
+def test_gap_zero_with_eta_not_one():
+    """(19) divided by eta: the equilibrium and the exact programs both use gamma / eta."""
+    base = market(9, K=3, N=4)
+    inp = GNEInputs.from_arrays(base.gamma, base.xi, base.alpha, eta=np.array([0.5, 1.0, 3.0]))
+    res = solve_gne(inp, best_response_gap=True)
+    assert res.certificate.passed, res.certificate.failures
+    assert np.max(np.abs(res.solution["best_response_gap"])) < 1e-7

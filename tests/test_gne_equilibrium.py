@@ -185,7 +185,9 @@ def test_no_equilibrium_is_a_typed_result_without_nan():
     assert json.loads(text)["status"] == "no_equilibrium"
 
 
-@pytest.mark.parametrize(("x1", "ill", "certified"), [(0.5, False, True), (0.999, True, True), (0.9999999, True, False)])
+@pytest.mark.parametrize(
+    ("x1", "ill", "certified"), [(0.5, False, True), (0.999, True, True), (0.9999999, True, False)]
+)
 def test_near_collapse_is_flagged(x1, ill, certified):
     gamma, xi12, xi21, _, _ = two_firm_by_hand(x1)
     xi = np.array([[[1.0, xi12], [xi21, 1.0]]] * 2)
@@ -207,7 +209,9 @@ def test_polytope_point_satisfies_lemma1_and_21(seed, K, N):
     D = d.sum(axis=0)
     s = 1 / (2 * inp.alpha * D)
     e = np.log(2 * inp.alpha * D) / (2 * inp.alpha)
-    pen = np.array([[d[k, i] * sum(inp.xi[k, i, l] * s[l] for l in range(N)) for i in range(N)] for k in range(K)])
+    pen = np.array(
+        [[d[k, i] * sum(inp.xi[k, i, l] * s[l] for l in range(N)) for i in range(N)] for k in range(K)]
+    )
     assert np.all(c - pen >= -1e-10)  # (21)
     np.testing.assert_allclose((c - pen).sum(axis=0), e, rtol=1e-9, atol=1e-12)  # Lemma 1: (20) tight
     assert res.solution["c_polytope_nonempty"]
@@ -271,7 +275,10 @@ def _ok():
         ({"eta": np.array([1.0, -1.0])}, "eta"),
         ({"xi": -np.ones((2, 2, 2))}, "xi"),
         ({"gamma": np.array([[1.0, -0.1], [1.0, 1.0]])}, "Theorem 1"),
-        ({"uses": np.array([[True, False], [True, False]]), "gamma": np.array([[1.0, 0.0], [1.0, 0.0]])}, "no buyer"),
+        (
+            {"uses": np.array([[True, False], [True, False]]), "gamma": np.array([[1.0, 0.0], [1.0, 0.0]])},
+            "no buyer",
+        ),
         ({"uses": np.array([[True, False], [True, True]])}, "does not use"),
     ],
 )

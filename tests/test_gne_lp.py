@@ -12,7 +12,13 @@ from hypothesis import strategies as st
 import datamarkets.formulations.gne_lp as gne_lp
 from datamarkets.errors import InvalidInputError
 from datamarkets.formulations.gne_lp import leontief_feasibility, payment_range
-from datamarkets.models.gne_equilibrium import GNEInputs, c_polytope, leontief_matrix, solve_gne, solve_leontief
+from datamarkets.models.gne_equilibrium import (
+    GNEInputs,
+    c_polytope,
+    leontief_matrix,
+    solve_gne,
+    solve_leontief,
+)
 from datamarkets.status import Status
 
 

@@ -80,8 +80,10 @@ def test_round_trip_with_optional_attributes(tmp_path):
         {"s": 2.0, "t": 0.0},
         edges=[("x", "s"), ("y", "s"), ("y", "t")],
     )
-    for G2 in (read_market_json(write_market_json(G, tmp_path / "a.json")),
-               read_market_graphml(write_market_graphml(G, tmp_path / "a.graphml"))):
+    for G2 in (
+        read_market_json(write_market_json(G, tmp_path / "a.json")),
+        read_market_graphml(write_market_graphml(G, tmp_path / "a.graphml")),
+    ):
         assert nx.utils.graphs_equal(G, G2)
         assert G2.nodes["x"]["budget"] == 3.0 and isinstance(G2.nodes["x"]["valuation"], QuadraticValuation)
 
@@ -98,8 +100,10 @@ def test_route_network_and_round_trip(tmp_path):
     G = route_network(_network(), {"u": (["a", "b", "c"], Q), "v": (["d", "c", "b"], Q)})
     assert set(G.neighbors("u")) == {"a~b", "b~c"} and set(G.neighbors("v")) == {"c~d", "b~c"}
     assert G.nodes["b~c"]["supply"] == 2.0 and G.graph["kind"] == "routes"
-    for G2 in (read_market_json(write_market_json(G, tmp_path / "r.json")),
-               read_market_graphml(write_market_graphml(G, tmp_path / "r.graphml"))):
+    for G2 in (
+        read_market_json(write_market_json(G, tmp_path / "r.json")),
+        read_market_graphml(write_market_graphml(G, tmp_path / "r.graphml")),
+    ):
         assert nx.utils.graphs_equal(G, G2)
         assert G2.nodes["v"]["route"] == ["d", "c", "b"]
 
@@ -133,18 +137,30 @@ def _bad(mutate):
         (_bad(lambda G: G.nodes["x"].update(colour="red")), "buyer 'x' has unknown attributes"),
         (_bad(lambda G: G.nodes["s"].update(colour="red")), "seller 's' has unknown attributes"),
         (_bad(lambda G: G.nodes["x"].pop("valuation")), "buyer 'x' has no 'valuation'"),
-        (_bad(lambda G: G.nodes["x"].update(valuation={"kind": "quadratic", "a": 1, "b": 0})), "invalid valuation"),
+        (
+            _bad(lambda G: G.nodes["x"].update(valuation={"kind": "quadratic", "a": 1, "b": 0})),
+            "invalid valuation",
+        ),
         (_bad(lambda G: G.nodes["x"].update(demand=0)), "invalid demand"),
         (_bad(lambda G: G.nodes["x"].update(budget=-1)), "invalid budget"),
         (_bad(lambda G: G.add_node("y", role="buyer", valuation=Q)), "buyer 'y' is isolated"),
-        (_bad(lambda G: (G.add_node("y", role="buyer", valuation=Q), G.add_edge("x", "y"))), "joins two buyers"),
-        (_bad(lambda G: (G.add_node("t", role="seller", supply=1.0), G.add_edge("s", "t"))), "joins two sellers"),
+        (
+            _bad(lambda G: (G.add_node("y", role="buyer", valuation=Q), G.add_edge("x", "y"))),
+            "joins two buyers",
+        ),
+        (
+            _bad(lambda G: (G.add_node("t", role="seller", supply=1.0), G.add_edge("s", "t"))),
+            "joins two sellers",
+        ),
         (_bad(lambda G: G.edges["x", "s"].update(weight=1)), "edge .* unknown attributes"),
         (_bad(lambda G: G.graph.update(kind="tree")), "unknown kind 'tree'"),
         (_bad(lambda G: G.graph.update(colour=1)), "unknown graph attributes"),
         (_bad(lambda G: G.nodes["x"].update(route=["a", "b"])), "has a 'route'"),
         (_bad(lambda G: G.nodes["s"].update(link=["a", "b"])), "has a 'link'"),
-        (_bad(lambda G: G.nodes["s"].update(role="buyer", valuation=Q) or G.nodes["s"].pop("supply")), "no seller"),
+        (
+            _bad(lambda G: G.nodes["s"].update(role="buyer", valuation=Q) or G.nodes["s"].pop("supply")),
+            "no seller",
+        ),
     ],
 )
 def test_validation_errors(G, match):

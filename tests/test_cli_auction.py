@@ -1,0 +1,127 @@
+"""`datamarkets auction …` through a real subprocess (exit codes, pure JSON on stdout)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "datamarkets.cli", "auction", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory):
+    path = tmp_path_factory.mktemp("auction") / "market.json"
+    p = run(
+        "generate",
+        "--buyers",
+        "12",
+        "--sellers",
+        "3",
+        "--seed",
+        "4",
+        "--edges-per-buyer",
+        "2",
+        "--out",
+        str(path),
+    )
+    assert p.returncode == 0, p.stderr
+    return path
+
+
+def test_solve_optimum_and_kkt_agree(market):
+    out = {}
+    for method in ("optimum", "kkt"):
+        p = run("solve", "--graph", str(market), "--method", method, "--json")
+        assert p.returncode == 0, p.stderr
+        d = json.loads(p.stdout)  # stdout is pure JSON (the HiGHS banner goes to stderr)
+        assert {"welfare", "allocation", "prices", "certificate", "timings"} <= set(d)
+        assert d["certificate"]["passed"]
+        assert {"buyer", "seller", "amount"} <= set(d["allocation"][0])
+        out[method] = d
+    assert out["kkt"]["method"] == "kkt-milp"
+    assert abs(out["kkt"]["welfare"] - out["optimum"]["welfare"]) <= 1e-6 * max(1, out["optimum"]["welfare"])
+
+
+def test_solve_psp_reports_kkt_certificate(market):
+    p = run("solve", "--graph", str(market), "--method", "psp", "--epsilon", "0.01", "--json")
+    assert p.returncode in (0, 4), p.stderr
+    d = json.loads(p.stdout)
+    assert d["kind"] == "auction-psp"
+    assert d["welfare_gap"] >= -1e-6
+    assert "kkt_certificate" in d and "max_kkt_violation" in d["kkt_certificate"]
+
+
+def test_verify_optimum_and_perturbed(market, tmp_path):
+    p = run("solve", "--graph", str(market), "--json")
+    alloc = json.loads(p.stdout)["allocation"]
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(alloc))
+    p = run("verify", "--graph", str(market), "--allocation", str(good), "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["certificate"]["passed"]
+    alloc[0]["amount"] *= 0.5
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(alloc))
+    p = run("verify", "--graph", str(market), "--allocation", str(bad), "--json")
+    assert p.returncode == 4
+    assert json.loads(p.stdout)["welfare_gap"] > 0
+
+
+def test_example1_json():
+    p = run("example1", "--json")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert d["every_demand_met"]
+    assert all(d["sellers_sold_out"].values())
+    assert d["optimum"]["welfare"] == pytest.approx(207.8, abs=1e-6)
+    for lo, hi in d["clearing_price_intervals"].values():
+        assert lo == pytest.approx(0.0, abs=1e-8) and hi == pytest.approx(1.0, abs=1e-6)
+    # the paper's reserve rule (auction-A's data_share): same welfare, every demand met, and its
+    # prices at most ε (default 0.01) above the interval of clearing prices
+    paper = d["paper_reserve_rule"]
+    assert paper["available"]
+    assert paper["welfare"] == pytest.approx(207.8, abs=1e-6)
+    assert d["paper_allocation_certificate"]["welfare_gap"] == pytest.approx(0.0, abs=1e-6)
+    assert d["paper_allocation_certificate"]["certificate"]["passed"]
+    for excess in d["paper_price_excess_over_interval"].values():
+        assert excess <= 0.01 + 1e-9
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("solve", "--graph", "/nonexistent/market.json"),
+        ("solve", "--graph", "MALFORMED", "--json"),
+        ("solve", "--graph", "GOOD", "--method", "magic"),
+        ("verify", "--graph", "GOOD", "--allocation", "BADALLOC"),
+        ("generate", "--buyers", "0", "--sellers", "1", "--out", "OUT"),
+    ],
+)
+def test_malformed_input_one_line_exit_2(args, market, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    badalloc = tmp_path / "alloc.json"
+    badalloc.write_text(json.dumps([{"buyer": "ghost", "seller": "s0", "amount": 1}]))
+    subs = {
+        "MALFORMED": str(bad),
+        "GOOD": str(market),
+        "BADALLOC": str(badalloc),
+        "OUT": str(tmp_path / "o.json"),
+    }
+    p = run(*[subs.get(a, a) for a in args])
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    lines = [
+        ln for ln in p.stderr.splitlines() if ln.strip() and not ln.startswith(("Running HiGHS", "Includes"))
+    ]
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith("datamarkets: error:")
