@@ -171,11 +171,12 @@ def _psp_child(B: int, eps: float, q: Any) -> None:
     G = random_bipartite_market(B, max(1, B // 10), 5, seed=B)
     t0 = time.perf_counter()
     try:
-        r = psp_dynamics(G, eps)
+        r = psp_dynamics(G, eps, scaling=2)  # ε-scaling: coarse stages first, same final stopping rule
         q.put(
             {
                 "seconds": time.perf_counter() - t0,
                 "rounds": r.solution["rounds"],
+                "evaluations": r.solution.get("evaluations"),
                 "welfare": r.solution["welfare"],
             }
         )

@@ -1,10 +1,11 @@
 """Benchmark: GNE of competing data buyers, direct Leontief solve vs best-response iteration.
 
 Market: ``random_estimation_market(20, 500, degree=2)`` (20 buyers fitting quadratic least squares
-on 500 sources at random positions, F uniform on random sub-intervals). With 500 sources every
-γ is ~1e-5, so with α ~ 1 every equilibrium effort would be negative and Theorem 1's c-polytope
-empty; the sources' effort scale is therefore α ∈ [2e5, 8e5] (2αD ≥ 1), which only rescales effort
-units and leaves A and d unchanged.
+on 500 sources at random positions, F uniform on random sub-intervals). With N = 500 sources every
+γ is O(1/N²) ~ 1e-5, so with α ~ 1 every equilibrium effort would be negative and Theorem 1's
+c-polytope empty (a typed no-equilibrium result). The generator's default effort scale is
+α_i = u_i / (2 Σ_k γ_i^k), u_i ∈ [1, 4] (α ∝ N²/K), which guarantees 2 α_i D_i ≥ 1 (interior GNE);
+α does not enter A or d, only efforts, variances and payments.
 
 Rows (medians over repeats, same process):
 
@@ -15,7 +16,8 @@ Rows (medians over repeats, same process):
   payment-range LPs;
 - ``BR iteration (closed form)`` and ``BR iteration (cvxpy)``: Gauss–Seidel best responses.
 
-Usage: ``python benchmarks/bench_gne.py [--quick] [--repeats R]``; JSON to ``benchmarks/out/gne.json``.
+Usage: ``python benchmarks/bench_gne.py [--quick | --small] [--repeats R]`` (``--quick``: the
+20 x 500 target with one repeat; ``--small``: 8 x 120); JSON to ``benchmarks/out/gne.json``.
 """
 
 from __future__ import annotations
@@ -61,17 +63,20 @@ def _note(name: str, r: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="8 buyers x 120 sources, one repeat")
+    ap.add_argument(
+        "--quick", action="store_true", help="the target size (20 buyers x 500 sources), one repeat"
+    )
+    ap.add_argument("--small", action="store_true", help="8 buyers x 120 sources (smoke test)")
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    K, N = (8, 120) if args.quick else (20, 500)
-    R = args.repeats or (1 if args.quick else 3)
+    K, N = (8, 120) if args.small else (20, 500)
+    R = args.repeats or (1 if args.quick or args.small else 3)
 
     from datamarkets.formulations.gne_best_response import best_response_iteration
 
     t0 = time.perf_counter()
-    G = random_estimation_market(K, N, degree=2, seed=args.seed, alpha_range=(2e5, 8e5))
+    G = random_estimation_market(K, N, degree=2, seed=args.seed)  # α ∝ N² by default (interior)
     t_graph = time.perf_counter() - t0
     t_coef, _, coeffs = timed(lambda: market_coefficients(G), R)
     inp = as_gne_inputs(coeffs)
@@ -126,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "sources": N,
         "repeats": R,
         "quick": args.quick,
+        "small": args.small,
         "load_average": load,
         "graph_seconds": t_graph,
         "coefficients_seconds": t_coef,

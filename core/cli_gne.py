@@ -66,7 +66,14 @@ def gne_report(result: Any) -> dict[str, Any]:
     out["buyers"], out["sources"] = [str(b) for b in B], [str(s) for s in S]
     out["gamma"] = _per_pair(B, S, sol["gamma"])
     out["xi"] = {str(b): _per_pair(S, S, sol["xi"][k]) for k, b in enumerate(B)}
-    for key in ("spectral_radius", "spectral_radius_bounds", "spectral_margin", "ill_conditioned", "reason"):
+    for key in (
+        "spectral_radius",
+        "spectral_radius_bounds",
+        "spectral_margin",
+        "ill_conditioned",
+        "reason",
+        "no_equilibrium_cause",
+    ):
         if key in sol:
             out[key] = sol[key]
     out["d"] = _per_pair(B, S, sol.get("d"))

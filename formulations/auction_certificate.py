@@ -150,7 +150,8 @@ def certify_allocation(
         column flow vector.
     tol : float
         Relative tolerance: residuals in price units are judged against ``tol · pscale``,
-        quantities against ``tol · qscale``, the welfare gap against ``tol · max(1, W*)``.
+        quantities against ``tol · qscale``, the welfare gap against ``tol · max(1, W*)``, the
+        dimensionless natural complementarity residual against ``tol`` itself (no loosening).
     optimum : Result, optional
         A welfare optimum already computed (else :func:`solve_welfare` is called).
     active_tol : float
@@ -208,7 +209,7 @@ def certify_allocation(
     cert.add("max_kkt_violation", t, tol * pscale)
     cert.add("stationarity_max", res["stationarity"], tol * pscale)
     cert.add("dual_feasibility_max", res["dual_feasibility"], tol * pscale)
-    cert.add("complementarity_natural_max", res["complementarity"], 10 * tol)
+    cert.add("complementarity_natural_max", res["complementarity"], tol)
     cert.add("primal_feasibility_max", res["primal_feasibility"], tol * qscale)
     cert.add("welfare_gap_rel", gap / wscale, tol)
     cert.add("negative_welfare_gap_rel", max(0.0, -gap) / wscale, tol)

@@ -377,6 +377,16 @@ def best_response_iteration(
     ------
     ValueError
         Unknown ``backend`` or ``scheme``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from datamarkets.models.gne_equilibrium import GNEInputs
+    >>> xi = np.full((2, 2, 2), 0.5) + 0.5 * np.eye(2)  # xi_{i,l} = 1/2 off the diagonal
+    >>> inp = GNEInputs.from_arrays(np.ones((2, 2)), xi, np.ones(2))
+    >>> r = best_response_iteration(inp, backend="closed")
+    >>> r.solution["d"].round(8).tolist()
+    [[2.0, 2.0], [2.0, 2.0]]
     """
     if backend not in ("cvxpy", "closed"):
         raise ValueError(f"unknown backend {backend!r}")

@@ -113,6 +113,15 @@ def leontief_feasibility(market: Any) -> Result:
     ------
     InvalidInputError
         Market too large for the dense LP (see :func:`build_existence_lp`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from datamarkets.models.gne_equilibrium import GNEInputs
+    >>> xi = np.full((2, 2, 2), 0.5) + 0.5 * np.eye(2)  # xi_{i,l} = 1/2 off the diagonal
+    >>> inp = GNEInputs.from_arrays(np.ones((2, 2)), xi, np.ones(2))
+    >>> leontief_feasibility(inp).status.value
+    'optimal'
     """
     inp = as_gne_inputs(market)
     t0 = time.perf_counter()
@@ -191,6 +200,16 @@ def payment_range(market: Any, d: ArrayLike) -> Result:
         c_most}} (``least``/``most`` = expected total payment :math:`\\sum_i(c_i^k - L_i^k)`);
         ``INFEASIBLE`` when the polytope is empty (some equilibrium effort < 0). Certificate:
         LP vs closed form.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from datamarkets.models.gne_equilibrium import GNEInputs
+    >>> xi = np.full((2, 2, 2), 0.5) + 0.5 * np.eye(2)  # xi_{i,l} = 1/2 off the diagonal
+    >>> inp = GNEInputs.from_arrays(np.ones((2, 2)), xi, np.ones(2))
+    >>> r = payment_range(inp, np.full((2, 2), 2.0))  # each buyer bears 0 .. e*_1 + e*_2
+    >>> r.status.value
+    'optimal'
     """
     inp = as_gne_inputs(market)
     t0 = time.perf_counter()

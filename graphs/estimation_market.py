@@ -379,22 +379,36 @@ def random_estimation_market(
     *,
     dim: int = 1,
     delta: float = 0.0,
-    alpha_range: tuple[float, float] = (0.5, 2.0),
+    alpha_range: tuple[float, float] | None = None,
     density: float = 1.0,
+    effort_margin: tuple[float, float] = (1.0, 4.0),
 ) -> nx.Graph:
     """A random estimation market with polynomial-regression buyers.
 
-    Sources ``"s0", "s1", …`` at positions uniform in ``[−1, 1]^dim`` with ``α`` uniform in
-    ``alpha_range``; buyers ``"b0", "b1", …`` fit polynomials of ``degree`` with ``F`` uniform on a
+    Sources ``"s0", "s1", …`` at positions uniform in ``[−1, 1]^dim``; buyers ``"b0", "b1", …``
+    fit polynomials of ``degree`` with ``F`` uniform on a
     random sub-box ``[a, b]`` (``a ∈ [−1, −0.2]``, ``b ∈ [0.2, 1]`` per axis), ``η = 1``; ``δ^k_j``
     uniform in ``[0, delta]``. With ``density < 1`` each buyer uses a random subset of the sources of
     that expected fraction (at least as many as its features; every source kept by some buyer).
+
+    Effort scale ``α``. The coefficients shrink with the number of sources: a least-squares hat
+    weight is :math:`O(1/N)`, so :math:`\\beta_i^k = E_F[w_i^k(x^*)^2] = O(1/N^2)` and
+    :math:`\\Gamma_i = \\sum_k \\gamma_i^k/\\eta^k = O(K/N^2)`. With a fixed ``α`` range the
+    equilibrium efforts :math:`e_i^* = \\ln(2\\alpha_i D_i)/(2\\alpha_i)` (17) are then negative for
+    large ``N`` and Theorem 1's c-polytope is empty (no interior GNE). By default
+    (``alpha_range=None``) each source gets :math:`\\alpha_i = u_i/(2\\Gamma_i)` with ``u_i`` uniform
+    in ``effort_margin`` (so ``α ∝ N²/K``); since the Leontief solution satisfies
+    :math:`d \\ge \\tilde\\gamma` when :math:`\\rho(A) < 1`, :math:`2\\alpha_i D_i \\ge u_i \\ge 1`:
+    every equilibrium effort and every welfare-optimal effort (28) is ``≥ 0`` whenever
+    :math:`\\gamma > 0` (with ``δ > 0`` a source with :math:`\\Gamma_i \\le 0` falls back to
+    :math:`\\sum_k \\beta_i^k`). Pass ``alpha_range=(lo, hi)`` for ``α`` uniform in it instead.
 
     Raises
     ------
     InvalidInputError
         Fewer sources than polynomial features, non-positive counts, ``delta`` outside [0, 1],
-        ``density`` outside (0, 1].
+        ``density`` outside (0, 1], ``alpha_range`` not positive, ``effort_margin`` not
+        ``1 ≤ lo ≤ hi``.
 
     Examples
     --------
@@ -408,6 +422,10 @@ def random_estimation_market(
         raise InvalidInputError(f"delta bound must lie in [0, 1], got {delta!r}")
     if not (0.0 < density <= 1.0):
         raise InvalidInputError(f"density must lie in (0, 1], got {density!r}")
+    if alpha_range is not None and not (0.0 < alpha_range[0] <= alpha_range[1]):
+        raise InvalidInputError(f"alpha_range must satisfy 0 < lo <= hi, got {alpha_range!r}")
+    if not (1.0 <= effort_margin[0] <= effort_margin[1] < math.inf):
+        raise InvalidInputError(f"effort_margin must satisfy 1 <= lo <= hi, got {effort_margin!r}")
     P = math.comb(dim + degree, degree)
     if n_sources < P:
         raise InvalidInputError(
@@ -415,7 +433,9 @@ def random_estimation_market(
         )
     rng = np.random.default_rng(seed)
     X = rng.uniform(-1.0, 1.0, size=(n_sources, dim))
-    alpha = rng.uniform(*alpha_range, size=n_sources)
+    u01 = rng.uniform(0.0, 1.0, size=n_sources)  # same stream length whatever the α rule
+    lo_a, hi_a = alpha_range if alpha_range is not None else (1.0, 1.0)
+    alpha = lo_a + (hi_a - lo_a) * u01
     sources = {
         f"s{i}": {"x": float(X[i, 0]) if dim == 1 else X[i].tolist(), "alpha": float(alpha[i])}
         for i in range(n_sources)
@@ -444,7 +464,18 @@ def random_estimation_market(
         for i, s in enumerate(names):
             if s not in covered:
                 uses[f"b{i % n_buyers}"].append(s)
-    return estimation_market(sources, buyers, delta=D, uses=uses)
+    G = estimation_market(sources, buyers, delta=D, uses=uses)
+    if alpha_range is None:  # α_i = u_i / (2 Γ_i): interior equilibria (see above)
+        from datamarkets.models.estimators import market_coefficients
+
+        C = market_coefficients(G)
+        Gam = (np.maximum(C.gamma, 0.0) / C.eta[:, None]).sum(axis=0)
+        Gam = np.where(Gam > 0.0, Gam, C.beta.sum(axis=0))
+        Gam = np.maximum(Gam, np.finfo(float).tiny)
+        u = effort_margin[0] + (effort_margin[1] - effort_margin[0]) * u01
+        for i, s in enumerate(C.sources):
+            G.nodes[s]["alpha"] = float(u[i] / (2.0 * Gam[i]))
+    return G
 
 
 def write_estimation_market(G: nx.Graph, path: str | Path) -> Path:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import numbers
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +71,8 @@ SELLER_ATTRS = {"role", "supply", "link"}
 
 # ------------------------------------------------------------------------------ validation
 def _number(x: Any) -> float | None:
-    if isinstance(x, bool):
+    # a real number only: "65" or true in a JSON market file is bad input, not silently coerced
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Real):
         return None
     try:
         v = float(x)
@@ -557,12 +559,19 @@ def _from_node_link(data: Any, source: str) -> nx.Graph:
     data = dict(data)
     if "edges" not in data and "links" in data:
         data["edges"] = data.pop("links")
+    # networkx reads a missing "multigraph" key as True: a hand-written market file without it
+    # would be rejected as a multigraph. Absent keys mean the market's own default (simple, undirected).
+    data.setdefault("directed", False)
+    data.setdefault("multigraph", False)
     try:
         G = nx.node_link_graph(data, edges="edges")
     except (KeyError, TypeError, nx.NetworkXError) as exc:
         raise GraphError(f"{source!r} is not valid node-link JSON: {exc!r}") from exc
     if G.is_directed() or G.is_multigraph():
-        raise GraphError(f"{source!r}: a market graph must be undirected and simple")
+        raise GraphError(
+            f"{source!r}: a market graph must be undirected and simple, got directed={data['directed']!r}, "
+            f"multigraph={data['multigraph']!r}"
+        )
     for node, attrs in G.nodes(data=True):
         if isinstance(attrs.get("route"), list):
             attrs["route"] = [_hashable(x) for x in attrs["route"]]

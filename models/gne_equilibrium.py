@@ -358,6 +358,15 @@ def leontief_matrix(market: Any) -> NDArray[np.float64]:
     """Dense ``A`` of (26), shape (K·N, K·N), entry ``[(k,q),(j,l)] = xi[j,l,q]`` for j≠k, l≠q.
 
     For tests, LPs and small markets only (memory :math:`8K^2N^2` bytes).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from datamarkets.models.gne_equilibrium import GNEInputs
+    >>> xi = np.full((2, 2, 2), 0.5) + 0.5 * np.eye(2)  # xi_{i,l} = 1/2 off the diagonal
+    >>> inp = GNEInputs.from_arrays(np.ones((2, 2)), xi, np.ones(2))
+    >>> leontief_matrix(inp)[0].tolist()  # row (k=0, q=0): xi^1_{1,0} at column (j=1, l=1)
+    [0.0, 0.0, 0.0, 0.5]
     """
     inp = as_gne_inputs(market)
     K, N = inp.K, inp.N
@@ -546,6 +555,16 @@ def solve_leontief(
         Unknown ``method``.
     ConvergenceError
         An iterative method hit ``max_iter``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from datamarkets.models.gne_equilibrium import GNEInputs
+    >>> xi = np.full((2, 2, 2), 0.5) + 0.5 * np.eye(2)  # xi_{i,l} = 1/2 off the diagonal
+    >>> inp = GNEInputs.from_arrays(np.ones((2, 2)), xi, np.ones(2))
+    >>> d, info = solve_leontief(inp)  # d = gamma + d/2  =>  d = 2
+    >>> d.round(12).tolist()
+    [[2.0, 2.0], [2.0, 2.0]]
     """
     inp = as_gne_inputs(market)
     K, N = inp.K, inp.N
@@ -567,9 +586,10 @@ def solve_leontief(
         for it in range(1, cap + 1):
             with np.errstate(over="ignore", invalid="ignore"):
                 d_new = leontief_apply(X, U, d) + g  # (25) for every (k, q) at once
-            if not np.all(np.isfinite(d_new)):
+                residual = np.linalg.norm(d_new - leontief_apply(X, U, d_new) - g)
+            if not (np.all(np.isfinite(d_new)) and np.isfinite(residual)):
                 raise ConvergenceError("Neumann iteration diverged (rho(A) >= 1?)", it)
-            if np.linalg.norm(d_new - leontief_apply(X, U, d_new) - g) <= rtol * gn:
+            if residual <= rtol * gn:
                 return d_new, {"method": "neumann", "iterations": it}
             d = d_new
         raise ConvergenceError("Neumann (best-response) iteration on d = A d + gamma", cap)
@@ -685,7 +705,18 @@ class CPolytope:
 
 
 def c_polytope(market: Any, d: ArrayLike) -> CPolytope:
-    """The c-polytope of Theorem 1 for the equilibrium ``d`` (shape (K, N))."""
+    """The c-polytope of Theorem 1 for the equilibrium ``d`` (shape (K, N)).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from datamarkets.models.gne_equilibrium import GNEInputs
+    >>> xi = np.full((2, 2, 2), 0.5) + 0.5 * np.eye(2)  # xi_{i,l} = 1/2 off the diagonal
+    >>> inp = GNEInputs.from_arrays(np.ones((2, 2)), xi, np.ones(2))
+    >>> P = c_polytope(inp, np.full((2, 2), 2.0))  # D = 4, e* = ln(8)/2
+    >>> P.nonempty, round(float(P.effort[0]), 12) == round(float(np.log(8) / 2), 12)
+    (True, True)
+    """
     inp = as_gne_inputs(market)
     d = np.where(inp.uses, np.asarray(d, dtype=float), 0.0)
     D = d.sum(axis=0)
@@ -744,7 +775,10 @@ def solve_gne(
         ``kind="gne"``. Status ``OPTIMAL`` with solution ``d`` (K, N), ``d_total``, ``variance``,
         ``effort_equilibrium``, ``c_lower``, ``c_total``, ``c_point`` (a polytope point, shares ∝ d),
         ``payment_range``, ``spectral_radius`` and bracket; or ``NO_EQUILIBRIUM`` (no exception,
-        no NaN) when :math:`\\rho(A) \\ge 1`, with ``reason``.
+        no NaN) with ``d = None``, a ``reason`` and ``no_equilibrium_cause``: ``"spectral_radius"``
+        when :math:`\\rho(A) \\ge 1`, or ``"negative_effort"`` when the Leontief candidate
+        (kept as ``d_candidate``/``effort_candidate``) gives some source :math:`e_i^* < 0`, so
+        Theorem 1's c-polytope is empty and no interior GNE exists.
 
     Raises
     ------
@@ -789,8 +823,9 @@ def solve_gne(
     cert.details["spectral_method"] = rho.method
     cert.details["spectral_iterations"] = rho.iterations
 
-    def no_eq(reason: str) -> Result:
-        sol.update({"d": None, "reason": reason, "ill_conditioned": True})
+    def no_eq(reason: str, cause: str = "spectral_radius") -> Result:
+        sol.update({"d": None, "reason": reason, "no_equilibrium_cause": cause})
+        sol.setdefault("ill_conditioned", True)
         return Result("gne", Status.NO_EQUILIBRIUM, "leontief", sol, cert, timer.seconds, meta)
 
     if rho.lower >= 1.0:
@@ -849,10 +884,32 @@ def solve_gne(
     cert.add("c_polytope_negative_effort", float(max(0.0, neg)), 0.0)
     if not poly.nonempty:
         bad = int(np.argmin(np.where(np.isfinite(poly.effort), poly.effort, -np.inf)))
+        n_bad = int(np.sum(~(poly.effort >= 0)))
         cert.details["c_polytope"] = (
             f"empty: source {inp.sources[bad]!r} has equilibrium effort {poly.effort[bad]!r} < 0 "
             f"(2 alpha D = {2 * inp.alpha[bad] * D[bad]!r} < 1), so (20) tight and (21) for every buyer "
             "cannot hold together; the Leontief d is then not a GNE (each buyer's own (21) binds)"
+        )
+        # Typed outcome, not an "optimal" result with a failed check: in ANY GNE (20) is tight
+        # (Lemma 1) and every expected payment is >= 0 (21), so e_i = sum_j pi_i^j >= 0. The unique
+        # interior candidate d of (25)-(26) has e_i < 0, hence it is not a GNE. Equilibria in which
+        # some buyer's (21) binds (a complementarity problem) are not computed here.
+        sol.update(
+            {
+                "d_candidate": d,
+                "effort_candidate": poly.effort,
+                "c_polytope_nonempty": False,
+                "ill_conditioned": bool(ill),
+            }
+        )
+        return no_eq(
+            f"no interior GNE: the unique Leontief candidate d (rho(A) = {rho.value:.6g} < 1) gives "
+            f"{n_bad} source(s) a negative effort, e.g. {inp.sources[bad]!r} with "
+            f"e* = {poly.effort[bad]:.6g} "
+            f"(2 alpha D = {2 * inp.alpha[bad] * D[bad]:.6g} < 1); every GNE has e >= 0 ((20) tight with "
+            "(21) >= 0, Lemma 1), so this d is not one. Boundary equilibria where a buyer's (21) binds are "
+            "not computed. Rescale: alpha_i ~ 1/(2 sum_k gamma_i^k) (gamma ~ 1/N^2 for N sources).",
+            cause="negative_effort",
         )
     else:
         res_c = poly.residuals(c_pt)

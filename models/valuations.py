@@ -40,6 +40,7 @@ data-share market", Information 2021 (Definition 2).
 from __future__ import annotations
 
 import math
+import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -64,7 +65,25 @@ __all__ = [
 ]
 
 
+def _is_real(x: Any) -> bool:
+    """A real number, not a bool and not a string ("1" or True in a JSON file is bad input)."""
+    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
+
+
+def _real_array(name: str, xs: Any) -> np.ndarray:
+    """1-d float array from a sequence of real numbers (strings/bools rejected, not coerced)."""
+    if isinstance(xs, np.ndarray):
+        ok = xs.dtype.kind in "iuf"
+    else:
+        ok = isinstance(xs, Sequence) and not isinstance(xs, str) and all(_is_real(v) for v in xs)
+    if not ok:
+        raise InvalidInputError(f"{name} must be real numbers, got {xs!r}")
+    return np.asarray(xs, dtype=float).ravel()
+
+
 def _finite_number(name: str, x: Any, *, positive: bool = False, nonneg: bool = False) -> float:
+    if not _is_real(x):
+        raise InvalidInputError(f"{name} must be a number, got {x!r}")
     try:
         v = float(x)
     except (TypeError, ValueError) as exc:
@@ -317,8 +336,8 @@ class PiecewiseLinearValuation(Valuation):
     kind = "piecewise_linear"
 
     def __init__(self, breakpoints: Sequence[float], slopes: Sequence[float]) -> None:
-        x = np.asarray(breakpoints, dtype=float).ravel()
-        sl = np.asarray(slopes, dtype=float).ravel()
+        x = _real_array("breakpoints", breakpoints)
+        sl = _real_array("slopes", slopes)
         if x.size == 0 or x.size != sl.size:
             raise InvalidInputError(
                 f"piecewise-linear valuation needs as many breakpoints as slopes (≥ 1), got "

@@ -141,3 +141,68 @@ def test_epsilon_nash_check_on_psp_profile():
         epsilon_nash_check(G, [{"buyer": "b0", "seller": "zz", "price": 1, "quantity": 1}], 1e-2)
     with pytest.raises(InvalidInputError):
         epsilon_nash_check(G, bids, -1.0)
+
+
+def test_kkt_residual_scales_like_sqrt_eps_and_gap_like_eps():
+    """The measured finding documented in docs/auctions.md, with its mathematical reason as an
+    oracle inequality. On a single resource where every buyer is active at the optimum x* (price
+    p*), quadratic θ_i with curvature b_i and x below the peaks:
+
+        W* − W(x) = −∇W(x*)ᵀ(x − x*) + Σ b_i/2 (x_i − x_i*)² ≥ (b_min/2) ‖x − x*‖²
+
+    (the first-order term is ≤ 0 for feasible x). At the prices p* every KKT violation of x is at
+    most max(b_max, p*·√n/qscale)·‖x − x*‖, so the LP's minimal violation t obeys
+    t ≤ max(b_max, p*·√n/qscale)·√(2 (W* − W(x))/b_min): a gap O(ε) allows t = O(√ε). We check the
+    inequality, that the gap slope in ε is ≈ 1 and that the residual slope is ≈ 1/2 (log-log fit
+    over ε = 1e-2, 1e-3, 1e-4)."""
+    a_ = [4.0, 4.5, 5.0, 4.2, 4.8, 4.4]
+    b_ = [0.5, 1.0, 0.8, 0.6, 0.9, 0.7]
+    G = single_resource(10.0, [QuadraticValuation(x, y) for x, y in zip(a_, b_, strict=True)])
+    M = market_arrays(G)
+    opt = solve_welfare(M)
+    idx, a, b = M.quad_params()
+    assert idx.tolist() == list(range(M.n_buyers))
+    x_star = np.array([r["total"] for r in opt.solution["buyers"]])
+    p_star = opt.solution["prices"]["s0"]
+    assert np.all(x_star > 1e-6) and p_star > 0  # precondition: all active, supply binding
+    n, qscale = M.n_buyers, max(1.0, float(M.cap.max()))
+    K = max(float(b.max()), p_star * math.sqrt(n) / qscale)
+    eps_list, gaps, ts = (1e-2, 1e-3, 1e-4), [], []
+    for eps in eps_list:
+        r = psp_dynamics(G, eps, scaling=2)
+        c = certify_allocation(M, r.solution["allocation"], optimum=opt)
+        x = np.zeros(n)
+        for row in r.solution["allocation"]:
+            x[M.buyers.index(row["buyer"])] += row["amount"]
+        assert np.all(x <= a / b + 1e-9)  # below the peaks: θ_i is strongly concave there
+        gap, t = c.solution["welfare_gap"], c.solution["max_kkt_violation"]
+        assert gap >= float(np.sum(b / 2 * (x - x_star) ** 2)) - 1e-7  # strong concavity
+        assert t <= K * math.sqrt(2 * max(gap, 0.0) / float(b.min())) + 1e-7
+        gaps.append(gap)
+        ts.append(t)
+    le = np.log10(eps_list)
+    gap_slope = np.polyfit(le, np.log10(gaps), 1)[0]
+    t_slope = np.polyfit(le, np.log10(ts), 1)[0]
+    assert 0.75 <= gap_slope <= 1.25, gap_slope
+    assert 0.3 <= t_slope <= 0.7, t_slope
+
+
+def test_every_certificate_tolerance_is_the_stated_one():
+    """No residual is judged at a silently loosened tolerance (complementarity used to get 10·tol)."""
+    G = single_resource(2.0, [QuadraticValuation(4, 1), QuadraticValuation(3, 1)])
+    M = market_arrays(G)
+    opt = solve_welfare(M, "highs")
+    tol = 1e-7
+    c = certify_allocation(M, opt.solution["allocation"], optimum=opt, tol=tol)
+    assert c.certificate.passed, c.certificate.failures
+    pscale, qscale = c.certificate.details["pscale"], c.certificate.details["qscale"]
+    expected = {
+        "max_kkt_violation": tol * pscale,
+        "stationarity_max": tol * pscale,
+        "dual_feasibility_max": tol * pscale,
+        "complementarity_natural_max": tol,
+        "primal_feasibility_max": tol * qscale,
+        "welfare_gap_rel": tol,
+        "negative_welfare_gap_rel": tol,
+    }
+    assert c.certificate.tolerances == pytest.approx(expected)

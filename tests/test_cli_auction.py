@@ -86,7 +86,7 @@ def test_example1_json():
     assert d["optimum"]["welfare"] == pytest.approx(207.8, abs=1e-6)
     for lo, hi in d["clearing_price_intervals"].values():
         assert lo == pytest.approx(0.0, abs=1e-8) and hi == pytest.approx(1.0, abs=1e-6)
-    # the paper's reserve rule (auction-A's data_share): same welfare, every demand met, and its
+    # the paper's reserve rule (models.data_share): same welfare, every demand met, and its
     # prices at most ε (default 0.01) above the interval of clearing prices
     paper = d["paper_reserve_rule"]
     assert paper["available"]
@@ -125,3 +125,87 @@ def test_malformed_input_one_line_exit_2(args, market, tmp_path):
     ]
     assert len(lines) == 1, p.stderr
     assert lines[0].startswith("datamarkets: error:")
+
+
+_Q = {"kind": "quadratic", "a": 2.0, "b": 1.0}
+_S = {"id": "s", "role": "seller", "supply": 1.0}
+_B = {"id": "b", "role": "buyer", "valuation": _Q}
+_GRAPH_ERRORS = {
+    "unknown role": (
+        {"nodes": [_S, {**_B, "role": "buyr"}], "edges": [{"source": "b", "target": "s"}]},
+        "'buyr'",
+    ),
+    "unknown attribute": (
+        {"nodes": [_S, {**_B, "colour": "red"}], "edges": [{"source": "b", "target": "s"}]},
+        "'colour'",
+    ),
+    "negative supply": (
+        {"nodes": [{**_S, "supply": -1.0}, _B], "edges": [{"source": "b", "target": "s"}]},
+        "'s'",
+    ),
+    "missing supply": (
+        {"nodes": [{"id": "s", "role": "seller"}, _B], "edges": [{"source": "b", "target": "s"}]},
+        "'s'",
+    ),
+    "buyer-buyer edge": (
+        {
+            "nodes": [_S, _B, {**_B, "id": "c"}],
+            "edges": [{"source": "b", "target": "s"}, {"source": "b", "target": "c"}],
+        },
+        "two buyers",
+    ),
+    "isolated buyer": (
+        {"nodes": [_S, _B, {**_B, "id": "c"}], "edges": [{"source": "b", "target": "s"}]},
+        "'c'",
+    ),
+    "empty graph": ({"nodes": [], "edges": []}, "empty"),
+    "bad valuation": (
+        {"nodes": [_S, {**_B, "valuation": {"kind": "cubic"}}], "edges": [{"source": "b", "target": "s"}]},
+        "'b'",
+    ),
+    "non-path route": (
+        {
+            "graph": {"kind": "routes"},
+            "nodes": [
+                {"id": "0~1", "role": "seller", "supply": 1.0, "link": [0, 1]},
+                {"id": "1~2", "role": "seller", "supply": 1.0, "link": [1, 2]},
+                {**_B, "route": [0, 2]},
+            ],
+            "edges": [{"source": "b", "target": "0~1"}],
+        },
+        "'b'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_GRAPH_ERRORS))
+def test_graph_errors_exit_2_with_one_line(case, tmp_path):
+    """Each validation failure of a market file: exit 2, exactly one stderr line naming the culprit."""
+    doc, needle = _GRAPH_ERRORS[case]
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(doc))
+    p = run("solve", "--graph", str(path), "--json")
+    assert p.returncode == 2, (case, p.returncode, p.stderr)
+    assert p.stdout == ""
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("datamarkets: error:"), p.stderr
+    assert needle in lines[0], lines[0]
+
+
+def test_psp_uses_epsilon_scaling_by_default(market):
+    """At the default ε = 1e-3 the plain dynamics did not settle within 1,000 rounds on this 12-buyer
+    market (exit 3); `--scaling 2` (default) runs warm-started ε-stages and ends with the same
+    ε-stopping rule, so it is ε-Nash certified. `--scaling 0` is the plain dynamics; bad factors
+    are bad input."""
+    p = run("solve", "--graph", str(market), "--method", "psp", "--epsilon", "0.001", "--json")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert len(d["stage_rounds"]) > 1 and d["certificate"]["passed"]
+    assert 0 <= d["welfare_gap"] <= 1e-2 * d["welfare_optimum"]
+    p = run(
+        "solve", "--graph", str(market), "--method", "psp", "--epsilon", "0.01", "--scaling", "0", "--json"
+    )
+    assert p.returncode == 0, p.stderr
+    assert len(json.loads(p.stdout)["stage_rounds"]) <= 1
+    p = run("solve", "--graph", str(market), "--method", "psp", "--scaling", "0.5")
+    assert p.returncode == 2 and "--scaling" in p.stderr

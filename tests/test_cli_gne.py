@@ -125,13 +125,23 @@ def test_certified_and_uncertified_graphs(tmp_path: Path):
     out = json.loads(p.stdout)
     assert out["certificate"]["passed"] and out["status"] == "optimal"
     assert set(out["d"]) == {"b0", "b1"} and len(out["d"]["b0"]) == 8
-    # default alpha: Leontief d exists but efforts are negative -> polytope empty -> exit 4
-    bad = write_estimation_market(random_estimation_market(2, 8, 1, seed=0), tmp_path / "b.json")
+    # small alpha: Leontief d exists but efforts are negative -> polytope empty -> typed no-equilibrium
+    bad = write_estimation_market(
+        random_estimation_market(2, 8, 1, seed=0, alpha_range=(0.5, 2.0)), tmp_path / "b.json"
+    )
     p = run("solve", "--graph", str(bad), "--json")
-    assert p.returncode == 4
+    assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
+    assert out["status"] == "no_equilibrium" and out["d"] is None
+    assert out["no_equilibrium_cause"] == "negative_effort" and "no interior GNE" in out["reason"]
     assert "c_polytope_negative_effort" in out["certificate"]["failures"]
-    assert out["c_polytope_nonempty"] is False
+    # the generator's default alpha scaling gives an interior, certified equilibrium
+    dflt = write_estimation_market(random_estimation_market(2, 8, 1, seed=0), tmp_path / "d.json")
+    p = run("solve", "--graph", str(dflt), "--json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["status"] == "optimal" and out["certificate"]["passed"]
+    assert min(out["effort_equilibrium"].values()) >= 0
 
 
 def test_sweep_writes_sane_files(tmp_path: Path):

@@ -407,3 +407,39 @@ def test_write_validates_first(tmp_path):
     with pytest.raises(GraphError, match="node 's1' needs alpha > 0"):
         write_estimation_market(G, tmp_path / "x.json")
     assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("K", "N", "degree", "dim", "density"),
+    [(1, 10, 2, 1, 1.0), (2, 8, 1, 1, 1.0), (4, 40, 3, 1, 0.5), (5, 60, 2, 2, 1.0), (20, 500, 2, 1, 1.0)],
+)
+def test_default_alpha_gives_interior_equilibria(K, N, degree, dim, density):
+    """Default α scales like N²/K so that 2 α_i D_i ≥ 1 (e* ≥ 0); with the old fixed range
+    α ∈ [0.5, 2] these markets had negative equilibrium efforts (empty c-polytope)."""
+    from datamarkets.models.gne_equilibrium import solve_gne
+    from datamarkets.status import Status
+
+    for seed in (0, 2):
+        G = random_estimation_market(K, N, degree, seed=seed, dim=dim, density=density)
+        C = market_coefficients(G)
+        Gam = C.gamma.sum(axis=0)  # η = 1, δ = 0
+        u = 2.0 * C.alpha * Gam
+        assert np.all(u >= 1.0 - 1e-12) and np.all(u <= 4.0 + 1e-12)  # α_i = u_i / (2 Γ_i)
+        res = solve_gne(G, welfare=False)
+        if res.status is Status.NO_EQUILIBRIUM:  # ρ(A) ≥ 1 is possible and unrelated to α
+            assert res.solution["no_equilibrium_cause"] == "spectral_radius"
+            continue
+        assert res.status is Status.OPTIMAL and res.certificate.passed
+        D = res.solution["d"].sum(axis=0)
+        assert np.all(2.0 * C.alpha * D >= 1.0 - 1e-12)  # (17): e* ≥ 0
+        # positions and F do not depend on the α rule (same random stream)
+        H = random_estimation_market(K, N, degree, seed=seed, dim=dim, density=density, alpha_range=(1, 2))
+        np.testing.assert_array_equal(market_coefficients(H).beta, C.beta)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"alpha_range": (0.0, 1.0)}, {"alpha_range": (2.0, 1.0)}, {"effort_margin": (0.5, 2.0)}]
+)
+def test_random_market_rejects_bad_alpha_options(kwargs):
+    with pytest.raises(InvalidInputError):
+        random_estimation_market(2, 5, 1, **kwargs)

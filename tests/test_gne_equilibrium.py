@@ -203,8 +203,11 @@ def test_near_collapse_is_flagged(x1, ill, certified):
 @given(seed=st.integers(0, 10_000), K=st.integers(1, 4), N=st.integers(1, 5))
 def test_polytope_point_satisfies_lemma1_and_21(seed, K, N):
     inp = random_market(seed, K, N, rho_target=0.5)
-    inp = GNEInputs.from_arrays(inp.gamma * 5, inp.xi, inp.alpha)  # keep 2 alpha D >= 1
+    # gamma >= 1 on used pairs and alpha >= 0.5, and d >= gamma, so 2 alpha D >= 1 (e* >= 0);
+    # the former factor 5 gave 2 alpha gamma down to 0.5, i.e. negative efforts
+    inp = GNEInputs.from_arrays(inp.gamma * 10, inp.xi, inp.alpha)
     res = solve_gne(inp, welfare=False)
+    assert res.status is Status.OPTIMAL
     d, c = res.solution["d"], res.solution["c_point"]
     D = d.sum(axis=0)
     s = 1 / (2 * inp.alpha * D)
@@ -217,14 +220,36 @@ def test_polytope_point_satisfies_lemma1_and_21(seed, K, N):
     assert res.solution["c_polytope_nonempty"]
 
 
-def test_negative_effort_empties_polytope_and_fails_certificate():
+def test_negative_effort_is_typed_no_equilibrium():
+    # Before the fix this came back Status.OPTIMAL with a d that is not a GNE.
     inp = random_market(2, 2, 3, rho_target=0.3)
     small = GNEInputs.from_arrays(inp.gamma * 1e-3, inp.xi, inp.alpha)
     res = solve_gne(small)
-    assert res.status is Status.OPTIMAL
+    assert res.status is Status.NO_EQUILIBRIUM
+    assert res.solution["d"] is None and res.solution["no_equilibrium_cause"] == "negative_effort"
+    assert "no interior GNE" in res.solution["reason"]
     assert not res.solution["c_polytope_nonempty"]
     assert "c_polytope_negative_effort" in res.certificate.failures
-    assert "empty" in res.certificate.details["c_polytope"]
+    # independent oracle: the candidate solves (25) and, from (17), some e_i < 0; then the lower
+    # bounds (21) summed over buyers exceed Lemma 1's total, so no c exists for this d
+    d = res.solution["d_candidate"]
+    A = leontief_matrix(small)
+    np.testing.assert_allclose(
+        d.ravel(), np.linalg.solve(np.eye(A.shape[0]) - A, small.gamma.ravel()), rtol=1e-10
+    )
+    D = d.sum(axis=0)
+    e = np.log(2 * small.alpha * D) / (2 * small.alpha)
+    np.testing.assert_allclose(res.solution["effort_candidate"], e, rtol=1e-12)
+    assert e.min() < 0
+    s = 1 / (2 * small.alpha * D)
+    xi = small.xi.copy()
+    for k in range(xi.shape[0]):
+        np.fill_diagonal(xi[k], 1.0)
+    L = d * np.einsum("kil,l->ki", xi, s)
+    i = int(np.argmin(e))
+    assert L[:, i].sum() > L[:, i].sum() + e[i]  # sum_k c_i^k >= sum_k L_i^k > T_i: infeasible
+    # the same instance with larger gamma (interior) is a certified GNE
+    assert solve_gne(GNEInputs.from_arrays(inp.gamma * 1e3, inp.xi, inp.alpha)).status is Status.OPTIMAL
 
 
 def test_polytope_constraints_text_and_range():

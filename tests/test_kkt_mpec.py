@@ -42,7 +42,10 @@ def test_milp_agrees_with_qp_and_cvxpy(seed, nb, ns, k):
     for method in ("highs", "cvxpy", "clarabel"):
         q = solve_welfare(M, method)
         assert abs(q.solution["welfare"] - W) <= 1e-6 * max(1.0, abs(W)), method
-        np.testing.assert_allclose([row["total"] for row in q.solution["buyers"]], x, atol=1e-4)
+        # allocations are unique (strictly concave θ): 1e-6 against the vertex solver; interior
+        # points (Clarabel) reach ~1e-5 only on degenerate instances (see formulations.welfare)
+        atol = 1e-6 if method == "highs" else 1e-5
+        np.testing.assert_allclose([row["total"] for row in q.solution["buyers"]], x, atol=atol)
 
 
 def test_example1_linear_kkt_meets_demands_and_prices_in_interval():

@@ -230,3 +230,45 @@ def test_file_errors(tmp_path):
         read_market_graphml(tmp_path / "g.graphml")
     with pytest.raises(InvalidInputError, match="does not exist"):
         read_market_graphml(tmp_path / "none.graphml")
+
+
+def test_hand_written_json_without_graph_flags_loads(tmp_path):
+    """networkx reads a missing "multigraph" key as True; a minimal hand-written market file (the
+    one in docs/auctions.md) must still load as a simple undirected market."""
+    import json
+
+    from datamarkets.errors import GraphError as _GraphError
+    from datamarkets.graphs.market import read_market_json as _read
+
+    doc = {
+        "nodes": [
+            {"id": "s1", "role": "seller", "supply": 65},
+            {"id": "A", "role": "buyer", "valuation": {"kind": "linear", "unit_price": 1.0, "demand": 50}},
+        ],
+        "edges": [{"source": "A", "target": "s1"}],
+    }
+    p = tmp_path / "m.json"
+    p.write_text(json.dumps(doc))
+    G = _read(p)
+    assert not G.is_multigraph() and not G.is_directed()
+    assert G.nodes["s1"]["supply"] == 65 and G.has_edge("A", "s1")
+    doc["multigraph"] = True
+    p.write_text(json.dumps(doc))
+    with pytest.raises(_GraphError, match="multigraph=True"):
+        _read(p)
+
+
+@pytest.mark.parametrize(
+    ("node", "attr", "value"),
+    [("s", "supply", "65"), ("a", "demand", "3"), ("a", "budget", "1"), ("s", "supply", True)],
+)
+def test_string_or_boolean_numbers_are_rejected(node, attr, value):
+    """A JSON string or boolean where a number belongs is bad input, named with the node."""
+    from datamarkets.errors import GraphError as _GraphError
+    from datamarkets.graphs.market import data_share_market as _dsm
+    from datamarkets.graphs.market import validate_market as _validate
+
+    H = _dsm({"a": {"kind": "quadratic", "a": 2, "b": 1}}, {"s": 1.0})
+    H.nodes[node][attr] = value
+    with pytest.raises(_GraphError, match=repr(node)):
+        _validate(H)

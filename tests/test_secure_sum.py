@@ -43,45 +43,78 @@ def test_secure_sum_is_the_sum(values, M, seed):
     assert int(s.partials.sum()) % M == s.total
 
 
-def _views(bids, runs, party=0, seed=0):
-    """Shares party ``party`` receives in the first comparison sum of Algorithm 1, over many runs."""
+def _views(bids, runs, seed=0):
+    """Shares every party receives in the first comparison sum of Algorithm 1, over many runs:
+    array (runs, n, n − 1), ``[:, k]`` being party k's received shares."""
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(runs):
         r = private_max_bid(bids, max_level=15, seed=int(rng.integers(2**32)), record=True)
-        out.append(r.transcripts[0].received[party])
+        out.append(r.transcripts[0].received)
     return np.array(out)
+
+
+def _joint_counts(view, M):
+    """Counts of the joint value of a party's n − 1 received shares (base-M code)."""
+    code = np.zeros(view.shape[0], dtype=np.int64)
+    for col in range(view.shape[1]):
+        code = code * M + view[:, col]
+    return np.bincount(code, minlength=M ** view.shape[1])
+
+
+def _homogeneity_pvalues(bids_a, bids_b, runs=4000):
+    """Per party: chi-square homogeneity p-value of its joint received shares under two profiles."""
+    M = len(bids_a) + 1
+    a, b = _views(bids_a, runs, seed=1), _views(bids_b, runs, seed=2)
+    out = []
+    for k in range(len(bids_a)):
+        table = np.stack([_joint_counts(a[:, k], M), _joint_counts(b[:, k], M)])
+        out.append(stats.chi2_contingency(table[:, table.sum(axis=0) > 0]).pvalue)  # drop empty cells
+    return out
 
 
 @pytest.mark.parametrize("bids", [[0, 0, 0], [15, 2, 9], [3, 15, 15]])
 def test_received_shares_are_uniform(bids):
-    """Chi-square goodness of fit to the uniform law on Z_{n+1}, each sender separately and the pair
-    jointly, 4000 runs, significance 0.001."""
+    """Chi-square goodness of fit to the uniform law on Z_{n+1}, for EVERY party (the last one
+    receives the balancing shares), each sender separately and the senders jointly, 4000 runs,
+    significance 0.001."""
     views = _views(bids, 4000)
     M = len(bids) + 1
-    for col in range(views.shape[1]):
-        counts = np.bincount(views[:, col], minlength=M)
-        assert stats.chisquare(counts).pvalue > ALPHA
-    joint = np.bincount(views[:, 0] * M + views[:, 1], minlength=M * M)
-    assert stats.chisquare(joint).pvalue > ALPHA
+    for k in range(len(bids)):
+        for col in range(views.shape[2]):
+            assert stats.chisquare(np.bincount(views[:, k, col], minlength=M)).pvalue > ALPHA, (k, col)
+        assert stats.chisquare(_joint_counts(views[:, k], M)).pvalue > ALPHA, k
+
+
+# Two profiles in which party 0 has the same bid (4) but the others differ, so that the first
+# comparison (ω = 8) has bits [0, 1, 0] in one and [0, 0, 0] in the other.
+PROFILE_A, PROFILE_B = [4, 15, 0], [4, 0, 1]
 
 
 def test_view_does_not_depend_on_bids():
-    """Chi-square test of homogeneity: party 0's joint view under two bid profiles (party 0's own bid
-    fixed at 4) is the same distribution (4000 runs each, significance 0.001)."""
-    M = 4
-    a = _views([4, 15, 0], 4000, seed=1)
-    b = _views([4, 0, 1], 4000, seed=2)
-    ca = np.bincount(a[:, 0] * M + a[:, 1], minlength=M * M)
-    cb = np.bincount(b[:, 0] * M + b[:, 1], minlength=M * M)
-    assert stats.chi2_contingency(np.stack([ca, cb])).pvalue > ALPHA
+    """Chi-square test of homogeneity: each party's joint received shares have the same law under
+    the two profiles (4000 runs each, significance 0.001)."""
+    for k, pv in enumerate(_homogeneity_pvalues(PROFILE_A, PROFILE_B)):
+        assert pv > ALPHA, (k, pv)
 
 
-def test_test_has_power():
-    """The same test rejects a leaky protocol (shares = bits + noise on half the range)."""
-    rng = np.random.default_rng(0)
-    leaky = (np.array([1] * 4000) + rng.integers(0, 2, 4000)) % 4
-    assert stats.chisquare(np.bincount(leaky, minlength=4)).pvalue < ALPHA
+def _leaky_split(value, n, modulus, rng):
+    """A broken sharing: the share for party 0 is the input itself (the others still sum up)."""
+    r = rng.integers(0, modulus, size=n)
+    r[0] = value % modulus
+    r[-1] = (value - int(r[:-1].sum())) % modulus
+    return r
+
+
+def test_test_has_power(monkeypatch):
+    """The same pipeline (protocol → views → homogeneity test) rejects a leaky protocol: with the
+    inputs sent in the clear to party 0, party 0's view depends on the others' bids. The sum stays
+    correct, so only the privacy test can catch it."""
+    monkeypatch.setattr(SS, "split_shares", _leaky_split)
+    r = private_max_bid([3, 7, 5], max_level=15, seed=0)
+    assert r.max_bid == 7 and r.winner == 1  # still correct
+    pvals = _homogeneity_pvalues(PROFILE_A, PROFILE_B, runs=1000)
+    assert pvals[0] < ALPHA
 
 
 def test_split_shares_sum():

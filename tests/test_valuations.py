@@ -195,3 +195,27 @@ def test_json_forms_of_the_issue():
 def test_errors(make, match):
     with pytest.raises(InvalidInputError, match=match):
         make()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: QuadraticValuation(True, 1.0),
+        lambda: valuation_from_dict({"kind": "quadratic", "a": "1", "b": 1}),
+        lambda: valuation_from_dict({"kind": "linear", "unit_price": 1.0, "demand": "50"}),
+        lambda: valuation_from_dict({"kind": "alpha_fair", "sigma": 1.0, "alpha": False}),
+        lambda: PiecewiseLinearValuation(["1", "2"], [2.0, 1.0]),
+        lambda: PiecewiseLinearValuation([True, 2.0], [2.0, 1.0]),
+        lambda: PiecewiseLinearValuation("12", [2.0, 1.0]),
+    ],
+)
+def test_strings_and_booleans_are_not_numbers(make):
+    """JSON "1" or true is bad input, never silently coerced to 1.0 (graph supplies already are)."""
+    with pytest.raises(InvalidInputError, match="number"):
+        make()
+
+
+def test_numpy_scalars_and_arrays_are_numbers():
+    assert QuadraticValuation(np.float64(2), np.int64(1)).peak == 2.0
+    v = PiecewiseLinearValuation(np.array([1, 2]), [np.float32(2.0), 1])
+    assert v.value(2.0) == pytest.approx(3.0)

@@ -8,7 +8,7 @@ import networkx as nx
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datamarkets.errors import GraphError, InfeasibleError, InvalidInputError, UnboundedError
@@ -271,3 +271,57 @@ def test_mixed_valuations_closed_form_all_routes():
         tot = {row["buyer"]: row["total"] for row in r.solution["buyers"]}
         for b, xb in x.items():
             assert tot[b] == pytest.approx(xb, abs=1e-6), (r.method, b)
+
+
+@settings(max_examples=15)
+@given(seed=st.integers(0, 10_000), nb=st.integers(2, 8), ns=st.integers(1, 3))
+def test_complementarity_tolerance_is_not_loosened_for_vertex_routes(seed, nb, ns):
+    """The 1e-5 complementarity floor is for interior points only: HiGHS (vertex) solutions are
+    judged at the requested tolerance, and still pass; Clarabel's floor is visible in details."""
+    M = market_arrays(random_bipartite_market(nb, ns, min(2, ns), seed=seed))
+    for method in ("highs", "pyomo"):
+        r = solve_welfare(M, method, certify_tol=1e-7)
+        assert r.certificate.tolerances["complementarity_natural_max"] == 1e-7, method
+        assert r.certificate.passed, (method, r.certificate.failures)
+    c = solve_welfare(M, "clarabel", certify_tol=1e-7)
+    assert c.certificate.tolerances["complementarity_natural_max"] == 1e-5
+    assert "complementarity_tolerance_note" in c.certificate.details
+
+
+def _mixed_market(seed):
+    rng = np.random.default_rng(seed)
+    nb, ns = int(rng.integers(4, 30)), int(rng.integers(1, 5))
+    buyers = {}
+    for i in range(nb):
+        if i % 2:
+            buyers[f"b{i}"] = QuadraticValuation(float(rng.uniform(1, 4)), float(rng.uniform(0.2, 2)))
+        else:
+            buyers[f"b{i}"] = LinearValuation(float(rng.uniform(1, 4)), float(rng.uniform(0.5, 5)))
+    from datamarkets.graphs.market import data_share_market
+
+    return data_share_market(buyers, {f"s{j}": float(rng.uniform(1, 10)) for j in range(ns)})
+
+
+@pytest.mark.parametrize("seed", [22, 39, 0, 1, 2, 3])
+def test_default_route_certifies_mixed_markets_at_kinks(seed):
+    """Regression: on quadratic + linear markets the default route (Clarabel) leaves a satiated
+    linear buyer's total ~1e-8 below its demand; with a 1e-9 kink tolerance it was judged on its
+    slope alone and seeds 22 and 39 failed their own certificate (dual feasibility 6e-3, 1.4e-2).
+    The welfare is the HiGHS vertex optimum's (an independent route)."""
+    G = _mixed_market(seed)
+    r = solve_welfare(G)
+    assert r.method == "qp-clarabel"
+    assert r.certificate.passed, r.certificate.failures
+    v = solve_welfare(G, "highs")
+    assert v.certificate.passed
+    assert r.solution["welfare"] == pytest.approx(v.solution["welfare"], rel=1e-8)
+
+
+@pytest.mark.filterwarnings("ignore:Solution may be inaccurate")
+@pytest.mark.parametrize("method", ["auto", "clarabel", "cvxpy", "highs"])
+def test_time_limit_is_honoured_by_every_route(method):
+    """Regression: the Clarabel and cvxpy routes (the QP default) ignored ``time_limit``."""
+    G = random_bipartite_market(300, 30, 5, seed=1)
+    r = solve_welfare(G, method, time_limit=1e-6)
+    assert r.status == Status.TIME_LIMIT, (method, r.status)
+    assert not r.certified

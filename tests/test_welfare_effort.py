@@ -3,6 +3,9 @@ typed price of anarchy (undefined when L(e_hat) <= 0)."""
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -65,7 +68,8 @@ def test_effort_floor_clamps_at_boundary():
 
 @given(seed=st.integers(0, 10_000))
 def test_theorem2_equilibrium_effort_above_optimum(seed):
-    inp = inputs(seed, scale=3.0)
+    # gamma >= 0.6, K = 3, alpha >= 0.3 and d >= gamma: 2 alpha D >= 1.08, an interior GNE
+    inp = inputs(seed, scale=6.0)
     res = solve_gne(inp)
     assert res.status is Status.OPTIMAL
     s = res.solution
@@ -82,10 +86,15 @@ def test_price_of_anarchy_typed():
 
 
 def test_price_of_anarchy_undefined_for_small_gamma():
-    inp = inputs(1, scale=0.01)  # 2 alpha Gamma << 1/e: L(e_hat) < 0
-    inp = GNEInputs.from_arrays(inp.gamma, inp.xi, inp.alpha * 0.5)
-    res = solve_gne(inp)
+    # Gamma_i = 0.1, alpha = 1: 2 alpha Gamma = 0.2 < 1/e, so L(e_hat) = 1 + ln 0.2 < 0; the strong
+    # coupling (xi = 0.9) gives d = 0.05/(1 - 0.9) = 0.5, D = 1, 2 alpha D = 2 >= 1: an interior GNE.
+    xi = np.full((2, 2, 2), 0.9)
+    xi[:, 0, 0] = xi[:, 1, 1] = 1.0
+    res = solve_gne(GNEInputs.from_arrays(np.full((2, 2), 0.05), xi, np.ones(2)))
+    assert res.status is Status.OPTIMAL and res.certificate.passed
     s = res.solution
+    np.testing.assert_allclose(s["d"], 0.5, rtol=1e-12)
+    assert s["social_loss_optimal"] == pytest.approx(1 + math.log(0.2), rel=1e-12)
     assert s["social_loss_optimal"] < 0
     assert s["price_of_anarchy"] is None and s["price_of_anarchy_defined"] is False
     assert s["social_loss_gap"] >= 0 and "ratio" in s["price_of_anarchy_reason"]
@@ -118,3 +127,49 @@ def test_welfare_fields_typed_when_a_source_is_worthless():
     assert s["d"][0, 1] > 0  # paid through xi
     assert s["effort_optimal"] is None and s["price_of_anarchy"] is None
     assert "unbounded below" in s["price_of_anarchy_reason"]
+
+
+def _two_firm_poa_closed_form(x1, x2=1):
+    """PoA of §IV from the definitions, in mpmath: β from the interpolating line, ξ from the
+    minimum-norm one-point fits, d from (25) (symmetric firms), e* from (17), ê from (28), L from
+    Definition 2 with α = 1, δ = 0, η = 1."""
+    import mpmath as mp
+
+    x1, x2 = mp.mpf(x1), mp.mpf(x2)
+    g1 = (mp.mpf(1) / 3 + x2**2) / (x1 - x2) ** 2  # weight of source 1 is large far from x2
+    g2 = (mp.mpf(1) / 3 + x1**2) / (x1 - x2) ** 2
+    x12 = (x1 * x2 + 1) ** 2 / (x2**2 + 1) ** 2
+    x21 = (x1 * x2 + 1) ** 2 / (x1**2 + 1) ** 2
+    d1 = (g1 + x21 * g2) / (1 - x12 * x21)  # d_1 = g1 + xi_21 d_2, d_2 = g2 + xi_12 d_1
+    d2 = g2 + x12 * d1
+    loss_eq = loss_opt = mp.mpf(0)
+    for g, d in ((g1, d1), (g2, d2)):
+        G, D = 2 * g, 2 * d  # two firms
+        loss_eq += G / (2 * D) + mp.log(2 * D) / 2  # Gamma sigma^2(e*) + e*
+        loss_opt += mp.mpf(1) / 2 + mp.log(2 * G) / 2  # at (28): Gamma sigma^2 = 1/2
+    return loss_eq, loss_opt, loss_eq / loss_opt
+
+
+@pytest.mark.parametrize("x1", [-0.5, 0.0, 0.5, 0.9, 0.99, 0.999])
+def test_two_firm_price_of_anarchy_matches_definition(x1):
+    from datamarkets.graphs.estimation_market import two_firm_example
+
+    s = solve_gne(two_firm_example(x1)).solution
+    le, lo, poa = (float(v) for v in _two_firm_poa_closed_form(x1))
+    assert s["social_loss_equilibrium"] == pytest.approx(le, rel=1e-9)
+    assert s["social_loss_optimal"] == pytest.approx(lo, rel=1e-9)
+    assert s["price_of_anarchy"] == pytest.approx(poa, rel=1e-9)
+
+
+def test_two_firm_price_of_anarchy_tends_to_two_not_infinity():
+    """Fig. 4's caption says PoA → ∞ as x1 → 1; from Definition 2 it tends to 2 (log-slowly):
+    e*_i ≈ 2 ln(1/(1−x1)), ê_i ≈ ln(1/(1−x1)), the variance terms stay bounded."""
+    import mpmath as mp
+
+    mp.mp.dps = 80
+    try:
+        vals = [_two_firm_poa_closed_form(1 - mp.mpf(10) ** (-k))[2] for k in (4, 10, 20, 30)]
+    finally:
+        mp.mp.dps = 15
+    assert all(a < b < 2 for a, b in itertools.pairwise(vals))
+    assert 2 - vals[-1] < 0.02  # 1.98… at 1 − x1 = 1e-30, and bounded by 2 throughout
