@@ -17,8 +17,6 @@ Files written to ``out`` (atomically): ``table1.csv``, ``table1.md``, ``figure2.
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from datamarkets.io import atomic_path, atomic_write_json, atomic_write_text
+from datamarkets.io import atomic_write_csv, atomic_write_json, atomic_write_text
+from datamarkets.plotting import pyplot, save_figure
 from datamarkets.progress import track
 from datamarkets.result import provenance
 
@@ -212,26 +211,6 @@ def figure3_rows(
 # ----------------------------------------------------------------------------------------------
 
 
-def _cell(v: Any) -> Any:
-    if isinstance(v, (bool, np.bool_)):
-        return str(bool(v))
-    if isinstance(v, (float, np.floating)):
-        return repr(float(v))  # shortest round-trip representation
-    if isinstance(v, np.integer):
-        return int(v)
-    return v
-
-
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
-    buf = io.StringIO()
-    fields = list(dict.fromkeys(k for r in rows for k in r))
-    writer = csv.DictWriter(buf, fieldnames=fields, restval="", lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: _cell(v) for k, v in r.items()})
-    return atomic_write_text(path, buf.getvalue())
-
-
 def _table1_markdown(rows: list[dict[str, Any]]) -> str:
     head = (
         "| model | mechanism | SW exact | SW MC (mean ± sd over seeds) | z "
@@ -250,18 +229,9 @@ def _table1_markdown(rows: list[dict[str, Any]]) -> str:
     return head + "\n".join(lines) + "\n"
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_figure2(rows: list[dict[str, Any]], path: str | Path, models: Sequence[str] = MODELS) -> Path:
     """Grouped bars: per-trade success (top row) and per-player expected utility (bottom row)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(2, len(models), figsize=(4.6 * len(models), 7.2), squeeze=False)
     width = 0.26
     for c, model in enumerate(models):
@@ -292,15 +262,12 @@ def plot_figure2(rows: list[dict[str, Any]], path: str | Path, models: Sequence[
     fig.legend(handles, labels, loc="upper right", ncol=3, frameon=False)
     fig.suptitle("Figure 2 (n = 5, exact): per-trade success and per-player utility at equilibrium", x=0.4)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def plot_figure3(rows: list[dict[str, Any]], path: str | Path, models: Sequence[str] = MODELS) -> Path:
     """Lines: expected SW (top row) and TV (bottom row) against chain length n."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(2, len(models), figsize=(4.6 * len(models), 7.2), squeeze=False)
     for c, model in enumerate(models):
         for r, (key, label) in enumerate(
@@ -326,10 +293,7 @@ def plot_figure3(rows: list[dict[str, Any]], path: str | Path, models: Sequence[
     fig.legend(handles, labels, loc="upper right", ncol=3, frameon=False)
     fig.suptitle("Figure 3 (exact): welfare and transaction volume vs chain length", x=0.4)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def reproduce(
@@ -403,11 +367,11 @@ def reproduce(
     )
     t2 = time.perf_counter()
     files = {
-        "table1_csv": _write_csv(out / "table1.csv", table),
+        "table1_csv": atomic_write_csv(out / "table1.csv", table),
         "table1_md": atomic_write_text(out / "table1.md", _table1_markdown(table)),
-        "figure2_csv": _write_csv(out / "figure2.csv", fig2),
+        "figure2_csv": atomic_write_csv(out / "figure2.csv", fig2),
         "figure2_png": plot_figure2(fig2, out / "figure2.png", models),
-        "figure3_csv": _write_csv(out / "figure3.csv", fig3),
+        "figure3_csv": atomic_write_csv(out / "figure3.csv", fig3),
         "figure3_png": plot_figure3(fig3, out / "figure3.png", models),
         "opt_mechanisms": atomic_write_json(
             out / "opt_mechanisms.json", {"table1": opt_table, "figure3": opt_sweep}

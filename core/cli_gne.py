@@ -312,13 +312,11 @@ _LABELS = {
 
 
 def _write_figures(rows: list[dict[str, Any]], out: Path, collapse_margin: float) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
-    from datamarkets.io import atomic_path
+    from datamarkets.plotting import pyplot, save_figure
+
+    plt = pyplot()
 
     x = np.array([r["x1"] for r in rows])
     bad = np.array([r["regime"] != "equilibrium" for r in rows])
@@ -352,29 +350,8 @@ def _write_figures(rows: list[dict[str, Any]], out: Path, collapse_margin: float
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        target = out / f"{name}.png"
-        with atomic_path(target) as tmp:
-            fig.savefig(tmp, dpi=110)
-        plt.close(fig)
-        written.append(target)
+        written.append(save_figure(fig, out / f"{name}.png"))
     return written
-
-
-def _write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
-    import csv
-    import io
-
-    from datamarkets.io import atomic_write_text
-
-    cols: list[str] = []
-    for r in rows:
-        cols += [c for c in r if c not in cols]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols)
-    w.writeheader()
-    for r in rows:
-        w.writerow({c: ("" if r.get(c) is None else r[c]) for c in cols})
-    return atomic_write_text(path, buf.getvalue())
 
 
 @app.command()
@@ -392,6 +369,8 @@ def sweep(
     """Regenerate Figures 1-4 of §IV (γ, ξ, d, price of anarchy against x1) as PNG + CSV."""
     import numpy as np
 
+    from datamarkets.io import atomic_write_csv
+
     if steps < 2:
         fail(f"--steps must be >= 2, got {steps}", EXIT_INPUT)
     if not (-1.0 <= x1_from < x1_to <= 1.0):
@@ -404,7 +383,7 @@ def sweep(
     with solver_output_to_stderr():
         rows = two_firm_sweep(xs, x2=x2, alpha=alpha, delta=delta, collapse_margin=collapse_margin)
         out.mkdir(parents=True, exist_ok=True)
-        csv_path = _write_csv(rows, out / "sweep.csv")
+        csv_path = atomic_write_csv(out / "sweep.csv", rows)
         pngs = _write_figures(rows, out, collapse_margin)
     eq = [r for r in rows if r["regime"] == "equilibrium"]
     bad = [r for r in rows if r["regime"] != "equilibrium"]

@@ -8,14 +8,16 @@ over the target, so a reader never sees half a file and an interrupted run leave
 from __future__ import annotations
 
 import contextlib
+import csv
 import dataclasses
 import enum
 import hashlib
+import io
 import json
 import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ import numpy as np
 __all__ = [
     "atomic_path",
     "atomic_write_bytes",
+    "atomic_write_csv",
     "atomic_write_json",
     "atomic_write_text",
     "instance_hash",
@@ -105,6 +108,41 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int = 2) -> Path:
     """Serialise ``obj`` with :func:`to_jsonable` and write it atomically."""
     return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=indent) + "\n")
+
+
+def _csv_cell(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (float, np.floating)):
+        return repr(float(v))  # shortest round-trip representation
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def atomic_write_csv(path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]]) -> Path:
+    """Write a tidy CSV of ``rows`` atomically.
+
+    Columns are the union of the rows' keys in first-seen order; a missing key or ``None`` is an
+    empty cell; floats are written in their shortest round-trip form.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = atomic_write_csv(pathlib.Path(tempfile.mkdtemp()) / "t.csv", [{"a": 0.1}, {"b": None}])
+    >>> p.read_text().splitlines()
+    ['a,b', '0.1,', ',']
+    """
+    rows = list(rows)
+    buf = io.StringIO()
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    writer = csv.DictWriter(buf, fieldnames=fields, restval="", lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: _csv_cell(v) for k, v in r.items()})
+    return atomic_write_text(path, buf.getvalue())
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

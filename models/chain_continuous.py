@@ -68,7 +68,50 @@ def _check_walk(mu: float, sigma: float, low: float, high: float) -> None:
 
 
 @dataclass(frozen=True)
-class TruncatedNormalWalk:
+class _TruncatedWalk:
+    r"""A normal step in some coordinate :math:`z(v, a)`, truncated to ``[low, high]``.
+
+    Subclasses give :math:`z` and :math:`c(a) = \partial z/\partial a` (constant in ``v``). With
+    :math:`\alpha = z(L_0, a)`, :math:`\beta = z(H_0, a)` and :math:`Z = \Phi(\beta) - \Phi(\alpha)`,
+    :math:`\ln f(v\mid a) = -z^2/2 + \ln \partial_v z - \ln Z + \text{const}`, so
+    :math:`\partial_a \ln f = -c(a)\,(z - (\varphi(\alpha) - \varphi(\beta))/Z)`.
+    """
+
+    mu: float
+    sigma: float
+    low: float
+    high: float
+
+    def __post_init__(self) -> None:
+        _check_walk(self.mu, self.sigma, self.low, self.high)
+
+    def _z(self, v: Any, a: Any) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _dz_da(self, a: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def cdf(self, v: Any, a: Any) -> np.ndarray:
+        r"""Conditional CDF :math:`F(v\mid a)` (broadcasting)."""
+        v, a = np.asarray(v, float), np.asarray(a, float)
+        lo, hi = ndtr(self._z(self.low, a)), ndtr(self._z(self.high, a))
+        vv = np.clip(v, self.low, self.high)
+        return (ndtr(self._z(vv, a)) - lo) / (hi - lo)
+
+    def dlogf_da(self, v: Any, a: Any) -> np.ndarray:
+        r""":math:`\partial_a \ln f(v\mid a)`."""
+        v, a = np.asarray(v, float), np.asarray(a, float)
+        al, be = self._z(self.low, a), self._z(self.high, a)
+        Z = ndtr(be) - ndtr(al)
+        return -self._dz_da(a) * (self._z(v, a) - (_phi(al) - _phi(be)) / Z)
+
+    def log_lipschitz(self) -> float:
+        """:math:`K_0` of Def. 3.7 (numerical supremum, see module docstring)."""
+        return _k0(self)
+
+
+@dataclass(frozen=True)
+class TruncatedNormalWalk(_TruncatedWalk):
     r"""Additive walk :math:`v_i = v_{i-1} + \mu + \sigma Z` truncated to ``[low, high]``.
 
     Parameters
@@ -90,38 +133,15 @@ class TruncatedNormalWalk:
     0.5
     """
 
-    mu: float
-    sigma: float
-    low: float
-    high: float
-
-    def __post_init__(self) -> None:
-        _check_walk(self.mu, self.sigma, self.low, self.high)
-
-    def _z(self, v: np.ndarray, a: np.ndarray) -> np.ndarray:
+    def _z(self, v: Any, a: Any) -> np.ndarray:
         return (v - a - self.mu) / self.sigma
 
-    def cdf(self, v: Any, a: Any) -> np.ndarray:
-        """Conditional CDF :math:`F(v\\mid a)` (broadcasting)."""
-        v, a = np.asarray(v, float), np.asarray(a, float)
-        lo, hi = ndtr(self._z(self.low, a)), ndtr(self._z(self.high, a))
-        vv = np.clip(v, self.low, self.high)
-        return (ndtr(self._z(vv, a)) - lo) / (hi - lo)
-
-    def dlogf_da(self, v: Any, a: Any) -> np.ndarray:
-        """:math:`\\partial_a \\ln f(v\\mid a)`."""
-        v, a = np.asarray(v, float), np.asarray(a, float)
-        al, be = self._z(self.low, a), self._z(self.high, a)
-        Z = ndtr(be) - ndtr(al)
-        return self._z(v, a) / self.sigma - (_phi(al) - _phi(be)) / (self.sigma * Z)
-
-    def log_lipschitz(self) -> float:
-        """:math:`K_0` of Def. 3.7 (numerical supremum, see module docstring)."""
-        return _k0(self)
+    def _dz_da(self, a: np.ndarray) -> np.ndarray:
+        return np.full_like(a, -1.0 / self.sigma)
 
 
 @dataclass(frozen=True)
-class LogNormalWalk:
+class LogNormalWalk(_TruncatedWalk):
     r"""Multiplicative walk :math:`\ln v_i=\ln v_{i-1}+\mu+\sigma Z` truncated to ``[low, high]``.
 
     Needs ``low > 0``.
@@ -145,36 +165,16 @@ class LogNormalWalk:
     0.5
     """
 
-    mu: float
-    sigma: float
-    low: float
-    high: float
-
     def __post_init__(self) -> None:
-        _check_walk(self.mu, self.sigma, self.low, self.high)
+        super().__post_init__()
         if self.low <= 0:
             raise InvalidInputError(f"a log-normal walk needs a positive support, got low={self.low!r}")
 
     def _z(self, v: Any, a: Any) -> np.ndarray:
         return (np.log(v) - np.log(a) - self.mu) / self.sigma
 
-    def cdf(self, v: Any, a: Any) -> np.ndarray:
-        """Conditional CDF :math:`F(v\\mid a)` (broadcasting)."""
-        v, a = np.asarray(v, float), np.asarray(a, float)
-        lo, hi = ndtr(self._z(self.low, a)), ndtr(self._z(self.high, a))
-        vv = np.clip(v, self.low, self.high)
-        return (ndtr(self._z(vv, a)) - lo) / (hi - lo)
-
-    def dlogf_da(self, v: Any, a: Any) -> np.ndarray:
-        """:math:`\\partial_a \\ln f(v\\mid a)`."""
-        v, a = np.asarray(v, float), np.asarray(a, float)
-        al, be = self._z(self.low, a), self._z(self.high, a)
-        Z = ndtr(be) - ndtr(al)
-        return self._z(v, a) / (self.sigma * a) - (_phi(al) - _phi(be)) / (self.sigma * a * Z)
-
-    def log_lipschitz(self) -> float:
-        """:math:`K_0` of Def. 3.7 (numerical supremum, see module docstring)."""
-        return _k0(self)
+    def _dz_da(self, a: np.ndarray) -> np.ndarray:
+        return -1.0 / (self.sigma * a)
 
 
 Walk = TruncatedNormalWalk | LogNormalWalk
