@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from timing import timed
 
 from datamarkets.cli_common import print_table
 from datamarkets.graphs.estimation_market import random_estimation_market
@@ -40,15 +40,6 @@ from datamarkets.models.gne_equilibrium import as_gne_inputs, solve_gne, solve_l
 from datamarkets.result import provenance
 
 OUT = Path(__file__).resolve().parent / "out" / "gne.json"
-
-
-def timed(fn: Any, repeats: int) -> tuple[float, list[float], Any]:
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), times, out
 
 
 def _note(name: str, r: dict[str, Any]) -> str:

@@ -12,16 +12,29 @@ import typer
 
 from datamarkets import __version__
 from datamarkets.cli_auction import app as auction_app
+from datamarkets.cli_bench import app as bench_app
 from datamarkets.cli_chain import app as chain_app
 from datamarkets.cli_common import EXIT_ALGORITHM, EXIT_INPUT, fail
+from datamarkets.cli_formulation import formulations, solve, verify
 from datamarkets.cli_gne import app as gne_app
+from datamarkets.cli_sweep import sweep
 from datamarkets.errors import DataMarketsError, InvalidInputError
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="datamarkets",
-    help="Compute and verify equilibria in data markets.",
+    help=(
+        "Compute and verify equilibria in data markets. Every answer carries a certificate: the "
+        "residuals of its optimality conditions, each beside the tolerance it is judged against.\n\n"
+        "Three markets have their own commands: chain (data resold along a chain of buyers), auction "
+        "(sellers' data allocated to buyers by welfare maximisation or a bidding auction) and gne (firms "
+        "competing for the same data sources). Every formulation, built-in or plug-in, can also be "
+        "listed (formulations), solved (solve), re-checked from a saved file (verify), benchmarked "
+        "across solvers (bench solvers) and run over a parameter grid on Dask (sweep).\n\n"
+        "Exit codes: 0 ok, 2 bad input, 3 a solver or algorithm could not deliver, 4 a result was "
+        "computed but its certificate failed."
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -29,6 +42,11 @@ app = typer.Typer(
 app.add_typer(chain_app, name="chain")
 app.add_typer(auction_app, name="auction")
 app.add_typer(gne_app, name="gne")
+app.command("formulations")(formulations)
+app.command("solve")(solve)
+app.command("verify")(verify)
+app.add_typer(bench_app, name="bench")
+app.command("sweep")(sweep)
 
 
 @app.command()

@@ -16,7 +16,14 @@ import typer
 from datamarkets.cli_common import EXIT_UNCERTIFIED, emit_json, fail, print_table, solver_output_to_stderr
 
 app = typer.Typer(
-    help="Progressive second price auctions on market graphs, certified against KKT conditions.",
+    short_help="Data auctions on market graphs: welfare optimum, KKT system, PSP auction dynamics.",
+    help=(
+        "Data auctions on a market graph: buyers (each with a valuation of the amount of data it gets), "
+        "sellers (each with a supply) and edges saying who can buy from whom. Compute the "
+        "welfare-maximising allocation and its clearing prices, the same as a complementarity (KKT) "
+        "system, or the outcome of a progressive second price (PSP) auction in which buyers re-bid "
+        "until nobody gains more than ε — each certified against the KKT optimality conditions."
+    ),
     no_args_is_help=True,
 )
 
@@ -84,8 +91,17 @@ def solve(
         2.0, "--scaling", help="PSP ε-scaling factor (> 1; 0 = plain dynamics at ε from the start)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Save the full result (market embedded) for `datamarkets verify`."
+    ),
 ) -> None:
-    """Welfare optimum (QP/LP/cone), KKT-MILP, or PSP auction dynamics, each with its certificate."""
+    """Allocate the sellers' data among the buyers of the market in --graph.
+
+    --method optimum: maximise total value (a QP, LP or cone program); the sellers' prices are its
+    duals. --method kkt: the optimality (KKT) conditions as a MILP, for small markets. --method psp:
+    rounds of the PSP auction until no buyer can gain more than ε by re-bidding. Exit 0 certified,
+    2 bad input, 3 solver failure, 4 uncertified.
+    """
     from datamarkets.errors import InvalidInputError
 
     if method not in _METHODS:
@@ -97,9 +113,17 @@ def solve(
     G = _load_market(graph)
     with solver_output_to_stderr():
         res = _solve(G, method, solver, epsilon, tol, scaling or None)
-    out = res.to_dict()
+    if out is not None:
+        from datamarkets.registry import get_formulation
+
+        name = {"optimum": "auction-welfare", "kkt": "auction-kkt", "psp": "auction-psp"}[method]
+        inst = {"market": G, "epsilon": epsilon, "scaling": scaling} if method == "psp" else G
+        # the solver that actually ran (the --solver route "auto"/"cvxpy"/"pyomo" names no solver)
+        optimum_solver = "clarabel" if "clarabel" in res.method else "highs"
+        route = {"optimum": optimum_solver, "kkt": "highs", "psp": "direct"}[method]
+        get_formulation(name).attach(res, inst, route).save(out)
     if as_json:
-        emit_json(out)
+        emit_json(res.to_dict())
     else:
         _summary(res, f"auction solve --method {method}")
     if not res.certified:
@@ -141,7 +165,8 @@ def verify(
     tol: float = typer.Option(1e-6, "--tol", help="Certificate tolerance (relative)."),
     as_json: bool = typer.Option(False, "--json", help="Print the certificate as JSON."),
 ) -> None:
-    """Certify an allocation: best KKT prices (LP), residuals, welfare gap to the optimum."""
+    """Certify any allocation: the prices that best explain it (an LP), the remaining violation of
+    the optimality conditions, and its welfare gap to the optimum. Exit 0 certified, 4 not."""
     from datamarkets.formulations.auction_certificate import certify_allocation
     from datamarkets.io import read_json
 
@@ -261,7 +286,8 @@ def generate(
     valuation: str = typer.Option("quadratic", "--valuation", help="quadratic | linear | alpha_fair"),
     out: Path = typer.Option(..., "--out", help="Output market JSON (written atomically)."),
 ) -> None:
-    """Write a random bipartite market (node-link JSON)."""
+    """Write a random market (node-link JSON): buyers with random valuations, each linked to a few
+    random sellers; the file feeds `auction solve --graph`."""
     from datamarkets.errors import InvalidInputError
     from datamarkets.graphs.market import random_bipartite_market, write_market_json
 

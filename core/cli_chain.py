@@ -20,7 +20,13 @@ from datamarkets.cli_common import EXIT_UNCERTIFIED, emit_json, print_table, std
 __all__ = ["app"]
 
 app = typer.Typer(
-    help="Sequential chain data trading with profit reallocation (Eq. 9 equilibria, LP certificate, OPT).",
+    short_help="Chain data trading: exact equilibria, LP certificates, the best reallocation mechanism.",
+    help=(
+        "Chain data trading: a dataset is resold along a chain of players; each owner posts a price, the "
+        "next player buys if the price is below its threshold, and a reallocation mechanism shares every "
+        "sale's price with earlier sellers. Solve the equilibrium exactly, certify it with one LP per "
+        "player, and search for the reallocation with the highest welfare."
+    ),
     no_args_is_help=True,
 )
 
@@ -109,8 +115,16 @@ def solve(
         help="Run the LP certificate too (default: when n(n+1)L/2 ≤ 50,000, i.e. the LP builds in seconds).",
     ),
     json_out: bool = _JSON,
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Save the full result (game embedded) for `datamarkets verify`."
+    ),
 ) -> None:
-    """Solve the sequential equilibrium (Eq. 9) with exact SW, TV, success and utilities."""
+    """Solve a chain game: every player's buying threshold and selling price (the paper's Eq. 9).
+
+    Prints the exact expected social welfare (SW), transaction volume (TV = expected number of
+    trades), each trade's probability and each player's expected utility — computed, not sampled —
+    and, unless the game is large, the LP certificate. Exit 0 certified, 2 bad input, 4 uncertified.
+    """
     from datamarkets.formulations.chain_certificate import certify_equilibrium
     from datamarkets.models.chain_equilibrium import solve_equilibrium
 
@@ -123,6 +137,12 @@ def solve(
         _merge_lp(res, certify_equilibrium(game, eq))
     else:
         res.certificate.details["lp_certificate"] = "skipped (large instance); run `datamarkets chain verify`"
+    if out is not None:
+        from datamarkets.registry import get_formulation
+
+        get_formulation("chain-equilibrium").attach(res, game, "direct" if method == "fast" else method).save(
+            out
+        )
     if json_out:
         emit_json(res)
     else:
@@ -142,7 +162,11 @@ def verify(
     ),
     json_out: bool = _JSON,
 ) -> None:
-    """LP certificate: every player's best price given the others' strategies (one LP per player)."""
+    """Certify strategies: one LP per player finds its best price for every value it may hold,
+    given everyone else's strategy; the claimed thresholds and prices must attain it.
+
+    Without --claim the package's own equilibrium is certified. Exit 0 certified, 4 not.
+    """
     from datamarkets.errors import InvalidInputError
     from datamarkets.formulations.chain_certificate import certify_equilibrium
     from datamarkets.io import read_json
@@ -198,7 +222,12 @@ def optimize(
     certify: bool = typer.Option(True, "--certify/--no-certify", help="LP-certify OPT's equilibrium."),
     json_out: bool = _JSON,
 ) -> None:
-    """OPT: the budget-balanced, past-only mechanism with the highest exact welfare found."""
+    """Search the reallocation mechanism with the highest expected welfare (the paper's OPT).
+
+    A mechanism says which share of each trade's price goes to which earlier player (each share
+    ≥ 0, at most the whole price). Compared with RAW (no sharing) and AVE (equal shares), beside an
+    upper bound on any mechanism's welfare; the search is heuristic (optimality is not proven).
+    """
     from datamarkets.formulations.chain_certificate import certify_equilibrium
     from datamarkets.models.chain_equilibrium import solve_equilibrium
     from datamarkets.models.chain_mechanism_opt import optimize_mechanism
@@ -265,7 +294,10 @@ def reproduce(
     ),
     json_out: bool = _JSON,
 ) -> None:
-    """Regenerate Table 1, Figure 2 and Figure 3 (CSV + PNG) into DIR."""
+    """Reproduce the chain-trading paper's experiments: Table 1, Figures 2 and 3 (CSV + PNG) in --out.
+
+    Every equilibrium is LP-certified and the exact expectations are checked against Monte Carlo.
+    """
     from datamarkets.chain_experiments import reproduce as run
     from datamarkets.errors import InvalidInputError
 

@@ -34,9 +34,14 @@ from datamarkets.cli_common import (
 __all__ = ["app", "gne_report", "two_firm_sweep"]
 
 app = typer.Typer(
+    short_help="Competing data buyers: generalized Nash equilibrium and the price of anarchy.",
     help=(
-        "Competing data buyers: generalized Nash equilibria and the price of anarchy. Exit codes: 0 "
-        "certified equilibrium or typed no_equilibrium result, 2 bad input, 3 solver failure, 4 uncertified."
+        "Competing data buyers: firms that fit models on data from the same sources pay the sources for "
+        "the effort that makes their data accurate. Compute the generalized Nash equilibrium (how much "
+        "each firm demands from each source, the sources' efforts, who may pay what) and the price of "
+        "anarchy against welfare-optimal efforts. A market without an equilibrium is an answer "
+        "(status no_equilibrium, exit 0), not an error. Exit codes: 0 certified or no_equilibrium, 2 bad "
+        "input, 3 solver failure, 4 uncertified."
     ),
     no_args_is_help=True,
 )
@@ -146,13 +151,27 @@ def _print_human(rep: dict[str, Any]) -> None:
         )
 
 
+_OUT = typer.Option(
+    None, "--out", "-o", help="Save the full result (instance embedded) for `datamarkets verify`."
+)
+
+
 def _solve_and_report(
-    G: Any, method: str, best_response: bool, lp: bool, json_out: bool, include_xi: bool = True
+    G: Any,
+    method: str,
+    best_response: bool,
+    lp: bool,
+    json_out: bool,
+    include_xi: bool = True,
+    out: Path | None = None,
 ) -> None:
     from datamarkets.models.gne_equilibrium import solve_gne
+    from datamarkets.registry import get_formulation
 
     with solver_output_to_stderr():
         res = solve_gne(G, method=method, best_response_gap=best_response, lp_check=lp)  # type: ignore[arg-type]
+    if out is not None:
+        get_formulation("gne").attach(res, G, "direct").save(out)
     rep = gne_report(res)
     if not include_xi:
         rep["xi"] = None
@@ -171,8 +190,10 @@ def solve(
     best_response: bool = typer.Option(True, help="Certify every buyer's best-response gap (cvxpy)."),
     lp: bool = typer.Option(True, help="Cross-check the payment range with HiGHS LPs."),
     xi: bool = typer.Option(True, help="Include xi (K·N² numbers) in the JSON; --no-xi for big markets."),
+    out: Path | None = _OUT,
 ) -> None:
-    """GNE of the market in GRAPH: d, efforts, c-polytope, who pays, price of anarchy.
+    """Equilibrium of the market in --graph: demand d per firm and source, the sources' efforts, the
+    range of payments each firm may make (the c-polytope) and the price of anarchy.
 
     Exit 0 (certified or "no_equilibrium"), 2 bad input, 3 solver failure, 4 uncertified.
     """
@@ -181,7 +202,7 @@ def solve(
     if method not in ("auto", "dense", "gmres", "neumann"):
         fail(f"unknown --method {method!r}", EXIT_INPUT)
     G = read_estimation_market(graph)
-    _solve_and_report(G, method, best_response, lp, json_out, include_xi=xi)
+    _solve_and_report(G, method, best_response, lp, json_out, include_xi=xi, out=out)
 
 
 @app.command()
@@ -191,6 +212,7 @@ def example(
     alpha: float = typer.Option(1.0, help="Effort parameter of both sources (paper: 1)."),
     delta: float = typer.Option(0.0, help="Competition weight between the firms, in [0, 1] (paper: 0)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    out: Path | None = _OUT,
 ) -> None:
     """The two-firm example of §IV at one x1 (linear regression, F uniform on [-1, 1]).
 
@@ -199,7 +221,7 @@ def example(
     from datamarkets.graphs.estimation_market import two_firm_example
 
     G = two_firm_example(x1, x2=x2, alpha=alpha, delta=delta)
-    _solve_and_report(G, "auto", True, True, json_out)
+    _solve_and_report(G, "auto", True, True, json_out, out=out)
 
 
 def printed_two_firm(x1: float, x2: float) -> dict[str, float | None]:

@@ -40,6 +40,15 @@ def to_jsonable(obj: Any) -> Any:
 
     Non-finite floats become ``None`` (JSON has no NaN); use explicit fields to say why.
     """
+    t = type(obj)
+    if t is str or t is int or t is bool or obj is None:  # fast path: most leaves of big instances
+        return obj
+    if t is float:
+        return obj if math.isfinite(obj) else None
+    if t is dict:
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if t is list:
+        return [to_jsonable(v) for v in obj]
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         if hasattr(obj, "to_dict"):
             return to_jsonable(obj.to_dict())

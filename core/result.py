@@ -137,6 +137,9 @@ class Result:
         Seconds per phase (``build_seconds``, ``solve_seconds``, …).
     meta : dict
         Provenance: package version, solver versions, instance hash, parameters.
+    instance : dict, optional
+        The instance's JSON form (set by :meth:`datamarkets.formulation.Formulation.solve`), so that
+        ``datamarkets verify`` can re-derive the certificate from the saved file alone.
     """
 
     kind: str
@@ -146,6 +149,7 @@ class Result:
     certificate: Certificate = field(default_factory=Certificate)
     timings: dict[str, float] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    instance: dict[str, Any] | None = None
 
     @property
     def certified(self) -> bool:
@@ -163,6 +167,8 @@ class Result:
         d["certificate"] = self.certificate.to_dict()
         d["timings"] = to_jsonable(self.timings)
         d["meta"] = to_jsonable(self.meta)
+        if self.instance is not None:
+            d["instance"] = to_jsonable(self.instance)
         return d
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -174,7 +180,7 @@ class Result:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Result:
-        reserved = {"kind", "status", "method", "certificate", "timings", "meta"}
+        reserved = {"kind", "status", "method", "certificate", "timings", "meta", "instance"}
         return cls(
             kind=d["kind"],
             status=Status(d["status"]),
@@ -183,7 +189,41 @@ class Result:
             certificate=Certificate.from_dict(d.get("certificate", {})),
             timings=dict(d.get("timings", {})),
             meta=dict(d.get("meta", {})),
+            instance=d.get("instance"),
         )
 
     def replace(self, **changes: Any) -> Result:
         return dataclasses.replace(self, **changes)
+
+    def tables(self) -> list[str]:
+        """Names of the tidy tables :meth:`to_frame` can build, default first (:mod:`datamarkets.frames`)."""
+        from datamarkets.frames import table_names
+
+        return table_names(self)
+
+    def to_frame(self, table: str | None = None) -> Any:
+        """One tidy ``pandas.DataFrame`` of this result (see :mod:`datamarkets.frames`).
+
+        Parameters
+        ----------
+        table : str, optional
+            One of :meth:`tables`; default: the kind's main per-entity table, else ``"summary"``.
+            ``"summary"`` (one row of scalars) and ``"certificate"`` (one row per residual) exist
+            for every result.
+
+        Raises
+        ------
+        InvalidInputError
+            Unknown table; the message lists the available ones.
+
+        Examples
+        --------
+        >>> r = Result("demo", Status.OPTIMAL, "direct", {"rows": [{"x": 1.0}, {"x": 2.0}]})
+        >>> r.tables()
+        ['rows', 'summary', 'certificate']
+        >>> r.to_frame()["x"].tolist()
+        [1.0, 2.0]
+        """
+        from datamarkets.frames import to_frame
+
+        return to_frame(self, table)

@@ -15,9 +15,13 @@ from datamarkets.errors import SolverError
 from datamarkets.status import Status, status_from_highs, status_from_pyomo
 
 __all__ = [
+    "PYOMO_NAMES",
+    "SOLVER_NAMES",
     "SolveInfo",
+    "available_solvers",
     "highs_version",
     "new_highs",
+    "require_solver",
     "reset_highs_scheduler",
     "solve_highs",
     "solve_pyomo",
@@ -36,11 +40,92 @@ class SolveInfo:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def highs_version() -> str:
-    """HiGHS version string, e.g. ``"1.16.0"``."""
-    import highspy
+SOLVER_NAMES = ("highs", "clarabel", "osqp", "scs", "ecos", "glpk", "cbc", "ipopt")
+"""Every solver a formulation may name; HiGHS always present, the rest when installed."""
 
-    return str(highspy.Highs().version())
+PYOMO_NAMES = {"highs": "appsi_highs", "glpk": "glpk", "cbc": "cbc", "ipopt": "ipopt"}
+"""Pyomo ``SolverFactory`` names of the solvers reached through Pyomo."""
+
+_available: dict[str, str | None] | None = None
+
+
+def _module_version(module: str) -> str | None:
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except Exception:
+        return None
+    return str(getattr(mod, "__version__", "unknown"))
+
+
+def _pyomo_version(name: str) -> str | None:
+    import logging
+
+    import pyomo.environ as pyo
+
+    logging.getLogger("pyomo").setLevel(logging.ERROR)
+    try:
+        opt = pyo.SolverFactory(name)
+        if not opt.available(exception_flag=False):
+            return None
+        v = opt.version()
+    except Exception:
+        return None
+    return ".".join(map(str, v)) if v else "unknown"
+
+
+def available_solvers(*, refresh: bool = False) -> dict[str, str | None]:
+    """Installed solvers with their versions (``None`` = not installed), cached per process.
+
+    HiGHS comes from ``highspy``; Clarabel, OSQP, SCS and ECOS from their Python packages (as cvxpy
+    uses them); GLPK, CBC and Ipopt from executables found by Pyomo (``glpsol``, ``cbc``, ``ipopt``).
+
+    Examples
+    --------
+    >>> available_solvers()["highs"] is not None
+    True
+    """
+    global _available
+    if _available is None or refresh:
+        out: dict[str, str | None] = {"highs": highs_version()}
+        for name in ("clarabel", "osqp", "scs", "ecos"):
+            out[name] = _module_version(name)
+        for name in ("glpk", "cbc", "ipopt"):
+            out[name] = _pyomo_version(PYOMO_NAMES[name])
+        _available = out
+    return dict(_available)
+
+
+def require_solver(name: str) -> str:
+    """The installed version of solver ``name``.
+
+    Raises
+    ------
+    SolverError
+        Unknown or not installed.
+    """
+    if name not in SOLVER_NAMES:
+        raise SolverError(f"unknown solver {name!r}; known: {', '.join(SOLVER_NAMES)}")
+    v = available_solvers().get(name)
+    if v is None:
+        raise SolverError(f"solver {name!r} is not installed")
+    return v
+
+
+def highs_version() -> str:
+    """HiGHS version string, e.g. ``"1.16.0"`` (the highspy wheel's version: it ships that HiGHS).
+
+    Read from the package metadata so that asking does not print HiGHS's banner on stdout.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("highspy")
+    except PackageNotFoundError:  # pragma: no cover - a source build of highspy
+        import highspy
+
+        return str(highspy.Highs().version())
 
 
 def reset_highs_scheduler() -> None:

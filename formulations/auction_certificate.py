@@ -136,6 +136,7 @@ def certify_allocation(
     tol: float = 1e-6,
     optimum: Result | None = None,
     active_tol: float = 1e-6,
+    complementarity_tol: float | None = None,
     **attrs: str,
 ) -> Result:
     """Certify an allocation against the KKT conditions of welfare maximisation.
@@ -156,6 +157,11 @@ def certify_allocation(
         A welfare optimum already computed (else :func:`solve_welfare` is called).
     active_tol : float
         Relative flow above which a column counts as carrying flow.
+    complementarity_tol : float, optional
+        Tolerance of the natural complementarity residual (default ``tol``). An interior-point
+        allocation leaves flows of ~1e-6 (relative) on columns whose reduced cost is ~1e-5: its
+        complementarity is only as good as the square root of the solver's gap, while its welfare
+        gap is at solver precision; verifiers that accept such producers loosen this one residual.
 
     Returns
     -------
@@ -209,7 +215,11 @@ def certify_allocation(
     cert.add("max_kkt_violation", t, tol * pscale)
     cert.add("stationarity_max", res["stationarity"], tol * pscale)
     cert.add("dual_feasibility_max", res["dual_feasibility"], tol * pscale)
-    cert.add("complementarity_natural_max", res["complementarity"], tol)
+    cert.add(
+        "complementarity_natural_max",
+        res["complementarity"],
+        tol if complementarity_tol is None else complementarity_tol,
+    )
     cert.add("primal_feasibility_max", res["primal_feasibility"], tol * qscale)
     cert.add("welfare_gap_rel", gap / wscale, tol)
     cert.add("negative_welfare_gap_rel", max(0.0, -gap) / wscale, tol)

@@ -106,6 +106,15 @@ class BestResponse:
     d: NDArray[np.float64]
     mode: str
 
+    def to_frame(self, table: str | None = None) -> Any:
+        """Tidy ``pandas.DataFrame`` of one table, by name (default: the first).
+
+        Tables: sources, summary; see :func:`datamarkets.frames.object_frame`.
+        """
+        from datamarkets.frames import object_frame
+
+        return object_frame(self, table)
+
 
 def lemma1_coefficients(inp: GNEInputs, d: NDArray, k: int) -> tuple[NDArray, NDArray]:
     """:math:`(\\tilde\\gamma^k + K^k,\\ D^{-k})` of buyer ``k``'s Lemma-1 program, shape (N,) each."""

@@ -356,6 +356,7 @@ def solve_kkt(
     certify_tol: float = 1e-6,
     transform: bool = True,
     objective: str = "feasibility",
+    solver: str = "highs",
     **attrs: str,
 ) -> WelfareResult:
     """Solve the KKT conditions (36)–(38) of welfare maximisation as a big-M MILP with HiGHS.
@@ -378,6 +379,8 @@ def solve_kkt(
         Set False only to see the untransformed-model guard fire.
     objective : {"feasibility", "min_prices"}
         See :func:`build_kkt_model`.
+    solver : {"highs", "cbc", "glpk"}
+        MILP solver through Pyomo (``appsi_highs``; ``cbc`` and ``glpsol`` when installed).
 
     Returns
     -------
@@ -407,8 +410,11 @@ def solve_kkt(
     >>> round(r.solution["prices"]["s"], 9), round(r.solution["welfare"], 9)
     (3.0, 3.5)
     """
-    from datamarkets.solvers import solve_pyomo
+    from datamarkets.solvers import PYOMO_NAMES, require_solver, solve_pyomo
 
+    if solver not in ("highs", "cbc", "glpk"):
+        raise ValueError(f"unknown KKT MILP solver {solver!r}; choose highs, cbc or glpk")
+    require_solver(solver)
     timer = Timer()
     with timer("validate_seconds"):
         M = G if isinstance(G, MarketArrays) else market_arrays(G, **attrs)
@@ -420,16 +426,30 @@ def solve_kkt(
     assert_transformed(m)
     with timer("solve_seconds"):
         reset_highs_scheduler()
-        info = solve_pyomo(
-            m,
-            "appsi_highs",
-            time_limit=time_limit,
-            options={
-                "mip_feasibility_tolerance": mip_tol,
-                "primal_feasibility_tolerance": mip_tol,
-                "mip_rel_gap": 0.0,
-            },
-        )
+        if solver == "highs":
+            info = solve_pyomo(
+                m,
+                "appsi_highs",
+                time_limit=time_limit,
+                options={
+                    "mip_feasibility_tolerance": mip_tol,
+                    "primal_feasibility_tolerance": mip_tol,
+                    "mip_rel_gap": 0.0,
+                },
+            )
+        else:  # executables through Pyomo, with their own option names
+            # CBC 2.10's MILP preprocessing declares some of these (feasible) big-M systems
+            # infeasible (4 in 100 small random markets, e.g. 11 buyers × 2 sellers, seed 30): off
+            opts: dict[str, Any] = (
+                {"ratioGap": 0.0, "primalT": mip_tol, "integerT": mip_tol, "preprocess": "off"}
+                if solver == "cbc"
+                else {"mipgap": 0.0}
+            )
+            if time_limit is not None:
+                opts["sec" if solver == "cbc" else "tmlim"] = (
+                    float(time_limit) if solver == "cbc" else max(1, int(time_limit))
+                )
+            info = solve_pyomo(m, PYOMO_NAMES[solver], options=opts)
     if info.status in (Status.INFEASIBLE, Status.INFEASIBLE_OR_UNBOUNDED):
         raise SolverError(
             "KKT MILP reported infeasible, but a feasible welfare program always has KKT points: "
@@ -462,7 +482,7 @@ def solve_kkt(
             for i, b in enumerate(M.buyers)
         ],
     }
-    meta = provenance({"pyomo+appsi_highs": info.solver_version})
+    meta = provenance({f"pyomo+{PYOMO_NAMES[solver]}": info.solver_version})
     meta.update(
         market_kind=M.kind,
         n_buyers=M.n_buyers,
@@ -475,7 +495,7 @@ def solve_kkt(
     return WelfareResult(
         kind="auction-optimum",
         status=info.status,
-        method="kkt-milp",
+        method="kkt-milp" if solver == "highs" else f"kkt-milp-{solver}",
         solution=solution,
         certificate=cert,
         timings=dict(timer.seconds),

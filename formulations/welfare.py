@@ -772,17 +772,49 @@ def build_welfare_cvxpy(M: MarketArrays) -> tuple[Any, dict[str, Any]]:
     return prob, {"f": f, "x": x, "supply": supply, "demand": demand, "demand_idx": fin}
 
 
-def _solve_cvxpy(M: MarketArrays, tol: float, time_limit: float | None = None) -> _Raw:
+CVXPY_SOLVERS = {"clarabel": "CLARABEL", "osqp": "OSQP", "scs": "SCS", "ecos": "ECOS", "highs": "HIGHS"}
+"""Solvers reached through cvxpy, by datamarkets name."""
+
+
+def _cvxpy_options(solver: str, tol: float, time_limit: float | None) -> dict[str, Any]:
+    if solver == "clarabel":
+        opts: dict[str, Any] = {"tol_gap_abs": tol, "tol_gap_rel": tol, "tol_feas": tol}
+        if time_limit is not None:
+            opts["time_limit"] = float(time_limit)
+        return opts
+    if solver == "osqp":  # first-order: polish the active set to reach vertex accuracy
+        from importlib.metadata import version
+
+        polish = "polishing" if int(version("osqp").split(".")[0]) >= 1 else "polish"
+        return {"eps_abs": tol, "eps_rel": tol, polish: True, "max_iter": 200_000}
+    if solver == "scs":
+        return {"eps_abs": tol, "eps_rel": tol, "max_iters": 200_000}
+    if solver == "ecos":
+        return {"abstol": tol, "reltol": tol, "feastol": tol}
+    return {}
+
+
+def _solve_cvxpy(
+    M: MarketArrays,
+    tol: float,
+    time_limit: float | None = None,
+    solver: str = "clarabel",
+    built: tuple[Any, dict[str, Any]] | None = None,
+) -> _Raw:
     import cvxpy as cp
 
-    prob, hd = build_welfare_cvxpy(M)
+    from datamarkets.solvers import require_solver
+
+    if solver not in CVXPY_SOLVERS:
+        raise ValueError(f"unknown cvxpy solver {solver!r}; choose one of {tuple(CVXPY_SOLVERS)}")
+    version = require_solver(solver)
+    prob, hd = built if built is not None else build_welfare_cvxpy(M)
     try:
-        extra = {} if time_limit is None else {"time_limit": float(time_limit)}
-        prob.solve(solver=cp.CLARABEL, tol_gap_abs=tol, tol_gap_rel=tol, tol_feas=tol, **extra)
+        prob.solve(solver=CVXPY_SOLVERS[solver], **_cvxpy_options(solver, tol, time_limit))
     except cp.error.SolverError as exc:
-        raise SolverError(f"cvxpy/clarabel failed: {exc}") from exc
+        raise SolverError(f"cvxpy/{solver} failed: {exc}") from exc
     status = status_from_cvxpy(prob.status)
-    out = _Raw(status, str(prob.status), solver="cvxpy+clarabel", version=cp.__version__)
+    out = _Raw(status, str(prob.status), solver=f"cvxpy+{solver}", version=f"{cp.__version__}/{version}")
     if status.has_solution:
         out.f = np.maximum(np.asarray(hd["f"].value, float), 0.0)
         out.x = np.asarray(hd["x"].value, float)
@@ -850,15 +882,25 @@ def build_welfare_pyomo(M: MarketArrays) -> Any:
     return m
 
 
-def _solve_pyomo(M: MarketArrays, time_limit: float | None) -> _Raw:
-    from datamarkets.solvers import solve_pyomo
+def _solve_pyomo(M: MarketArrays, time_limit: float | None, solver: str = "highs", model: Any = None) -> _Raw:
+    from datamarkets.solvers import PYOMO_NAMES, require_solver, solve_pyomo
 
-    m = build_welfare_pyomo(M)
+    require_solver(solver)
+    m = model if model is not None else build_welfare_pyomo(M)
     reset_highs_scheduler()
-    info = solve_pyomo(  # contrib highs: LP and QP; see _solve_highs for the regularisation
-        m, "highs", time_limit=time_limit, options={"qp_regularization_value": 1e-12}
-    )
-    out = _Raw(info.status, info.raw_status, solver="pyomo+highs", version=info.solver_version)
+    if solver == "highs":  # contrib highs: LP and QP; see _solve_highs for the regularisation
+        info = solve_pyomo(m, "highs", time_limit=time_limit, options={"qp_regularization_value": 1e-12})
+    else:  # glpk/cbc (LP valuations) or ipopt (QP); their own time-limit option names
+        # GLPK: no LP presolve, final basis checked exactly (its presolver can stop suboptimal)
+        opts = {"ipopt": {"tol": 1e-10, "print_level": 0}, "glpk": {"nopresol": None, "xcheck": None}}.get(
+            solver, {}
+        )
+        if time_limit is not None:
+            opts[{"glpk": "tmlim", "cbc": "sec", "ipopt": "max_cpu_time"}[solver]] = (
+                int(time_limit) if solver == "glpk" else float(time_limit)
+            )
+        info = solve_pyomo(m, PYOMO_NAMES[solver], options=opts)
+    out = _Raw(info.status, info.raw_status, solver=f"pyomo+{solver}", version=info.solver_version)
     if info.status.has_solution:
         out.f = np.maximum(np.array([m.flow[e].value or 0.0 for e in range(M.n_columns)]), 0.0)
         out.x = np.array([m.total[i].value or 0.0 for i in range(M.n_buyers)])
@@ -1048,19 +1090,12 @@ def kkt_residuals(
 class WelfareResult(Result):
     """:class:`~datamarkets.result.Result` of kind ``"auction-optimum"`` with table helpers."""
 
-    def to_frame(self, table: str = "allocation") -> Any:
-        """A tidy ``pandas.DataFrame``: ``"allocation"`` (buyer, seller/user, amount),
-        ``"prices"`` (resource, price) or ``"buyers"`` (buyer, total, marginal, mu)."""
-        import pandas as pd
-
-        if table == "allocation":
-            return pd.DataFrame(self.solution.get("allocation", []))
-        if table == "prices":
-            pr = self.solution.get("prices", {})
-            return pd.DataFrame({"resource": list(pr), "price": list(pr.values())})
-        if table == "buyers":
-            return pd.DataFrame(self.solution.get("buyers", []))
-        raise ValueError(f"unknown table {table!r} (allocation, prices, buyers)")
+    def to_frame(self, table: str | None = None) -> Any:
+        """A tidy ``pandas.DataFrame``: ``"allocation"`` (buyer, seller/user, amount; the default),
+        ``"prices"`` (resource, price), ``"buyers"`` (buyer, total, marginal, mu), ``"summary"`` or
+        ``"certificate"`` (see :mod:`datamarkets.frames`); an unknown table raises
+        :class:`~datamarkets.errors.InvalidInputError` (a ``ValueError``)."""
+        return super().to_frame(table)
 
 
 def allocation_vector(M: MarketArrays, allocation: Any) -> np.ndarray:

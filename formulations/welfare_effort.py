@@ -132,6 +132,15 @@ class PriceOfAnarchy:
     defined: bool
     reason: str
 
+    def to_frame(self, table: str | None = None) -> Any:
+        """Tidy ``pandas.DataFrame`` of one table, by name (default: the first).
+
+        Tables: summary; see :func:`datamarkets.frames.object_frame`.
+        """
+        from datamarkets.frames import object_frame
+
+        return object_frame(self, table)
+
 
 def price_of_anarchy(loss_equilibrium: float, loss_optimal: float) -> PriceOfAnarchy:
     """Typed price of anarchy (ratio only when :math:`\\mathcal L(\\hat e) > 0`).

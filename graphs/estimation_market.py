@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from datamarkets.errors import GraphError, InvalidInputError
-from datamarkets.io import atomic_write_json, read_json
+from datamarkets.io import atomic_write_json, read_json, to_jsonable
 from datamarkets.models.estimators import distribution_from_spec, estimator_from_spec
 
 __all__ = [
@@ -38,6 +38,8 @@ __all__ = [
     "buyer_nodes",
     "delta_matrix",
     "estimation_market",
+    "estimation_market_from_dict",
+    "estimation_market_to_dict",
     "random_estimation_market",
     "read_estimation_market",
     "source_nodes",
@@ -480,10 +482,7 @@ def random_estimation_market(
 
 def write_estimation_market(G: nx.Graph, path: str | Path) -> Path:
     """Validate ``G`` and write it as node-link JSON (atomically)."""
-    validate_estimation_market(G)
-    data = nx.node_link_data(G, edges="edges")
-    data["graph"] = {**data.get("graph", {}), "kind": GRAPH_KIND}
-    return atomic_write_json(path, data)
+    return atomic_write_json(path, estimation_market_to_dict(G))
 
 
 def read_estimation_market(path: str | Path) -> nx.Graph:
@@ -496,16 +495,36 @@ def read_estimation_market(path: str | Path) -> nx.Graph:
     GraphError
         Not a node-link document, a directed/multi graph, or anything the validator rejects.
     """
-    data = read_json(path)
-    if not isinstance(data, dict) or "nodes" not in data:
-        raise GraphError(f"{str(path)!r} is not a node-link JSON graph (no 'nodes')")
+    return estimation_market_from_dict(read_json(path), str(path))
+
+
+def estimation_market_to_dict(G: nx.Graph) -> dict[str, Any]:
+    """Validate ``G`` and return its node-link JSON form (what :func:`write_estimation_market` writes)."""
+    validate_estimation_market(G)
+    data = nx.node_link_data(G, edges="edges")
+    data["graph"] = {**data.get("graph", {}), "kind": GRAPH_KIND}
+    return to_jsonable(data)
+
+
+def estimation_market_from_dict(data: Any, source: str = "estimation market") -> nx.Graph:
+    """Build and validate an estimation market from node-link JSON data (inverse of
+    :func:`estimation_market_to_dict`).
+
+    Raises
+    ------
+    GraphError
+        Not a node-link document, a directed/multi graph, or anything the validator rejects.
+    """
+    if not isinstance(data, Mapping) or "nodes" not in data:
+        raise GraphError(f"{source!r} is not a node-link JSON graph (no 'nodes')")
+    data = dict(data)
     if data.get("directed") or data.get("multigraph"):
-        raise GraphError(f"{str(path)!r}: an estimation market must be undirected and simple")
+        raise GraphError(f"{source!r}: an estimation market must be undirected and simple")
     key = "edges" if "edges" in data else "links"
     try:
         G = nx.node_link_graph(data, directed=False, multigraph=False, edges=key)
     except (KeyError, TypeError, nx.NetworkXError) as exc:
-        raise GraphError(f"{str(path)!r} is not a valid node-link graph: {exc}") from exc
+        raise GraphError(f"{source!r} is not a valid node-link graph: {exc}") from exc
     G.graph.pop("kind", None)
     G.graph["kind"] = GRAPH_KIND
     validate_estimation_market(G)

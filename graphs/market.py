@@ -52,6 +52,8 @@ __all__ = [
     "data_share_market",
     "example1_market",
     "market_arrays",
+    "market_from_dict",
+    "market_to_dict",
     "random_bipartite_market",
     "read_market_graphml",
     "read_market_json",
@@ -584,6 +586,23 @@ def _from_node_link(data: Any, source: str) -> nx.Graph:
                 raise GraphError(f"buyer {node!r} has an invalid valuation: {exc}") from exc
     validate_market(G)
     return G
+
+
+def market_to_dict(G: nx.Graph) -> dict[str, Any]:
+    """Validate ``G`` and return its node-link JSON form (valuations as dicts)."""
+    validate_market(G)
+    return _to_node_link(G)
+
+
+def market_from_dict(data: Any, source: str = "market") -> nx.Graph:
+    """Build and validate a market from node-link JSON data (inverse of :func:`market_to_dict`).
+
+    Raises
+    ------
+    GraphError
+        Not node-link JSON, directed/multi graph, or an invalid market.
+    """
+    return _from_node_link(data, source)
 
 
 def write_market_json(G: nx.Graph, path: str | Path) -> Path:

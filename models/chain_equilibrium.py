@@ -212,6 +212,16 @@ class ChainEquilibrium:
             meta={**provenance(), "instance_hash": instance_hash(g.to_dict()), "tie_rtol": TIE_RTOL},
         )
 
+    def to_frame(self, table: str | None = None) -> Any:
+        """Tidy ``pandas.DataFrame`` of one table, by name (default: the first).
+
+        Tables: players, trades, strategies, mechanism, summary, certificate; see
+        :func:`datamarkets.frames.object_frame`.
+        """
+        from datamarkets.frames import object_frame
+
+        return object_frame(self, table)
+
 
 # ----------------------------------------------------------------------------------------------
 # building blocks shared with the reference route and the LP certificate

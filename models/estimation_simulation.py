@@ -105,6 +105,15 @@ class EstimationSimulation:
         out["passed"] = self.passed
         return to_jsonable(out)
 
+    def to_frame(self, table: str | None = None) -> Any:
+        """Tidy ``pandas.DataFrame`` of one table, by name (default: the first).
+
+        Tables: buyers, pairs, sources, summary, certificate; see :func:`datamarkets.frames.object_frame`.
+        """
+        from datamarkets.frames import object_frame
+
+        return object_frame(self, table)
+
 
 def _efforts(G: nx.Graph, sources: list[Any], efforts: ArrayLike | Mapping[Any, float] | None) -> FloatArray:
     if efforts is None:

@@ -403,6 +403,15 @@ class SpectralRadius:
         """:math:`1 - \\rho(A)`."""
         return 1.0 - self.value
 
+    def to_frame(self, table: str | None = None) -> Any:
+        """Tidy ``pandas.DataFrame`` of one table, by name (default: the first).
+
+        Tables: summary; see :func:`datamarkets.frames.object_frame`.
+        """
+        from datamarkets.frames import object_frame
+
+        return object_frame(self, table)
+
 
 def _cw_bounds(matvec: Any, x: NDArray, floor_rel: float = 1e-13) -> tuple[float, float]:
     """Collatz–Wielandt lower/upper bounds for the non-negative operator at ``x >= 0``."""
@@ -702,6 +711,15 @@ class CPolytope:
             "c_least": base + least_pay,
             "c_most": base + most_pay,
         }
+
+    def to_frame(self, table: str | None = None) -> Any:
+        """Tidy ``pandas.DataFrame`` of one table, by name (default: the first).
+
+        Tables: pairs, sources, summary; see :func:`datamarkets.frames.object_frame`.
+        """
+        from datamarkets.frames import object_frame
+
+        return object_frame(self, table)
 
 
 def c_polytope(market: Any, d: ArrayLike) -> CPolytope:

@@ -96,6 +96,15 @@ class PSPState:
             {},
         )
 
+    def to_frame(self, table: str | None = None) -> object:
+        """Tidy ``pandas.DataFrame`` of one table, by name (default: the first).
+
+        Tables: bids; see :func:`datamarkets.frames.object_frame`.
+        """
+        from datamarkets.frames import object_frame
+
+        return object_frame(self, table)
+
 
 def _alloc_cost(curve, Q, p_o, d_o, p_i: float, d_i: float) -> tuple[float, float]:
     """Allocation and charge of a bid (p_i, d_i) against the others' bids at one resource.

@@ -50,6 +50,15 @@ class SecureSum:
     received: np.ndarray
     partials: np.ndarray
 
+    def to_frame(self, table: str | None = None) -> Any:
+        """Tidy ``pandas.DataFrame`` of one table, by name (default: the first).
+
+        Tables: parties, received, summary; see :func:`datamarkets.frames.object_frame`.
+        """
+        from datamarkets.frames import object_frame
+
+        return object_frame(self, table)
+
 
 def secure_sum(values: ArrayLike, modulus: int, rng: np.random.Generator) -> SecureSum:
     """Benaloh's additive secret-sharing sum Σ values mod ``modulus`` (Lemma 1).
@@ -108,6 +117,15 @@ class MaxBidResult:
             "sums": self.sums,
             "counts": {str(k): v for k, v in self.counts.items()},
         }
+
+    def to_frame(self, table: str | None = None) -> Any:
+        """Tidy ``pandas.DataFrame`` of one table, by name (default: the first).
+
+        Tables: counts, winners, summary; see :func:`datamarkets.frames.object_frame`.
+        """
+        from datamarkets.frames import object_frame
+
+        return object_frame(self, table)
 
 
 def private_max_bid(

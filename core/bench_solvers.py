@@ -1,0 +1,689 @@
+r"""Solver benchmarks: every installed solver on the same generated instances of one formulation.
+
+For a formulation family (``auction-welfare``, ``chain-equilibrium``, a plug-in, or ``"all"``),
+:func:`run_solver_bench` generates one instance per (size, seed) with
+:meth:`Formulation.generate <datamarkets.formulation.Formulation.generate>` and runs every solver the
+formulation declares on that same instance through :meth:`Formulation.solve
+<datamarkets.formulation.Formulation.solve>`, which times the build, solve and certify phases
+separately. The result is a tidy table — one row per family × size × seed × solver — with the
+status, the timings, the objective, its relative gap to the best certified objective on the same
+instance, and the largest certificate residual/tolerance ratio. Solvers that are not installed or
+do not apply to the instance are rows with status ``"skipped: not installed"`` /
+``"skipped: not applicable"``, never failures; a solver that crashes is a row with status
+``"error"`` and the message, never the end of the benchmark.
+
+:func:`write_bench` writes the table as CSV and Parquet, a JSON summary (medians over seeds per
+solver × size with the ratio to HiGHS, or to the fastest solver where HiGHS did not run) and a
+log–log plot of time against size per solver; :func:`read_bench` reads the table back with the
+same dtypes.
+
+Objective gap
+-------------
+For each instance the *reference* objective is taken over the runs that returned a solution whose
+certificate passed (all runs with a solution when none passed): the largest objective when the
+formulation declares ``objective_sense = "max"``, the smallest when ``"min"``, and otherwise — for
+equilibria, where every correct route must give the same number — the objective of the run with
+the smallest certificate residual ratio. Then
+
+.. math:: \mathrm{gap} = |o - o_{\mathrm{ref}}| / \max(1, |o_{\mathrm{ref}}|).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from datamarkets import solvers as _solvers
+from datamarkets.errors import InvalidInputError, SolverLimitError
+from datamarkets.formulation import DIRECT, Formulation
+from datamarkets.io import atomic_path, atomic_write_csv, atomic_write_json, instance_hash, to_jsonable
+from datamarkets.result import provenance
+from datamarkets.status import InaccurateSolutionWarning, Status
+
+__all__ = [
+    "COLUMNS",
+    "SKIPPED_NOT_APPLICABLE",
+    "SKIPPED_NOT_INSTALLED",
+    "bench_summary",
+    "parse_sizes",
+    "plot_bench",
+    "print_bench_summary",
+    "read_bench",
+    "run_solver_bench",
+    "write_bench",
+]
+
+SKIPPED_NOT_INSTALLED = "skipped: not installed"
+SKIPPED_NOT_APPLICABLE = "skipped: not applicable"
+
+COLUMNS: dict[str, str] = {
+    "family": "string",
+    "size": "int64",
+    "seed": "int64",
+    "solver": "string",
+    "solver_version": "string",
+    "status": "string",
+    "generate_seconds": "float64",
+    "build_seconds": "float64",
+    "solve_seconds": "float64",
+    "certify_seconds": "float64",
+    "wall_seconds": "float64",
+    "objective": "float64",
+    "objective_gap_rel": "float64",
+    "reference_solver": "string",
+    "certificate_passed": "boolean",
+    "max_residual_ratio": "float64",
+    "instance_hash": "string",
+    "error": "string",
+}
+"""Columns of the benchmark table and their pandas dtypes (``string``/``boolean`` are nullable)."""
+
+FILE_STEM = "bench_solvers"
+"""Stem of the files :func:`write_bench` writes (``bench_solvers.csv`` …)."""
+
+
+# --------------------------------------------------------------------------- input checks
+def parse_sizes(text: str | Iterable[int]) -> list[int]:
+    """Sizes from ``"100,1000,10000"`` (or an iterable of ints): positive, unique, ascending.
+
+    Raises
+    ------
+    InvalidInputError
+        A non-integer, a size ≤ 0, or no size at all.
+
+    Examples
+    --------
+    >>> parse_sizes("1000, 100")
+    [100, 1000]
+    """
+    items: list[Any] = [s.strip() for s in text.split(",")] if isinstance(text, str) else list(text)
+    if not items or items == [""]:
+        raise InvalidInputError("no sizes given; pass e.g. --sizes 100,1000")
+    out = []
+    for item in items:
+        try:
+            if isinstance(item, bool) or (isinstance(item, float) and not item.is_integer()):
+                raise ValueError
+            v = int(item)
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"size {item!r} is not an integer (sizes are e.g. 100,1000)") from None
+        if v <= 0:
+            raise InvalidInputError(f"size {v!r} must be positive")
+        out.append(v)
+    return sorted(set(out))
+
+
+def _seed_list(seeds: int | Iterable[int]) -> list[int]:
+    if isinstance(seeds, bool):
+        raise InvalidInputError(f"seeds must be a count or a list of integers, got {seeds!r}")
+    if isinstance(seeds, int | np.integer):
+        if seeds < 1:
+            raise InvalidInputError(f"seeds must be at least 1, got {int(seeds)!r}")
+        return list(range(int(seeds)))
+    out = []
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0:
+            raise InvalidInputError(f"seed {s!r} is not a non-negative integer")
+        out.append(int(s))
+    if not out:
+        raise InvalidInputError("no seeds given")
+    return list(dict.fromkeys(out))
+
+
+def _families(family: str) -> list[Formulation]:
+    from datamarkets.registry import formulations, get_formulation
+
+    if family == "all":
+        return list(formulations().values())
+    return [get_formulation(family)]
+
+
+def _solver_list(f: Formulation, solvers: Sequence[str] | None) -> list[str]:
+    known = (*_solvers.SOLVER_NAMES, DIRECT)
+    if solvers is None:
+        return list(dict.fromkeys(f.solvers))
+    wanted = [s.strip().lower() for s in solvers if s.strip()]
+    if not wanted:
+        raise InvalidInputError("no solvers given")
+    for s in wanted:
+        if s not in known:
+            raise InvalidInputError(f"unknown solver {s!r}; known: {', '.join(known)}")
+    return list(dict.fromkeys(wanted))
+
+
+# --------------------------------------------------------------------------- running
+def _installed_version(solver: str) -> str | None:
+    if solver == DIRECT:
+        from datamarkets import __version__
+
+        return f"datamarkets {__version__}"
+    return _solvers.available_solvers().get(solver)
+
+
+def _finite(v: Any) -> float:
+    if v is None:
+        return math.nan
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return math.nan
+    return f if math.isfinite(f) else math.nan
+
+
+def _run_one(
+    f: Formulation, inst: Any, solver: str, version: str, time_limit: float | None
+) -> dict[str, Any]:
+    """Solve ``inst`` with ``solver``; a crash or limit is a row, not an exception."""
+    t0 = time.perf_counter()
+    row: dict[str, Any] = {"solver_version": version}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", InaccurateSolutionWarning)
+            res = f.solve(inst, solver, time_limit=time_limit)
+    except SolverLimitError as exc:
+        row.update(status=Status.TIME_LIMIT.value, error=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # any failure of one route is recorded and the bench goes on
+        row.update(status=Status.ERROR.value, error=f"{type(exc).__name__}: {exc}")
+    else:
+        row["status"] = res.status.value
+        for k in ("build_seconds", "solve_seconds", "certify_seconds"):
+            row[k] = _finite(res.timings.get(k))
+        v = (res.meta.get("solvers") or {}).get(solver)
+        if v:
+            row["solver_version"] = str(v)
+        if res.status.has_solution:
+            row["objective"] = _finite(f.objective(res))
+            row["certificate_passed"] = bool(res.certificate.passed)
+            row["max_residual_ratio"] = _finite(res.certificate.max_residual)
+            if math.isnan(row["max_residual_ratio"]) and res.certificate.residuals:
+                row["max_residual_ratio"] = math.inf  # a NaN residual fails its certificate
+    row["wall_seconds"] = time.perf_counter() - t0
+    return row
+
+
+def _has_solution(status: Any) -> bool:
+    try:
+        return Status(str(status)).has_solution
+    except ValueError:
+        return False
+
+
+def _fill_gaps(rows: list[dict[str, Any]], sense: str | None) -> None:
+    """Set ``objective_gap_rel`` and ``reference_solver`` on the rows of one instance (in place)."""
+    solved = [r for r in rows if _has_solution(r["status"]) and not math.isnan(r.get("objective", math.nan))]
+    if not solved:
+        return
+    pool = [r for r in solved if r.get("certificate_passed")] or solved
+    if sense == "max":
+        ref = max(pool, key=lambda r: r["objective"])
+    elif sense == "min":
+        ref = min(pool, key=lambda r: r["objective"])
+    else:
+        ref = min(pool, key=lambda r: r.get("max_residual_ratio", math.inf))
+    best = ref["objective"]
+    for r in solved:
+        r["objective_gap_rel"] = abs(r["objective"] - best) / max(1.0, abs(best))
+        r["reference_solver"] = ref["solver"]
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=list(COLUMNS))
+    return _typed(df)
+
+
+def _typed(df: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame(index=pd.RangeIndex(len(df)))
+    for col, dtype in COLUMNS.items():
+        s = df[col].reset_index(drop=True) if col in df else pd.Series([None] * len(df))
+        if dtype == "float64":
+            out[col] = pd.to_numeric(s, errors="coerce").astype("float64")
+        elif dtype == "boolean":
+            out[col] = s.map(lambda v: pd.NA if v is None or v is pd.NA or v != v else bool(v)).astype(
+                "boolean"
+            )
+        elif dtype == "string":
+            out[col] = s.map(lambda v: pd.NA if v is None or v is pd.NA or v != v else str(v)).astype(
+                "string"
+            )
+        else:
+            out[col] = s.astype(dtype)
+    return out
+
+
+def run_solver_bench(
+    family: str,
+    sizes: str | Iterable[int],
+    seeds: int | Iterable[int],
+    solvers: Sequence[str] | None = None,
+    time_limit: float | None = None,
+    progress: bool = True,
+    warmup: bool = True,
+) -> pd.DataFrame:
+    """Run every declared solver of ``family`` on generated instances and tabulate the runs.
+
+    Parameters
+    ----------
+    family : str
+        Registered formulation name (see ``datamarkets formulations``) or ``"all"``.
+    sizes : str or iterable of int
+        Instance sizes (``"100,1000"`` or ``[100, 1000]``); the meaning is the formulation's
+        :attr:`~datamarkets.formulation.Formulation.size_meaning`.
+    seeds : int or iterable of int
+        A count (seeds ``0 .. seeds-1``) or explicit seeds.
+    solvers : sequence of str, optional
+        Restrict to these solvers (default: every solver the formulation declares). A named solver
+        the formulation cannot use is listed as ``"skipped: not applicable"``.
+    time_limit : float, optional
+        Seconds per solve, passed to the solver; a run that hits it has status ``"time_limit"``.
+    progress : bool, default True
+        Show a progress bar on stderr (also off with ``DATAMARKETS_NO_PROGRESS=1``).
+    warmup : bool, default True
+        Before timing, solve the first instance of each family once with every runnable solver and
+        discard the result, so that one-off costs (imports, JIT, solver start-up) do not land on
+        the smallest size.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per family × size × seed × solver with the columns of :data:`COLUMNS`. Each
+        instance is generated once and every solver runs on that same instance (same
+        ``instance_hash``). Timings, objective and certificate columns are missing (NaN/NA) for
+        skipped and failed runs.
+
+    Raises
+    ------
+    InvalidInputError
+        Unknown family or solver, sizes ≤ 0, no seeds, negative time limit, or sizes the family
+        rejects.
+
+    Examples
+    --------
+    >>> df = run_solver_bench("chain-equilibrium", [8], 1, solvers=["direct", "highs"], progress=False)
+    >>> df[["solver", "status"]].to_dict("records")
+    [{'solver': 'direct', 'status': 'optimal'}, {'solver': 'highs', 'status': 'optimal'}]
+    >>> bool((df["objective_gap_rel"] <= 1e-9).all())
+    True
+    """
+    from datamarkets.progress import make_progress
+
+    size_list = parse_sizes(sizes)
+    seed_list = _seed_list(seeds)
+    if time_limit is not None and not (time_limit > 0 and math.isfinite(time_limit)):
+        raise InvalidInputError(f"time limit must be a positive number of seconds, got {time_limit!r}")
+    plan = [(f, _solver_list(f, solvers)) for f in _families(family)]
+    total = sum(len(sl) for _, sl in plan) * len(size_list) * len(seed_list)
+    rows: list[dict[str, Any]] = []
+    with make_progress() if progress else _NullBar() as bar:
+        task = bar.add_task(f"bench {family}", total=total)
+        for f, solver_list in plan:
+            sense = getattr(f, "objective_sense", None)
+            warm = warmup
+            for size in size_list:
+                for seed in seed_list:
+                    bar.update(task, description=f"bench {f.name} size={size} seed={seed}")
+                    rows.extend(
+                        _bench_instance(f, size, seed, solver_list, sense, time_limit, bar, task, warm)
+                    )
+                    warm = False
+    return _frame(rows)
+
+
+class _NullBar:
+    """Stands in for a rich Progress when progress is off."""
+
+    def __enter__(self) -> _NullBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, *args: Any, **kwargs: Any) -> int:
+        return 0
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def advance(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _bench_instance(
+    f: Formulation,
+    size: int,
+    seed: int,
+    solver_list: list[str],
+    sense: str | None,
+    time_limit: float | None,
+    bar: Any,
+    task: Any,
+    warm: bool = False,
+) -> list[dict[str, Any]]:
+    base = {"family": f.name, "size": size, "seed": seed}
+    t0 = time.perf_counter()
+    try:
+        inst = f.generate(size, seed)
+        inst_hash = instance_hash(to_jsonable(f.instance_to_dict(inst)))
+        applicable = set(f.applicable_solvers(inst))
+    except InvalidInputError:
+        raise
+    except Exception as exc:  # generation itself broke: every solver row says so
+        msg = f"generate: {type(exc).__name__}: {exc}"
+        bar.advance(task, len(solver_list))
+        return [
+            {**base, "solver": s, "status": Status.ERROR.value, "error": msg, "wall_seconds": 0.0}
+            for s in solver_list
+        ]
+    gen = time.perf_counter() - t0
+    if warm:
+        for solver in solver_list:
+            if solver in f.solvers and solver in applicable and _installed_version(solver) is not None:
+                _run_one(f, inst, solver, "", time_limit)
+    rows = []
+    for solver in solver_list:
+        row: dict[str, Any] = {**base, "solver": solver, "instance_hash": inst_hash, "generate_seconds": gen}
+        version = _installed_version(solver)
+        if solver not in f.solvers or solver not in applicable:
+            row["status"] = SKIPPED_NOT_APPLICABLE
+            row["solver_version"] = version
+        elif version is None:
+            row["status"] = SKIPPED_NOT_INSTALLED
+        else:
+            row.update(_run_one(f, inst, solver, version, time_limit))
+        rows.append(row)
+        bar.advance(task)
+    _fill_gaps(rows, sense)
+    return rows
+
+
+# --------------------------------------------------------------------------- summarising
+def _ran(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose run returned a solution (the ones with meaningful timings)."""
+    return df[df["status"].map(_has_solution).astype(bool)]
+
+
+def bench_summary(df: pd.DataFrame) -> dict[str, Any]:
+    """Medians over seeds per family × solver × size, with time ratios, from one bench table.
+
+    ``ratio_to`` is ``"highs"`` where HiGHS returned a solution at that size, otherwise the solver
+    with the smallest median solve time; ``solve_ratio`` = median solve time / the reference's.
+    Medians are over runs that returned a solution.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A table from :func:`run_solver_bench`.
+
+    Returns
+    -------
+    dict
+        ``{"families": {family: {"medians": [...], "skipped": {...}, "status_counts": {...}}},
+        "provenance": {...}}``.
+
+    Examples
+    --------
+    >>> df = run_solver_bench("chain-equilibrium", [8], 1, solvers=["direct"], progress=False)
+    >>> bench_summary(df)["families"]["chain-equilibrium"]["medians"][0]["solver"]
+    'direct'
+    """
+    out: dict[str, Any] = {"families": {}}
+    for fam, fdf in df.groupby("family", sort=True):
+        ran = _ran(fdf)
+        medians: list[dict[str, Any]] = []
+        for size, sdf in ran.groupby("size", sort=True):
+            per = []
+            for solver, g in sdf.groupby("solver", sort=False):
+                runs = fdf[(fdf["size"] == size) & (fdf["solver"] == solver)]
+                total = g["build_seconds"] + g["solve_seconds"]
+                per.append(
+                    {
+                        "solver": str(solver),
+                        "size": int(size),
+                        "runs": len(runs),
+                        "solved": len(g),
+                        "optimal": int((g["status"] == Status.OPTIMAL.value).sum()),
+                        "certified": int(g["certificate_passed"].fillna(False).sum()),
+                        "median_build_seconds": float(g["build_seconds"].median()),
+                        "median_solve_seconds": float(g["solve_seconds"].median()),
+                        "min_solve_seconds": float(g["solve_seconds"].min()),
+                        "max_solve_seconds": float(g["solve_seconds"].max()),
+                        "median_total_seconds": float(total.median()),
+                        "median_certify_seconds": float(g["certify_seconds"].median()),
+                        "max_objective_gap_rel": float(g["objective_gap_rel"].max()),
+                        "max_residual_ratio": float(g["max_residual_ratio"].max()),
+                    }
+                )
+            by = {p["solver"]: p for p in per}
+            ref = "highs" if "highs" in by else min(per, key=lambda p: p["median_solve_seconds"])["solver"]
+            ref_t = by[ref]["median_solve_seconds"]
+            for p in per:
+                p["ratio_to"] = ref
+                p["solve_ratio"] = p["median_solve_seconds"] / ref_t if ref_t > 0 else math.nan
+            medians.extend(per)
+        skipped = fdf[fdf["status"].str.startswith("skipped")]
+        out["families"][str(fam)] = {
+            "medians": medians,
+            "skipped": {
+                str(s): sorted(set(g["status"].astype(str))) for s, g in skipped.groupby("solver", sort=False)
+            },
+            "status_counts": {
+                str(s): {str(k): int(v) for k, v in g["status"].value_counts().items()}
+                for s, g in fdf.groupby("solver", sort=False)
+            },
+            "failures": [
+                {"size": int(r.size), "seed": int(r.seed), "solver": str(r.solver), "error": str(r.error)}
+                for r in fdf[fdf["error"].notna()].itertuples()
+            ],
+        }
+    versions = {str(s): str(v) for s, v in df[["solver", "solver_version"]].dropna().drop_duplicates().values}
+    out["provenance"] = provenance(versions)
+    return out
+
+
+def plot_bench(df: pd.DataFrame, family: str, path: str | Path) -> Path:
+    """Log–log plot of build and solve time against size, one line per solver (atomic PNG).
+
+    Each line is the median over seeds of the runs that returned a solution; the band spans the
+    minimum and maximum. Skipped solvers, and solvers that never returned a solution, are absent.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> df = run_solver_bench("chain-equilibrium", [6, 8], 1, solvers=["direct"], progress=False)
+    >>> p = plot_bench(df, "chain-equilibrium", pathlib.Path(tempfile.mkdtemp()) / "t.png")
+    >>> p.read_bytes()[:4]
+    b'\\x89PNG'
+    """
+    from datamarkets.plotting import pyplot, save_figure
+
+    plt = pyplot()
+    ran = _ran(df[df["family"] == family])
+    xlabel = "instance size"
+    try:
+        from datamarkets.registry import get_formulation
+
+        xlabel = f"size = {get_formulation(family).size_meaning}"
+    except InvalidInputError:  # a table from a formulation no longer installed
+        pass
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharex=True)
+    for ax, col, label in zip(axes, ("build_seconds", "solve_seconds"), ("build", "solve"), strict=True):
+        for solver, g in ran.groupby("solver", sort=False):
+            stats = g.groupby("size")[col].agg(["median", "min", "max"]).sort_index()
+            x = stats.index.to_numpy(dtype=float)
+            lo = np.maximum(stats["min"].to_numpy(dtype=float), 1e-6)
+            (line,) = ax.plot(
+                x, np.maximum(stats["median"].to_numpy(dtype=float), 1e-6), "o-", label=str(solver)
+            )
+            if len(x) > 1:
+                ax.fill_between(
+                    x,
+                    lo,
+                    np.maximum(stats["max"].to_numpy(dtype=float), 1e-6),
+                    alpha=0.2,
+                    color=line.get_color(),
+                )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_ylabel(f"{label} time [s]")
+        ax.set_title(f"{label} (median over seeds, band = min–max)", fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+    if len(ran):
+        axes[1].legend(fontsize=8)
+    fig.suptitle(family)
+    fig.supxlabel(xlabel, fontsize=9)  # once for both panels: long size descriptions fit
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    recs = []
+    for rec in df.to_dict("records"):
+        recs.append(
+            {
+                k: (None if v is pd.NA or (isinstance(v, float) and math.isnan(v)) else v)
+                for k, v in rec.items()
+            }
+        )
+    return recs
+
+
+def write_bench(df: pd.DataFrame, out_dir: str | Path, *, show: bool = True) -> dict[str, Path]:
+    """Write a bench table as CSV, Parquet, JSON summary and one log–log PNG per family.
+
+    Every file is written atomically. Files: ``bench_solvers.csv``, ``bench_solvers.parquet``,
+    ``bench_solvers.json`` (:func:`bench_summary`) and ``bench_solvers-FAMILY.png``
+    (:func:`plot_bench`).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        From :func:`run_solver_bench`.
+    out_dir : str or Path
+        Directory (created if missing).
+    show : bool, default True
+        Also print a table of the medians on stdout (:func:`print_bench_summary`).
+
+    Returns
+    -------
+    dict of str to Path
+        ``{"csv": ..., "parquet": ..., "summary": ..., "plot:FAMILY": ...}``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> df = run_solver_bench("chain-equilibrium", [8], 1, solvers=["direct"], progress=False)
+    >>> sorted(write_bench(df, tempfile.mkdtemp(), show=False))
+    ['csv', 'parquet', 'plot:chain-equilibrium', 'summary']
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError(f"output path {str(out)!r} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    df = _typed(df)
+    paths: dict[str, Path] = {}
+    paths["csv"] = atomic_write_csv(out / f"{FILE_STEM}.csv", _records(df))
+    with atomic_path(out / f"{FILE_STEM}.parquet") as tmp:
+        df.to_parquet(tmp, engine="pyarrow", index=False)
+    paths["parquet"] = out / f"{FILE_STEM}.parquet"
+    summary = bench_summary(df)
+    paths["summary"] = atomic_write_json(out / f"{FILE_STEM}.json", summary)
+    for fam in summary["families"]:
+        paths[f"plot:{fam}"] = plot_bench(df, fam, out / f"{FILE_STEM}-{fam}.png")
+    if show:
+        print_bench_summary(summary)
+    return paths
+
+
+def read_bench(path: str | Path) -> pd.DataFrame:
+    """Read a table written by :func:`write_bench` (``.csv`` or ``.parquet``) with its dtypes.
+
+    Raises
+    ------
+    InvalidInputError
+        Missing file, unknown suffix, or columns that are not a bench table.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidInputError(f"file {str(p)!r} does not exist")
+    if p.suffix == ".parquet":
+        df = pd.read_parquet(p, engine="pyarrow")
+    elif p.suffix == ".csv":
+        df = pd.read_csv(
+            p,
+            dtype={k: ("object" if v in ("string", "boolean") else v) for k, v in COLUMNS.items()},
+            keep_default_na=False,
+            na_values={k: [""] for k in COLUMNS},
+        )
+        if "certificate_passed" in df:
+            df["certificate_passed"] = df["certificate_passed"].map(
+                lambda v: {"True": True, "False": False}.get(v, pd.NA) if isinstance(v, str) else pd.NA
+            )
+    else:
+        raise InvalidInputError(f"{str(p)!r}: expected a .csv or .parquet bench table")
+    missing = [c for c in COLUMNS if c not in df]
+    if missing:
+        raise InvalidInputError(f"{str(p)!r} is not a bench table: missing column(s) {', '.join(missing)}")
+    return _typed(df)
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    from rich import box
+    from rich.table import Table
+
+    from datamarkets.cli_common import stdout
+
+    table = Table(
+        title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, title_justify="left"
+    )
+    for i, c in enumerate(columns):
+        table.add_column(c, justify="left" if i == 0 else "right", no_wrap=True)
+    for r in rows:
+        table.add_row(*map(str, r))
+    stdout.print(table)
+
+
+def print_bench_summary(summary: Mapping[str, Any]) -> None:
+    """Print the medians of :func:`bench_summary` as one rich table per family on stdout.
+
+    Columns: runs with a solution / runs, certified runs, median build and solve seconds, solve
+    time relative to HiGHS (or to the fastest solver, named in brackets), largest objective gap
+    and largest certificate residual/tolerance ratio (≤ 1 = certified).
+    """
+    for fam, s in summary["families"].items():
+        rows = [
+            [
+                m["solver"],
+                m["size"],
+                f"{m['solved']}/{m['runs']}",
+                m["certified"],
+                f"{m['median_build_seconds']:.3g}",
+                f"{m['median_solve_seconds']:.3g}",
+                f"{m['solve_ratio']:.3g}" + ("" if m["ratio_to"] == "highs" else f" ({m['ratio_to']})"),
+                f"{m['max_objective_gap_rel']:.1e}",
+                f"{m['max_residual_ratio']:.1e}",
+            ]
+            for m in s["medians"]
+        ]
+        _table(
+            f"{fam}: medians over seeds (ratio = solve time / HiGHS's)",
+            ["solver", "size", "solved", "cert", "build s", "solve s", "ratio", "max gap", "res/tol"],
+            rows,
+        )
+        if s["skipped"]:
+            _table(
+                f"{fam}: skipped solvers",
+                ["solver", "reason"],
+                [[solver, ", ".join(st)] for solver, st in s["skipped"].items()],
+            )
+        if s["failures"]:
+            _table(
+                f"{fam}: failed runs",
+                ["solver", "size", "seed", "error"],
+                [[x["solver"], x["size"], x["seed"], x["error"][:80]] for x in s["failures"]],
+            )

@@ -1,0 +1,214 @@
+"""The ``chain-equilibrium`` formulation: sequential chain trading as a registered plug-in.
+
+Direct algorithm: the backward dynamic program of Eq. 9
+(:func:`~datamarkets.models.chain_equilibrium.solve_equilibrium`).
+Declarative program: one verifying LP per player (:mod:`datamarkets.formulations.chain_certificate`),
+whose optimum is each player's best gain given everyone else's strategy. With ``solver="direct"`` the
+DP is the route; with ``"highs"``, ``"glpk"`` or ``"cbc"`` the DP's strategies are re-derived player
+by player by the LPs on that solver, and the result's :attr:`objective` is the LPs' threshold sum
+(so LP solvers can be compared with one another and with the DP).
+
+Certificate (:meth:`ChainEquilibriumFormulation.certify`), from the saved strategies and game only:
+the per-player LPs on HiGHS (threshold and price gaps, Eq. 9), and the exact expected social
+welfare and transaction volume recomputed from the strategies against the claimed ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from datamarkets.errors import InvalidInputError
+from datamarkets.formulation import DIRECT, Formulation, check_params
+from datamarkets.result import Certificate, Result
+from datamarkets.status import Status
+
+__all__ = ["ChainEquilibriumFormulation", "random_chain_game"]
+
+_PAPER = ("paper-1", "paper-2", "paper-3", "paper-4")
+
+
+def random_chain_game(L: int, n: int, seed: int, mechanism: Any = "raw") -> Any:
+    """A random chain game: ``L`` sorted uniform values in [0, 10], Dirichlet start and transitions.
+
+    The transition matrix is banded-random: row ``k`` puts Dirichlet(1) mass on the ``min(L, 7)``
+    values nearest ``w_k`` (a random walk with random steps, as in the paper's models).
+
+    Parameters
+    ----------
+    L : int
+        Number of grid values (≥ 2).
+    n : int
+        Number of trades (≥ 1).
+    seed : int
+        Seed of :func:`numpy.random.default_rng`.
+    mechanism : str, mapping or array_like
+        See :func:`~datamarkets.models.chain_game.mechanism_from_spec`.
+
+    Returns
+    -------
+    ChainGame
+
+    Raises
+    ------
+    InvalidInputError
+        ``L < 2`` or ``n < 1``.
+
+    Examples
+    --------
+    >>> g = random_chain_game(10, 3, seed=0)
+    >>> g.n, g.L, bool(abs(g.Q[0].sum(axis=1) - 1).max() < 1e-12)
+    (3, 10, True)
+    """
+    from datamarkets.models.chain_game import ChainGame, mechanism_from_spec
+
+    if int(L) < 2 or int(n) < 1:
+        raise InvalidInputError(f"a random chain game needs L ≥ 2 and n ≥ 1, got L={L!r}, n={n!r}")
+    L, n = int(L), int(n)
+    rng = np.random.default_rng(int(seed))
+    W = np.sort(rng.uniform(0.0, 10.0, L))
+    W += np.arange(L) * 1e-9  # strictly increasing even on a tie
+    width = min(L, 7)
+    Q = np.zeros((L, L))
+    for k in range(L):
+        lo = min(max(0, k - width // 2), L - width)
+        Q[k, lo : lo + width] = rng.dirichlet(np.ones(width))
+    start = rng.dirichlet(np.ones(L))
+    Qn = np.broadcast_to(Q, (n, L, L))
+    return ChainGame(W, start, Qn, mechanism_from_spec(mechanism, n), f"random-L{L}-n{n}-s{seed}")
+
+
+class ChainEquilibriumFormulation(Formulation):
+    """Sequential chain data trading with profit reallocation (DP of Eq. 9 + verifying LPs).
+
+    Parameters accepted by :meth:`instance`: ``model`` (``"paper-1"``, ``"paper-2"``, ``"paper-3"``,
+    ``"paper-4"`` or ``"random"``), ``n`` (trades), ``mechanism`` (``"raw"``, ``"ave"``,
+    ``"tbds:ALPHA"`` or ``"opt"`` — the welfare-optimised mechanism found by
+    :func:`~datamarkets.models.chain_mechanism_opt.optimize_mechanism`), and for random games ``size``
+    (= L, grid values) and ``seed``.
+
+    Examples
+    --------
+    >>> f = ChainEquilibriumFormulation()
+    >>> game = f.instance({"model": "paper-1", "n": 3, "mechanism": "ave"})
+    >>> r = f.solve(game)
+    >>> r.certified, r.kind
+    (True, 'chain-equilibrium')
+    """
+
+    name = "chain-equilibrium"
+    summary = "Sequential chain data trading (Eq. 9 DP) with per-player verifying LPs"
+    kinds = ("chain-equilibrium",)
+    solvers = (DIRECT, "highs", "glpk", "cbc")
+    size_meaning = "grid values L of a random chain game with n=4 trades"
+    parameters: ClassVar[dict[str, Any]] = {
+        "model": "random",
+        "n": 4,
+        "mechanism": "raw",
+        "size": 20,
+        "seed": 0,
+    }
+
+    # ------------------------------------------------------------------ data
+    def instance(self, params: Mapping[str, Any]) -> Any:
+        from datamarkets.models.chain_valuations import paper_model
+
+        p = check_params(self.name, params, self.parameters)
+        model = str(p["model"]).lower()
+        n = int(p["n"])
+        mech = str(p["mechanism"]).strip().lower()
+        base = "raw" if mech == "opt" else mech
+        if model == "random":
+            game = random_chain_game(int(p["size"]), n, int(p["seed"]), base)
+        elif model in _PAPER:
+            game = paper_model(model, n, base)
+        else:
+            raise InvalidInputError(f"unknown chain model {p['model']!r}; choose random or one of {_PAPER}")
+        if mech == "opt":
+            from datamarkets.models.chain_mechanism_opt import optimize_mechanism
+
+            opt = optimize_mechanism(game, seed=int(p["seed"]))
+            game = game.with_mechanism(np.asarray(opt.solution["mechanism"]), f"{game.label}/opt")
+        return game
+
+    def instance_to_dict(self, instance: Any) -> dict[str, Any]:
+        return instance.to_dict()
+
+    def instance_from_dict(self, d: Mapping[str, Any]) -> Any:
+        from datamarkets.models.chain_game import ChainGame
+
+        return ChainGame.from_dict(d)
+
+    # --------------------------------------------------------------- program
+    def build(self, instance: Any, solver: str) -> Any:
+        """The DP route needs no program; LP routes get the DP's strategies to re-derive."""
+        from datamarkets.formulations.chain_certificate import strategy_data
+        from datamarkets.models.chain_equilibrium import solve_equilibrium
+
+        eq = solve_equilibrium(instance)
+        return {"game": instance, "eq": eq, "data": None if solver == DIRECT else strategy_data(instance, eq)}
+
+    def solve_program(self, program: Any, solver: str, *, time_limit: float | None = None) -> Result:
+        eq = program["eq"]
+        res = eq.to_result()
+        res.solution["objective"] = float(np.sum(eq.thresholds))
+        if solver == DIRECT:
+            res.meta["solvers"] = {"datamarkets-dp": res.meta.get("version", "")}
+            return res
+        from datamarkets.formulations.chain_certificate import certify_strategies
+
+        lp = certify_strategies(program["data"], solver=solver)
+        res.status = lp.status
+        res.method = lp.method
+        res.certificate.details["lp_route"] = lp.certificate.to_dict()
+        if lp.status.has_solution:
+            res.solution["objective"] = float(np.sum(lp.solution["lp_thresholds"]))
+            res.solution["lp_thresholds"] = lp.solution["lp_thresholds"]
+        res.timings["inner_build_seconds"] = lp.timings["build_seconds"]
+        res.meta["solvers"] = lp.meta["solvers"]
+        return res
+
+    def certify(self, instance: Any, solution: Mapping[str, Any]) -> Certificate:
+        from datamarkets.formulations.chain_certificate import certify_equilibrium
+        from datamarkets.models.chain_equilibrium import expectations
+
+        try:
+            s = np.asarray(solution["thresholds"], dtype=float)
+            p = np.asarray(solution["prices"], dtype=float)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInputError(
+                f"a chain solution needs numeric 'thresholds' and 'prices': {exc}"
+            ) from exc
+        lp = certify_equilibrium(instance, {"thresholds": s, "prices": p})
+        cert = Certificate()
+        for k, v in lp.certificate.residuals.items():
+            cert.add(k, v, lp.certificate.tolerances[k])
+        if not lp.status.has_solution:
+            cert.add("lp_status_ok", 1.0, 0.0)
+        if solution.get("objective") is not None and lp.status.has_solution:
+            # the claimed objective (Σ thresholds of the route: DP or another LP solver) against
+            # HiGHS's LP optima: a route whose LPs disagree is not certified
+            z_sum = float(np.sum(lp.solution["lp_thresholds"]))
+            claimed_obj = float(solution["objective"])
+            cert.add(
+                "objective_rel",
+                abs(claimed_obj - z_sum) / max(1.0, abs(z_sum)),
+                lp.certificate.tolerances["lp_vs_dp_threshold_rel_max"],
+            )
+        ex = expectations(instance, s, p)
+        for key in ("social_welfare", "transaction_volume"):
+            if solution.get(key) is not None:
+                claimed = float(solution[key])
+                cert.add(f"{key}_rel", abs(ex[key] - claimed) / max(1.0, abs(ex[key])), 1e-9)
+        cert.details["lp_per_player"] = lp.certificate.details.get("per_player")
+        cert.details["recomputed"] = {
+            "social_welfare": ex["social_welfare"],
+            "transaction_volume": ex["transaction_volume"],
+        }
+        return cert
+
+    def objective(self, result: Result) -> float | None:
+        v = result.solution.get("objective")
+        return None if v is None or result.status is not Status.OPTIMAL else float(v)
