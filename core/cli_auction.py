@@ -113,15 +113,17 @@ def solve(
     G = _load_market(graph)
     with solver_output_to_stderr():
         res = _solve(G, method, solver, epsilon, tol, scaling or None)
-    if out is not None:
-        from datamarkets.registry import get_formulation
+    from datamarkets.registry import get_formulation
 
-        name = {"optimum": "auction-welfare", "kkt": "auction-kkt", "psp": "auction-psp"}[method]
-        inst = {"market": G, "epsilon": epsilon, "scaling": scaling} if method == "psp" else G
-        # the solver that actually ran (the --solver route "auto"/"cvxpy"/"pyomo" names no solver)
-        optimum_solver = "clarabel" if "clarabel" in res.method else "highs"
-        route = {"optimum": optimum_solver, "kkt": "highs", "psp": "direct"}[method]
-        get_formulation(name).attach(res, inst, route).save(out)
+    # the market is embedded (with its hash) so that `datamarkets verify` can re-check the output alone
+    name = {"optimum": "auction-welfare", "kkt": "auction-kkt", "psp": "auction-psp"}[method]
+    inst = {"market": G, "epsilon": epsilon, "scaling": scaling} if method == "psp" else G
+    # the solver that actually ran (the --solver route "auto"/"cvxpy"/"pyomo" names no solver)
+    optimum_solver = "clarabel" if "clarabel" in res.method else "highs"
+    route = {"optimum": optimum_solver, "kkt": "highs", "psp": "direct"}[method]
+    get_formulation(name).attach(res, inst, route)
+    if out is not None:
+        res.save(out)
     if as_json:
         emit_json(res.to_dict())
     else:

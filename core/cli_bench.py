@@ -65,7 +65,10 @@ def solvers(
         "supports.",
     ),
     time_limit: float | None = typer.Option(
-        None, "--time-limit", help="Seconds allowed per solve; a run that hits it is reported as time_limit."
+        300.0,
+        "--time-limit",
+        help="Seconds allowed per solve; a run that hits it is reported as time_limit (keeps a slow solver "
+        "from stalling the whole bench).",
     ),
     no_warmup: bool = typer.Option(
         False, "--no-warmup", help="Do not run each solver once untimed before measuring."

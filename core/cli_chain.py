@@ -137,12 +137,12 @@ def solve(
         _merge_lp(res, certify_equilibrium(game, eq))
     else:
         res.certificate.details["lp_certificate"] = "skipped (large instance); run `datamarkets chain verify`"
-    if out is not None:
-        from datamarkets.registry import get_formulation
+    from datamarkets.registry import get_formulation
 
-        get_formulation("chain-equilibrium").attach(res, game, "direct" if method == "fast" else method).save(
-            out
-        )
+    # the game is embedded (with its hash) so that `datamarkets verify` can re-check the output alone
+    get_formulation("chain-equilibrium").attach(res, game, "direct")
+    if out is not None:
+        res.save(out)
     if json_out:
         emit_json(res)
     else:

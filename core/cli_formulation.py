@@ -87,12 +87,12 @@ def formulations(
             s if s == "direct" or avail.get(s) else f"[dim]{s} (not installed)[/dim]" for s in f.solvers
         )
         params = ", ".join(f"{k}={v!r}" for k, v in f.parameters.items())
-        stdout.print(f"[bold]{name}[/bold] — {escape(f.summary)}")
-        stdout.print(f"    solvers:    {solvers}")
-        stdout.print(f"    parameters: {escape(params)}")
-        stdout.print(f"    bench size: {escape(f.size_meaning)}")
+        stdout.print(f"[bold]{name}[/bold] — {escape(f.summary)}", soft_wrap=True)
+        stdout.print(f"    solvers:    {solvers}", soft_wrap=True)
+        stdout.print(f"    parameters: {escape(params)}", soft_wrap=True)
+        stdout.print(f"    bench size: {escape(f.size_meaning)}", soft_wrap=True)
     for name, why in broken_plugins().items():
-        stdout.print(f"[red]broken plug-in {name!r}: {escape(why)}[/red]")
+        stdout.print(f"[red]broken plug-in {name!r}: {escape(why)}[/red]", soft_wrap=True)
 
 
 def solve(

@@ -739,21 +739,12 @@ def cournot_solution(A: CournotArrays, q: np.ndarray) -> dict[str, Any]:
 
 
 class CournotResult(Result):
-    """A ``"cournot-equilibrium"`` :class:`~datamarkets.result.Result` with table helpers."""
+    """A ``"cournot-equilibrium"`` :class:`~datamarkets.result.Result`.
 
-    def to_frame(self, table: str = "quantities") -> Any:
-        """A tidy ``pandas.DataFrame`` of ``"quantities"``, ``"sellers"`` or ``"markets"``.
-
-        Raises
-        ------
-        InvalidInputError
-            Unknown table.
-        """
-        import pandas as pd
-
-        if table not in ("quantities", "sellers", "markets"):
-            raise InvalidInputError(f"unknown table {table!r}; choose quantities, sellers or markets")
-        return pd.DataFrame(self.solution.get(table, []))
+    Its row lists become tidy tables through the framework's generic converter:
+    ``to_frame("quantities" | "sellers" | "markets")``, plus ``"summary"`` and ``"certificate"``
+    like every result (also after :meth:`Result.from_dict`).
+    """
 
 
 # ----------------------------------------------------------------------------- 5. certificate
@@ -958,6 +949,7 @@ class CournotSellers(Formulation):
     kinds = ("cournot-equilibrium",)
     solvers = ("clarabel", "highs", "osqp", "scs", DIRECT)
     size_meaning = "sellers (markets = sellers/5, 2 markets per seller, 30% of sellers capacitated)"
+    objective_sense = "max"  # the potential Φ is maximised: benchmarks measure gaps to the largest
     parameters: ClassVar[dict[str, Any]] = {
         "model": "random",
         "size": 20,
