@@ -413,7 +413,9 @@ def bench_summary(df: pd.DataFrame) -> dict[str, Any]:
 
     ``ratio_to`` is ``"highs"`` where HiGHS returned a solution at that size, otherwise the solver
     with the smallest median solve time; ``solve_ratio`` = median solve time / the reference's.
-    Medians are over runs that returned a solution.
+    Medians are over runs that returned a solution; a solver that ran at a size without ever
+    returning one (all runs hit the time limit, say) gets a row with ``solved = 0`` and its
+    ``statuses`` counted.
 
     Parameters
     ----------
@@ -434,6 +436,7 @@ def bench_summary(df: pd.DataFrame) -> dict[str, Any]:
     """
     out: dict[str, Any] = {"families": {}}
     for fam, fdf in df.groupby("family", sort=True):
+        by_order = {str(s): i for i, s in enumerate(dict.fromkeys(fdf["solver"]))}
         ran = _ran(fdf)
         medians: list[dict[str, Any]] = []
         for size, sdf in ran.groupby("size", sort=True):
@@ -466,6 +469,36 @@ def bench_summary(df: pd.DataFrame) -> dict[str, Any]:
                 p["ratio_to"] = ref
                 p["solve_ratio"] = p["median_solve_seconds"] / ref_t if ref_t > 0 else math.nan
             medians.extend(per)
+        # solvers that ran at a size but never returned a solution (time limit, error, …) get a row
+        # too, with their statuses, so that "0/3 solved" is visible rather than absent
+        tried = fdf[~fdf["status"].str.startswith("skipped")]
+        have = {(m["solver"], m["size"]) for m in medians}
+        for (solver, size), g in tried.groupby(["solver", "size"], sort=False):
+            if (str(solver), int(size)) in have:
+                continue
+            nan = math.nan
+            medians.append(
+                {
+                    "solver": str(solver),
+                    "size": int(size),
+                    "runs": len(g),
+                    "solved": 0,
+                    "optimal": 0,
+                    "certified": 0,
+                    "statuses": {str(k): int(v) for k, v in g["status"].value_counts().items()},
+                    "median_build_seconds": float(g["build_seconds"].median()),
+                    "median_solve_seconds": float(g["solve_seconds"].median()),
+                    "min_solve_seconds": float(g["solve_seconds"].min()),
+                    "max_solve_seconds": float(g["solve_seconds"].max()),
+                    "median_total_seconds": nan,
+                    "median_certify_seconds": nan,
+                    "max_objective_gap_rel": nan,
+                    "max_residual_ratio": nan,
+                    "ratio_to": None,
+                    "solve_ratio": nan,
+                }
+            )
+        medians.sort(key=lambda m: (m["size"], m["solver"] not in by_order, by_order.get(m["solver"], 0)))
         skipped = fdf[fdf["status"].str.startswith("skipped")]
         out["families"][str(fam)] = {
             "medians": medians,
@@ -664,9 +697,14 @@ def print_bench_summary(summary: Mapping[str, Any]) -> None:
                 m["certified"],
                 f"{m['median_build_seconds']:.3g}",
                 f"{m['median_solve_seconds']:.3g}",
-                f"{m['solve_ratio']:.3g}" + ("" if m["ratio_to"] == "highs" else f" ({m['ratio_to']})"),
-                f"{m['max_objective_gap_rel']:.1e}",
-                f"{m['max_residual_ratio']:.1e}",
+                (
+                    ", ".join(f"{k} ×{v}" for k, v in m["statuses"].items())
+                    if m["solved"] == 0
+                    else f"{m['solve_ratio']:.3g}"
+                    + ("" if m["ratio_to"] == "highs" else f" ({m['ratio_to']})")
+                ),
+                "-" if math.isnan(m["max_objective_gap_rel"]) else f"{m['max_objective_gap_rel']:.1e}",
+                "-" if math.isnan(m["max_residual_ratio"]) else f"{m['max_residual_ratio']:.1e}",
             ]
             for m in s["medians"]
         ]

@@ -159,9 +159,14 @@ class AuctionWelfareFormulation(_MarketFormulation):
     solvers = ("clarabel", "highs", "osqp", "scs", "ecos", "ipopt", "glpk", "cbc")
 
     def applicable_solvers(self, instance: Any) -> tuple[str, ...]:
-        from datamarkets.formulations.welfare import market_arrays
+        from datamarkets.formulations.welfare import valuation_spec
 
-        kinds = market_arrays(instance).kinds()
+        # the buyers' valuation families only (build() validates and assembles the arrays once)
+        kinds = {
+            valuation_spec(d["valuation"], node=n).kind
+            for n, d in instance.nodes(data=True)
+            if d.get("role") == "buyer" and d.get("valuation") is not None
+        }
         if "alpha_fair" in kinds:  # exponential/power cones through cvxpy
             return ("clarabel", "scs", "ecos")
         if "quadratic" in kinds:
