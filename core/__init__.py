@@ -7,7 +7,13 @@ graphs
 models
     Economic primitives and direct algorithms (dynamic programs, auction dynamics, closed forms).
 formulations
-    Declarative programs (Pyomo / cvxpy / highspy) with certificates.
+    Declarative programs (Pyomo / cvxpy / highspy) with certificates, and the built-in plug-ins.
+examples
+    The tutorial's Cournot plug-in (``docs/writing-a-formulation.md``).
+
+Every formulation is a :class:`Formulation` found by :func:`get_formulation` (entry points in the
+``datamarkets.formulations`` group); ``datamarkets.sweep``, ``datamarkets.bench_solvers`` and
+``datamarkets.conformance`` work with any of them.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ from datamarkets.errors import (
     SolverLimitError,
     UnboundedError,
 )
+from datamarkets.formulation import Formulation
+from datamarkets.registry import formulations, get_formulation, register
 from datamarkets.result import Certificate, Result
 from datamarkets.status import Status, StatusGroup
 
@@ -40,6 +48,7 @@ __all__ = [
     "Certificate",
     "ConvergenceError",
     "DataMarketsError",
+    "Formulation",
     "GraphError",
     "InfeasibleError",
     "InvalidInputError",
@@ -51,4 +60,7 @@ __all__ = [
     "StatusGroup",
     "UnboundedError",
     "__version__",
+    "formulations",
+    "get_formulation",
+    "register",
 ]
