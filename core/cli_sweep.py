@@ -97,6 +97,9 @@ def sweep(
         )
     except InvalidInputError as exc:
         fail(str(exc), EXIT_INPUT)
+    except KeyboardInterrupt:  # every finished task is already in the store (one atomic part each)
+        n = len(finished_keys(out)) if out.is_dir() else 0
+        fail(f"interrupted: {n} finished task(s) are in {str(out)!r}; re-run the same command to resume", 130)
     if json_out:
         emit_json(report.to_dict())
     else:

@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import signal
+import subprocess
 import sys
 import textwrap
 import threading
@@ -481,3 +482,30 @@ def test_cournot_example_rows_match_the_closed_form():
         price = (a + n * c) / (n + 1)
         assert row["status"] == "optimal" and row["certified"], row
         assert row["total_profit"] == pytest.approx(n * q * (price - c), rel=1e-6)
+
+
+def test_ctrl_c_keeps_finished_tasks_and_a_rerun_resumes(plugin, tmp_path):
+    """SIGINT to a real `datamarkets sweep` process: exit 130 with one line, every finished task is
+    in the store (no temporary files), and the same command finishes the rest."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text(f'formulation = "{plugin}"\n[grid]\ni = {{range = [0, 12]}}\n[fixed]\nsleep = 0.4\n')
+    store = tmp_path / "store"
+    plugin_dir = next(p for p in sys.path if (Path(p) / "sweep_test_plugin.py").exists())
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([plugin_dir, os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "datamarkets.cli", "sweep", str(spec), "--out", str(store), "--workers", "1"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(store.glob("part-*.parquet"))) < 2:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "re-run the same command to resume" in err
+    first = read_store(store, dedupe=False)
+    assert 2 <= len(first) < 12 and first["key"].is_unique
+    assert not [p.name for p in store.iterdir() if p.name.startswith(".")]  # no torn temp files
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    rows = read_store(store, dedupe=False)
+    assert len(rows) == 12 and rows["key"].is_unique
+    assert sorted(rows["objective"]) == [10 * i for i in range(12)]
