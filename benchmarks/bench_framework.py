@@ -29,7 +29,7 @@ from typing import Any
 
 from timing import timed
 
-from datamarkets.cli_common import print_table, solver_output_to_stderr
+from datamarkets.cli.common import print_table, solver_output_to_stderr
 from datamarkets.formulations.auction_certificate import certify_allocation
 from datamarkets.formulations.welfare import solve_welfare
 from datamarkets.graphs.market import random_bipartite_market
@@ -81,7 +81,7 @@ def main() -> None:
     ]
     base_ratio = {"welfare via formulation": base, "verify saved result": via}
     if not args.no_sweep:
-        from datamarkets.sweep import expand, load_spec, run_sweep, run_task
+        from datamarkets.cli.sweep import expand, load_spec, run_sweep, run_task
 
         specs = load_spec(SPEC)
         tasks = expand(specs)

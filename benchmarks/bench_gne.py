@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from timing import timed
 
-from datamarkets.cli_common import print_table
+from datamarkets.cli.common import print_table
 from datamarkets.graphs.estimation_market import random_estimation_market
 from datamarkets.io import atomic_write_json
 from datamarkets.models.estimators import market_coefficients

@@ -10,9 +10,11 @@ formulations
     Declarative programs (Pyomo / cvxpy / highspy) with certificates, and the built-in plug-ins.
 examples
     The tutorial's Cournot plug-in (``docs/writing-a-formulation.md``).
+cli
+    The application: the ``datamarkets`` command line, sweeps, solver benches, paper reproductions.
 
 Every formulation is a :class:`Formulation` found by :func:`get_formulation` (entry points in the
-``datamarkets.formulations`` group); ``datamarkets.sweep``, ``datamarkets.bench_solvers`` and
+``datamarkets.formulations`` group); ``datamarkets.cli.sweep``, ``datamarkets.cli.bench_solvers`` and
 ``datamarkets.conformance`` work with any of them.
 """
 

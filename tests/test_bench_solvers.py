@@ -1,4 +1,4 @@
-"""Solver benchmarks (`datamarkets.bench_solvers`, `datamarkets bench solvers`).
+"""Solver benchmarks (`datamarkets.cli.bench_solvers`, `datamarkets bench solvers`).
 
 The oracle formulation defined here projects a random vector c onto the probability simplex,
     min ½‖x − c‖²  s.t.  Σx = 1, x ≥ 0,
@@ -21,9 +21,9 @@ import pytest
 import scipy.sparse as sp
 from typer.testing import CliRunner
 
-from datamarkets import bench_solvers as bs
 from datamarkets import solvers as solvers_mod
-from datamarkets.cli_bench import app
+from datamarkets.cli import bench_solvers as bs
+from datamarkets.cli.bench import app
 from datamarkets.errors import InvalidInputError, SolverError, SolverLimitError
 from datamarkets.formulation import DIRECT, Formulation, check_params
 from datamarkets.registry import register, unregister

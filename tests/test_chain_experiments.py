@@ -1,4 +1,4 @@
-"""End-to-end reproduction (core/chain_experiments.py) on a reduced configuration.
+"""End-to-end reproduction (cli/chain_experiments.py) on a reduced configuration.
 
 Content checks: the CSV's exact columns equal fresh solves; the Monte Carlo columns agree with
 the exact values within 4 pooled standard errors; OPT ≥ max(RAW, AVE) in every model and n;
@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pytest
 
-from datamarkets.chain_experiments import reproduce
+from datamarkets.cli.chain_experiments import reproduce
 from datamarkets.models.chain_equilibrium import solve_equilibrium
 from datamarkets.models.chain_valuations import paper_model
 

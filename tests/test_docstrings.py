@@ -15,7 +15,7 @@ import pytest
 
 import datamarkets
 
-SUBPACKAGES = ("graphs", "models", "formulations", "examples")
+SUBPACKAGES = ("graphs", "models", "formulations", "examples", "cli")
 
 
 def _modules() -> list[str]:

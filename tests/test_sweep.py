@@ -1,4 +1,4 @@
-"""Dask sweeps (datamarkets.sweep, `datamarkets sweep`): expansion, store, resume, worker death.
+"""Dask sweeps (datamarkets.cli.sweep, `datamarkets sweep`): expansion, store, resume, worker death.
 
 Oracles: a test formulation whose answer is known in closed form (objective = 10 i + j) is run on a
 real 2-worker LocalCluster (processes); the store must end with exactly one row per grid point,
@@ -29,8 +29,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from datamarkets.errors import InvalidInputError
-from datamarkets.sweep import (
+from datamarkets.cli.sweep import (
     SweepStoreWarning,
     compact_store,
     expand,
@@ -42,6 +41,7 @@ from datamarkets.sweep import (
     run_task,
     task_key,
 )
+from datamarkets.errors import InvalidInputError
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "sweeps"
@@ -403,7 +403,7 @@ def test_default_scheduler_starts_and_closes_a_local_cluster(plugin, tmp_path):
 
 # ------------------------------------------------------------------------------------------ CLI
 def cli_app() -> typer.Typer:
-    from datamarkets.cli_sweep import sweep
+    from datamarkets.cli.sweep_command import sweep
 
     app = typer.Typer()
     app.command("sweep")(sweep)

@@ -669,7 +669,7 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     from rich import box
     from rich.table import Table
 
-    from datamarkets.cli_common import stdout
+    from datamarkets.cli.common import stdout
 
     table = Table(
         title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, title_justify="left"

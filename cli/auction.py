@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from datamarkets.cli_common import EXIT_UNCERTIFIED, emit_json, fail, print_table, solver_output_to_stderr
+from datamarkets.cli.common import EXIT_UNCERTIFIED, emit_json, fail, print_table, solver_output_to_stderr
 
 app = typer.Typer(
     short_help="Data auctions on market graphs: welfare optimum, KKT system, PSP auction dynamics.",

@@ -22,7 +22,7 @@ from typing import Any
 
 import typer
 
-from datamarkets.cli_common import (
+from datamarkets.cli.common import (
     EXIT_INPUT,
     EXIT_UNCERTIFIED,
     emit_json,

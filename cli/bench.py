@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from datamarkets.cli_common import fail, solver_output_to_stderr, stderr
+from datamarkets.cli.common import fail, solver_output_to_stderr, stderr
 
 __all__ = ["app"]
 
@@ -74,7 +74,7 @@ def solvers(
         False, "--no-warmup", help="Do not run each solver once untimed before measuring."
     ),
 ) -> None:
-    from datamarkets.bench_solvers import parse_sizes, run_solver_bench, write_bench
+    from datamarkets.cli.bench_solvers import parse_sizes, run_solver_bench, write_bench
     from datamarkets.errors import InvalidInputError
     from datamarkets.registry import get_formulation
 

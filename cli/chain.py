@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from datamarkets.cli_common import EXIT_UNCERTIFIED, emit_json, print_table, stdout
+from datamarkets.cli.common import EXIT_UNCERTIFIED, emit_json, print_table, stdout
 
 __all__ = ["app"]
 
@@ -298,7 +298,7 @@ def reproduce(
 
     Every equilibrium is LP-certified and the exact expectations are checked against Monte Carlo.
     """
-    from datamarkets.chain_experiments import reproduce as run
+    from datamarkets.cli.chain_experiments import reproduce as run
     from datamarkets.errors import InvalidInputError
 
     if not 1 <= n_min <= n_max:

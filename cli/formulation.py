@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from datamarkets.cli_common import (
+from datamarkets.cli.common import (
     EXIT_ALGORITHM,
     EXIT_UNCERTIFIED,
     emit_json,

@@ -1,4 +1,4 @@
-"""`datamarkets sweep SPEC.toml --out STORE` — parameter sweeps on Dask (see :mod:`datamarkets.sweep`).
+"""`datamarkets sweep SPEC.toml --out STORE` — parameter sweeps on Dask (see :mod:`datamarkets.cli.sweep`).
 
 The command function :func:`sweep` is registered on the main app by :mod:`datamarkets.cli`.
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import typer
 
-from datamarkets.cli_common import EXIT_ALGORITHM, EXIT_INPUT, emit_json, fail, stdout
+from datamarkets.cli.common import EXIT_ALGORITHM, EXIT_INPUT, emit_json, fail, stdout
 
 __all__ = ["sweep"]
 
@@ -52,10 +52,10 @@ def sweep(
     """Expand a parameter grid into tasks, run them on Dask, append each result to a Parquet store.
 
     A re-run skips the tasks already in the store; a worker that dies has its task retried.
-    Read the store with ``datamarkets.sweep.read_store(STORE)``.
+    Read the store with ``datamarkets.cli.sweep.read_store(STORE)``.
     """
+    from datamarkets.cli.sweep import expand, finished_keys, run_sweep
     from datamarkets.errors import InvalidInputError
-    from datamarkets.sweep import expand, finished_keys, run_sweep
 
     try:
         if dry_run:

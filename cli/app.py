@@ -1,6 +1,6 @@
 """The ``datamarkets`` command line.
 
-Sub-commands live in ``cli_chain.py``, ``cli_auction.py`` and ``cli_gne.py``; each imports its
+Sub-commands live in ``cli/chain.py``, ``cli/auction.py`` and ``cli/gne.py``; each imports its
 heavy machinery inside the command so that ``--help`` stays fast. Any
 :class:`~datamarkets.errors.DataMarketsError` ends the program with one line on stderr:
 exit code 2 for bad input, 3 when an algorithm or solver could not deliver.
@@ -11,13 +11,13 @@ from __future__ import annotations
 import typer
 
 from datamarkets import __version__
-from datamarkets.cli_auction import app as auction_app
-from datamarkets.cli_bench import app as bench_app
-from datamarkets.cli_chain import app as chain_app
-from datamarkets.cli_common import EXIT_ALGORITHM, EXIT_INPUT, fail
-from datamarkets.cli_formulation import formulations, solve, verify
-from datamarkets.cli_gne import app as gne_app
-from datamarkets.cli_sweep import sweep
+from datamarkets.cli.auction import app as auction_app
+from datamarkets.cli.bench import app as bench_app
+from datamarkets.cli.chain import app as chain_app
+from datamarkets.cli.common import EXIT_ALGORITHM, EXIT_INPUT, fail
+from datamarkets.cli.formulation import formulations, solve, verify
+from datamarkets.cli.gne import app as gne_app
+from datamarkets.cli.sweep_command import sweep
 from datamarkets.errors import DataMarketsError, InvalidInputError
 
 __all__ = ["app", "main"]
