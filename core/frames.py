@@ -12,7 +12,7 @@ node names as given). Two tables exist for every result:
     One row per residual: ``name``, ``residual``, ``tolerance``, ``ratio`` (residual/tolerance) and
     ``passed`` (``False`` exactly for the names in :attr:`Certificate.failures`).
 
-Each built-in kind adds its per-entity tables (see :func:`table_names`), for example
+Each market kind adds its per-entity tables (see :func:`table_names`), for example
 
 =========================  ==========================================================================
 kind                        tables (default first)
@@ -43,6 +43,12 @@ of row dicts becomes a table of that name; a dict of scalars a ``name, value`` t
 one row per outer key; an array a long table (``index``/``row, col``/``dim_0, …`` and ``value``);
 scalars go to ``"summary"``. A plug-in can register its own tables with :func:`register_tables`.
 
+This module names no market. Each market's tables live next to it (``datamarkets.models.chain_tables``,
+``auction_tables``, ``gne_tables``) and register themselves on import with :func:`define_tables` and
+:func:`register_object_tables`; the modules are listed in the ``datamarkets.tables`` entry-point group,
+and the first table lookup imports every one of them, so a result read back from JSON finds its
+tables without any of the market's modules imported first.
+
 Examples
 --------
 >>> from datamarkets.graphs.market import example1_market
@@ -58,30 +64,44 @@ Examples
 
 from __future__ import annotations
 
-import enum
 import math
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from datamarkets.errors import InvalidInputError
-from datamarkets.io import to_jsonable
+from datamarkets.table_columns import (
+    _floats,
+    _frame,
+    _generic_table,
+    _is_dict_of_dicts,
+    _is_rows,
+    _is_scalar_dict,
+    _j,
+    _names,
+    _numeric_array,
+    _scalar,
+    _snake,
+)
 
 if TYPE_CHECKING:
     from datamarkets.result import Certificate, Result
 
 __all__ = [
     "COMMON_TABLES",
+    "TABLES_GROUP",
+    "ObjectTables",
     "TableFunction",
     "certificate_frame",
-    "chain_strategies",
     "default_table",
+    "define_tables",
     "object_frame",
     "object_tables",
+    "register_object_tables",
     "register_tables",
     "summary_frame",
     "table_names",
@@ -92,8 +112,14 @@ __all__ = [
 TableFunction = Callable[["Result"], pd.DataFrame]
 """A table builder: takes a :class:`~datamarkets.result.Result`, returns a tidy frame."""
 
+ObjectTables = Callable[[Any], dict[str, Callable[[], pd.DataFrame]]]
+"""Tables of a result object: takes the object, returns ``{table name: () -> frame}``, default first."""
+
 COMMON_TABLES = ("summary", "certificate")
 """Tables every result has."""
+
+TABLES_GROUP = "datamarkets.tables"
+"""Entry-point group of the modules that register market tables on import."""
 
 
 @dataclass(frozen=True)
@@ -109,126 +135,73 @@ class _Table:
 _BUILTIN: dict[str, dict[str, _Table]] = {}
 _PLUGIN: dict[str, dict[str, _Table]] = {}
 _PLUGIN_DEFAULT: dict[str, str] = {}
+_SUMMARY_RENAME: dict[str, dict[str, str]] = {}
+# class name -> table builders of such an object (matched along the MRO)
+_OBJECTS: dict[str, ObjectTables] = {}
+_loaded = False
 
 
-# ----------------------------------------------------------------------------------------------
-# column helpers
-# ----------------------------------------------------------------------------------------------
-def _snake(name: Any) -> str:
-    """``"lpThreshold"``/``"lp-threshold"``/``"LP threshold"`` → ``"lp_threshold"``."""
-    s = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", str(name))
-    s = re.sub(r"[^0-9A-Za-z]+", "_", s).strip("_").lower()
-    return s or "value"
+def _load_table_modules() -> None:
+    """Import every module of the ``datamarkets.tables`` entry-point group once (each registers its
+    market's tables on import)."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for ep in entry_points(group=TABLES_GROUP):
+        ep.load()
 
 
-def _j(value: Any) -> Any:
-    """JSON form of a solution field (arrays → lists, NaN → None, dict keys → str)."""
-    return to_jsonable(value)
+def define_tables(
+    kind: str,
+    tables: Mapping[str, tuple[TableFunction, tuple[str, ...]]],
+    *,
+    summary_rename: Mapping[str, str] | None = None,
+) -> None:
+    """Define the tables of a market's result ``kind`` (called by the market's table module on import).
+
+    Parameters
+    ----------
+    kind : str
+        ``Result.kind``.
+    tables : mapping
+        Table name → ``(builder, required solution fields)``, default table first; a table is listed
+        only when its required fields are present and not ``None``.
+    summary_rename : mapping, optional
+        Solution field → column name in the ``"summary"`` table.
+
+    Examples
+    --------
+    >>> from datamarkets.result import Result
+    >>> from datamarkets.status import Status
+    >>> define_tables("demo-defined", {"x": (lambda r: pd.DataFrame({"x": r.solution["x"]}), ("x",))})
+    >>> table_names(Result("demo-defined", Status.OPTIMAL, "m", {"x": None}))
+    ['summary', 'certificate']
+    """
+    _BUILTIN[kind] = {name: _Table(fn, req) for name, (fn, req) in tables.items()}
+    if summary_rename:
+        _SUMMARY_RENAME[kind] = dict(summary_rename)
 
 
-def _floats(values: Iterable[Any]) -> np.ndarray:
-    """Float array; ``None`` becomes NaN."""
-    return np.array([np.nan if v is None else v for v in values], dtype=float)
+def register_object_tables(class_name: str, builders: ObjectTables) -> None:
+    """Register the tables of result objects whose class (or a base class) is named ``class_name``.
 
-
-def _ints(values: Iterable[Any]) -> np.ndarray:
-    return np.array(list(values), dtype=np.int64)
-
-
-def _names(values: Sequence[Any]) -> Any:
-    """A column of node names, as given (an empty column has dtype object)."""
-    values = list(values)
-    return values if values else pd.Series([], dtype=object)
-
-
-def _array(value: Any) -> np.ndarray:
-    """Float ndarray of a JSON array (``None`` → NaN)."""
-    return np.array(_j(value), dtype=float)
-
-
-def _frame(columns: Mapping[str, Any]) -> pd.DataFrame:
-    return pd.DataFrame(dict(columns))
-
-
-def _rows(rows: Any, spec: Sequence[tuple[str, str, str]]) -> pd.DataFrame:
-    """Frame of a list of row dicts: ``spec`` = (row key, column, "name"|"float"|"int"|"int?"|"str")."""
-    rows = _j(rows) or []
-    cols: dict[str, Any] = {}
-    for key, col, kind in spec:
-        vals = [r.get(key) for r in rows]
-        if kind == "float":
-            cols[col] = _floats(vals)
-        elif kind == "int":
-            cols[col] = _ints(vals)
-        elif kind == "int?":  # nullable integer (a missing entry stays missing)
-            cols[col] = pd.array(vals, dtype="Int64")
-        else:
-            cols[col] = _names(vals)
-    return _frame(cols)
-
-
-def _keyed(d: Any, key_col: str, value_col: str) -> pd.DataFrame:
-    """Frame of a ``{name: number}`` dict."""
-    d = _j(d) or {}
-    return _frame({key_col: _names(list(d)), value_col: _floats(d.values())})
-
-
-def _keyed_many(dicts: Mapping[str, Any], key_col: str) -> pd.DataFrame:
-    """Join several ``{name: number}`` dicts on their keys (order of the first); missing → NaN."""
-    js = {col: (_j(d) or {}) for col, d in dicts.items() if d is not None}
-    keys: list[Any] = []
-    for d in js.values():
-        keys += [k for k in d if k not in keys]
-    cols: dict[str, Any] = {key_col: _names(keys)}
-    for col, d in js.items():
-        cols[col] = _floats(d.get(k) for k in keys)
-    return _frame(cols)
-
-
-def _grid(
-    arrays: Mapping[str, Any], row_col: str, col_col: str, row_names: Sequence[Any], col_names: Sequence[Any]
-) -> pd.DataFrame:
-    """Long frame of same-shape 2-D arrays: one row per (row, col) cell, one column per array."""
-    K, N = len(row_names), len(col_names)
-    cols: dict[str, Any] = {
-        row_col: _names([row_names[k] for k in range(K) for _ in range(N)]),
-        col_col: _names([col_names[i] for _ in range(K) for i in range(N)]),
-    }
-    for name, a in arrays.items():
-        if a is None:
-            continue
-        arr = _array(a)
-        if arr.shape != (K, N):
-            raise InvalidInputError(f"solution field {name!r} has shape {arr.shape}, expected {(K, N)}")
-        cols[name] = arr.ravel()
-    return _frame(cols)
-
-
-def _per_index(arrays: Mapping[str, Any], index_col: str, names: Sequence[Any] | None = None) -> pd.DataFrame:
-    """One row per index of same-length 1-D arrays (``names`` label the rows, else 0..n-1)."""
-    present = {k: _array(v) for k, v in arrays.items() if v is not None}
-    n = len(names) if names is not None else (len(next(iter(present.values()))) if present else 0)
-    cols: dict[str, Any] = {index_col: _names(list(names)) if names is not None else np.arange(n)}
-    for k, a in present.items():
-        if a.shape != (n,):
-            raise InvalidInputError(f"solution field {k!r} has shape {a.shape}, expected ({n},)")
-        cols[k] = a
-    return _frame(cols)
-
-
-def _solution_names(result: Result, key: str, n: int) -> list[Any]:
-    """``result.solution[key]`` (a list of names) or ``0..n-1`` when absent."""
-    names = result.solution.get(key)
-    return list(_j(names)) if names is not None else list(range(n))
+    Examples
+    --------
+    >>> import dataclasses
+    >>> @dataclasses.dataclass
+    ... class Demo:
+    ...     value: float
+    >>> register_object_tables("Demo", lambda d: {"summary": lambda: pd.DataFrame([{"value": d.value}])})
+    >>> object_frame(Demo(2.0)).loc[0, "value"]
+    np.float64(2.0)
+    """
+    _OBJECTS[class_name] = builders
 
 
 # ----------------------------------------------------------------------------------------------
 # tables of every result
 # ----------------------------------------------------------------------------------------------
-def _scalar(v: Any) -> bool:
-    return v is None or isinstance(v, bool | int | float | str)
-
-
 def summary_frame(result: Result, rename: Mapping[str, str] | None = None) -> pd.DataFrame:
     """One-row frame: kind, status, method, certification, timings, provenance, scalar solution fields.
 
@@ -319,336 +292,6 @@ def certificate_frame(cert: Certificate) -> pd.DataFrame:
     )
 
 
-# ----------------------------------------------------------------------------------------------
-# chain trading
-# ----------------------------------------------------------------------------------------------
-def _chain_players(r: Result) -> pd.DataFrame:
-    u = _array(r.solution["player_utility"])
-    return _frame({"player": np.arange(u.size), "utility": u})
-
-
-def _chain_trades(r: Result) -> pd.DataFrame:
-    ts = _array(r.solution["trade_success"])
-    n = ts.size
-    cols: dict[str, Any] = {
-        "trade": np.arange(1, n + 1),
-        "seller": np.arange(n),
-        "buyer": np.arange(1, n + 1),
-        "success_probability": ts,
-    }
-    cond = r.solution.get("trade_success_conditional")
-    if cond is not None:
-        cols["success_probability_conditional"] = _array(cond)
-    return _frame(cols)
-
-
-def chain_strategies(
-    thresholds: Any,
-    prices: Any,
-    values: Any = None,
-    extra: Mapping[str, Any] | None = None,
-    *,
-    threshold_col: str = "threshold",
-    price_col: str = "price",
-) -> pd.DataFrame:
-    """Long frame of chain strategies: one row per (player, value index).
-
-    ``thresholds`` is (n+1, L); ``prices`` (n, L) is the price each player 0..n-1 posts as seller
-    (NaN for the last player). ``extra`` adds (n+1, L) or (n, L) arrays as further columns.
-    """
-    s = _array(thresholds)
-    p = _array(prices)
-    n1, L = s.shape
-    p_full = np.full((n1, L), np.nan)
-    p_full[: p.shape[0]] = p
-    cols: dict[str, Any] = {
-        "player": np.repeat(np.arange(n1), L),
-        "value_index": np.tile(np.arange(L), n1),
-    }
-    if values is not None:
-        cols["value"] = np.tile(_array(values), n1)
-    cols[threshold_col] = s.ravel()
-    cols[price_col] = p_full.ravel()
-    for name, a in (extra or {}).items():
-        if a is None:
-            continue
-        arr = _array(a)
-        full = np.full((n1, L), np.nan)
-        full[: arr.shape[0]] = arr
-        cols[name] = full.ravel()
-    return _frame(cols)
-
-
-def _chain_strategies(r: Result) -> pd.DataFrame:
-    sol = r.solution
-    return chain_strategies(
-        sol["thresholds"], sol["prices"], sol.get("values"), {"lp_threshold": sol.get("lp_thresholds")}
-    )
-
-
-def _chain_mechanism(r: Result) -> pd.DataFrame:
-    t = _array(r.solution["mechanism"])
-    n, n1 = t.shape
-    return _frame(
-        {
-            "trade": np.repeat(np.arange(1, n + 1), n1),
-            "player": np.tile(np.arange(n1), n),
-            "share": t.ravel(),
-        }
-    )
-
-
-def _chain_baselines(r: Result) -> pd.DataFrame:
-    b = _j(r.solution["baselines"])
-    rows = [{"mechanism": k, **v} for k, v in b.items()]
-    rows.append(
-        {
-            "mechanism": "opt",
-            "social_welfare": r.solution.get("social_welfare"),
-            "transaction_volume": r.solution.get("transaction_volume"),
-        }
-    )
-    return _rows(
-        rows,
-        [
-            ("mechanism", "mechanism", "name"),
-            ("social_welfare", "social_welfare", "float"),
-            ("transaction_volume", "transaction_volume", "float"),
-        ],
-    )
-
-
-def _chain_cert_players(r: Result) -> pd.DataFrame:
-    rows = r.certificate.details.get("per_player") or []
-    return _rows(
-        rows,
-        [
-            ("player", "player", "int"),
-            ("status", "status", "str"),
-            ("threshold_gap_rel", "threshold_gap_rel", "float"),
-            ("threshold_gap_at_value", "threshold_gap_at_value", "int?"),
-            ("price_gap_rel", "price_gap_rel", "float"),
-            ("price_gap_at_value", "price_gap_at_value", "int?"),
-            ("rows", "lp_rows", "int?"),
-        ],
-    )
-
-
-def _chain_cert_strategies(r: Result) -> pd.DataFrame:
-    return chain_strategies(
-        r.solution["lp_thresholds"],
-        r.solution["lp_prices"],
-        threshold_col="lp_threshold",
-        price_col="lp_price",
-    )
-
-
-# ----------------------------------------------------------------------------------------------
-# auctions
-# ----------------------------------------------------------------------------------------------
-_ALLOC = [("buyer", "buyer", "name"), ("seller", "seller", "name"), ("amount", "amount", "float")]
-
-
-def _allocation(r: Result) -> pd.DataFrame:
-    return _rows(r.solution.get("allocation"), _ALLOC)
-
-
-def _prices(r: Result) -> pd.DataFrame:
-    return _keyed(r.solution.get("prices"), "resource", "price")
-
-
-def _welfare_buyers(r: Result) -> pd.DataFrame:
-    return _rows(
-        r.solution.get("buyers"),
-        [
-            ("buyer", "buyer", "name"),
-            ("total", "total", "float"),
-            ("marginal", "marginal", "float"),
-            ("mu", "mu", "float"),
-        ],
-    )
-
-
-def _psp_bids(r: Result) -> pd.DataFrame:
-    return _rows(
-        r.solution["bids"],
-        [
-            ("buyer", "buyer", "name"),
-            ("seller", "seller", "name"),
-            ("price", "price", "float"),
-            ("quantity", "quantity", "float"),
-        ],
-    )
-
-
-def _psp_payments(r: Result) -> pd.DataFrame:
-    return _rows(r.solution["payments"], _ALLOC)
-
-
-def _psp_buyers(r: Result) -> pd.DataFrame:
-    s = r.solution
-    return _keyed_many(
-        {"quantity": s.get("buyer_quantity"), "utility": s.get("utilities"), "epsilon": s.get("epsilons")},
-        "buyer",
-    )
-
-
-def _psp_stages(r: Result) -> pd.DataFrame:
-    rounds = _j(r.solution["stage_rounds"]) or []
-    return _frame({"stage": np.arange(len(rounds)), "rounds": _ints(rounds)})
-
-
-def _ds_prices(r: Result) -> pd.DataFrame:
-    s = r.solution
-    return _keyed_many({"price": s.get("prices"), "reserve_price": s.get("reserve_prices")}, "resource")
-
-
-def _ds_buyers(r: Result) -> pd.DataFrame:
-    s = r.solution
-    return _keyed_many({"bid_price": s.get("bid_prices"), "unmet": s.get("unmet")}, "buyer")
-
-
-def _ds_history(r: Result) -> pd.DataFrame:
-    rows = [{"round": t + 1, **b} for t, bids in enumerate(_j(r.solution["history"]) or []) for b in bids]
-    return _rows(
-        rows,
-        [
-            ("round", "round", "int"),
-            ("buyer", "buyer", "name"),
-            ("seller", "seller", "name"),
-            ("quantity", "quantity", "float"),
-            ("price", "price", "float"),
-        ],
-    )
-
-
-def _cert_residuals(r: Result) -> pd.DataFrame:
-    return _keyed(r.solution["residuals"], "name", "value")
-
-
-def _eps_nash_buyers(r: Result) -> pd.DataFrame:
-    s = r.solution
-    return _keyed_many(
-        {
-            "gain": s.get("gains"),
-            "epsilon": s.get("epsilons"),
-            "exact_best_reply_gain": s.get("exact_best_reply_gains"),
-        },
-        "buyer",
-    )
-
-
-def _broker_history(r: Result) -> pd.DataFrame:
-    rows = [{"evaluation": i, **h} for i, h in enumerate(_j(r.solution["history"]) or [])]
-    return _rows(
-        rows,
-        [
-            ("evaluation", "evaluation", "int"),
-            ("traded", "traded", "float"),
-            ("price_a", "price_a", "float"),
-            ("price_b", "price_b", "float"),
-            ("welfare", "welfare", "float"),
-        ],
-    )
-
-
-def _broker_prices(r: Result) -> pd.DataFrame:
-    s = r.solution
-    return _keyed_many(
-        {"price_before": s.get("prices_before"), "price_after": s.get("prices_after")}, "seller"
-    )
-
-
-# ----------------------------------------------------------------------------------------------
-# GNE
-# ----------------------------------------------------------------------------------------------
-def _gne_dims(r: Result) -> tuple[list[Any], list[Any]]:
-    s = r.solution
-    for key in ("gamma", "d", "d_candidate"):
-        if s.get(key) is not None:
-            K, N = _array(s[key]).shape
-            return _solution_names(r, "buyers", K), _solution_names(r, "sources", N)
-    raise InvalidInputError(f"result of kind {r.kind!r} has no (buyer, source) array")
-
-
-def _gne_pairs(r: Result) -> pd.DataFrame:
-    b, src = _gne_dims(r)
-    s = r.solution
-    keys = ("gamma", "d", "c_lower", "c_point", "d_candidate", "d_leontief")
-    return _grid({k: s.get(k) for k in keys}, "buyer", "source", b, src)
-
-
-def _gne_sources(r: Result) -> pd.DataFrame:
-    s = r.solution
-    keys = (
-        "alpha",
-        "d_total",
-        "variance",
-        "effort_equilibrium",
-        "effort_optimal",
-        "effort_candidate",
-        "effort_closed_form",
-        "c_total",
-    )
-    arrays = {k: s.get(k) for k in keys}
-    present = [v for v in arrays.values() if v is not None]
-    n = len(_j(present[0])) if present else 0
-    return _per_index(arrays, "source", _solution_names(r, "sources", n))
-
-
-def _gne_buyers(r: Result) -> pd.DataFrame:
-    s = r.solution
-    pr = _j(s.get("payment_range")) or {}
-    names = _solution_names(r, "buyers", len(pr))
-    cols: dict[str, Any] = {"buyer": _names(names)}
-    if s.get("eta") is not None:
-        cols["eta"] = _array(s["eta"])
-    for src, col in (
-        ("least", "payment_least"),
-        ("most", "payment_most"),
-        ("c_least", "c_least"),
-        ("c_most", "c_most"),
-    ):
-        if pr:
-            cols[col] = _floats((pr.get(str(b)) or {}).get(src) for b in names)
-    if s.get("best_response_gap") is not None:
-        cols["best_response_gap"] = _array(s["best_response_gap"])
-    return _frame(cols)
-
-
-def _gne_xi(r: Result) -> pd.DataFrame:
-    xi = _array(r.solution["xi"])
-    K, N, _ = xi.shape
-    b = _solution_names(r, "buyers", K)
-    src = _solution_names(r, "sources", N)
-    return _frame(
-        {
-            "buyer": _names([b[k] for k in range(K) for _ in range(N * N)]),
-            "source": _names([src[i] for _ in range(K) for i in range(N) for _ in range(N)]),
-            "other_source": _names([src[j] for _ in range(K) for _ in range(N) for j in range(N)]),
-            "xi": xi.ravel(),
-        }
-    )
-
-
-def _payment_range_buyers(r: Result) -> pd.DataFrame:
-    pr = _j(r.solution["payment_range"]) or {}
-    return _frame(
-        {
-            "buyer": _names(list(pr)),
-            "payment_least": _floats(v.get("least") for v in pr.values()),
-            "payment_most": _floats(v.get("most") for v in pr.values()),
-            "c_least": _floats(v.get("c_least") for v in pr.values()),
-            "c_most": _floats(v.get("c_most") for v in pr.values()),
-        }
-    )
-
-
-def _br_iterations(r: Result) -> pd.DataFrame:
-    steps = _j(r.solution["step_history"]) or []
-    return _frame({"iteration": np.arange(1, len(steps) + 1), "step": _floats(steps)})
-
-
 def _verification(r: Result) -> pd.DataFrame:
     """Claimed (saved) residuals beside the re-derived ones; ``passed`` is missing (``<NA>``) for a
     claimed residual the verification did not re-derive."""
@@ -669,163 +312,12 @@ def _verification(r: Result) -> pd.DataFrame:
     )
 
 
-def _reg(kind: str, tables: Mapping[str, tuple[TableFunction, tuple[str, ...]]]) -> None:
-    _BUILTIN[kind] = {name: _Table(fn, req) for name, (fn, req) in tables.items()}
-
-
-_CHAIN_EQ = ("player_utility",)
-_reg(
-    "chain-equilibrium",
-    {
-        "players": (_chain_players, _CHAIN_EQ),
-        "trades": (_chain_trades, ("trade_success",)),
-        "strategies": (_chain_strategies, ("thresholds", "prices")),
-        "mechanism": (_chain_mechanism, ("mechanism",)),
-    },
-)
-_reg(
-    "chain-opt",
-    {
-        "mechanism": (_chain_mechanism, ("mechanism",)),
-        "baselines": (_chain_baselines, ("baselines",)),
-        "players": (_chain_players, _CHAIN_EQ),
-        "trades": (_chain_trades, ("trade_success",)),
-        "strategies": (_chain_strategies, ("thresholds", "prices")),
-    },
-)
-_reg(
-    "chain-certificate",
-    {
-        "players": (_chain_cert_players, ()),
-        "strategies": (_chain_cert_strategies, ("lp_thresholds", "lp_prices")),
-    },
-)
-_reg(
-    "auction-optimum",
-    {"allocation": (_allocation, ()), "prices": (_prices, ()), "buyers": (_welfare_buyers, ())},
-)
-_reg(
-    "auction-psp",
-    {
-        "allocation": (_allocation, ()),
-        "prices": (_prices, ()),
-        "bids": (_psp_bids, ("bids",)),
-        "payments": (_psp_payments, ("payments",)),
-        "buyers": (_psp_buyers, ()),
-        "stages": (_psp_stages, ("stage_rounds",)),
-    },
-)
-_reg(
-    "auction-data-share",
-    {
-        "allocation": (_allocation, ()),
-        "prices": (_ds_prices, ()),
-        "buyers": (_ds_buyers, ()),
-        "history": (_ds_history, ("history",)),
-    },
-)
-_reg("auction-certificate", {"prices": (_prices, ()), "residuals": (_cert_residuals, ("residuals",))})
-_reg("auction-epsilon-nash", {"buyers": (_eps_nash_buyers, ())})
-_reg("broker-experiment", {"history": (_broker_history, ("history",)), "prices": (_broker_prices, ())})
-_reg(
-    "gne",
-    {
-        "pairs": (_gne_pairs, ("gamma",)),
-        "sources": (_gne_sources, ("alpha",)),
-        "buyers": (_gne_buyers, ("buyers",)),
-        "xi": (_gne_xi, ("xi",)),
-    },
-)
-_reg("gne-existence-lp", {"pairs": (_gne_pairs, ("d",))})
-_reg("gne-payment-range", {"buyers": (_payment_range_buyers, ("payment_range",))})
-_reg(
-    "gne-best-response",
-    {
-        "pairs": (_gne_pairs, ("d",)),
-        "iterations": (_br_iterations, ("step_history",)),
-        "sources": (_gne_sources, ("effort_equilibrium",)),
-    },
-)
-_reg("welfare-effort", {"sources": (_gne_sources, ("effort_closed_form",))})
-_reg("verification", {"comparison": (_verification, ())})
-
-_SUMMARY_RENAME: dict[str, dict[str, str]] = {
-    "chain-equilibrium": {"n": "n_trades", "L": "n_values"},
-}
+define_tables("verification", {"comparison": (_verification, ())})
 
 
 # ----------------------------------------------------------------------------------------------
 # generic tables (unknown kinds)
 # ----------------------------------------------------------------------------------------------
-def _is_rows(v: Any) -> bool:
-    return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
-
-
-def _is_scalar_dict(v: Any) -> bool:
-    return isinstance(v, dict) and bool(v) and all(_scalar(x) for x in v.values())
-
-
-def _is_dict_of_dicts(v: Any) -> bool:
-    return (
-        isinstance(v, dict)
-        and bool(v)
-        and all(isinstance(x, dict) and all(_scalar(y) for y in x.values()) for x in v.values())
-    )
-
-
-def _numeric_array(v: Any) -> np.ndarray | None:
-    if not isinstance(v, list) or not v:
-        return None
-    try:
-        a = np.array(v, dtype=float)
-    except (TypeError, ValueError):
-        return None
-    return a if a.ndim >= 1 and a.size else None
-
-
-def _column(values: list[Any]) -> Any:
-    """Numeric values (None → NaN) as floats/ints, booleans as bool, anything else as given."""
-    present = [v for v in values if v is not None]
-    if present and all(isinstance(v, bool) for v in present) and len(present) == len(values):
-        return np.array(values, dtype=bool)
-    if present and all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
-        if len(present) == len(values) and all(isinstance(v, int) for v in present):
-            return _ints(values)
-        return _floats(values)
-    return _names(values)
-
-
-def _generic_table(key: str) -> TableFunction:
-    def build(r: Result) -> pd.DataFrame:
-        v = _j(r.solution.get(key))
-        if _is_rows(v):
-            cols: list[str] = []
-            for row in v:
-                cols += [c for c in row if c not in cols]
-            return _frame({_snake(c): _column([row.get(c) for row in v]) for c in cols})
-        if _is_dict_of_dicts(v):
-            inner: list[str] = []
-            for d in v.values():
-                inner += [c for c in d if c not in inner]
-            out: dict[str, Any] = {"name": _names(list(v))}
-            for c in inner:
-                col = _snake(c)
-                out[col if col != "name" else "name_value"] = _column([d.get(c) for d in v.values()])
-            return _frame(out)
-        if _is_scalar_dict(v):
-            return _frame({"name": _names(list(v)), "value": _column(list(v.values()))})
-        a = _numeric_array(v)
-        if a is None:
-            raise InvalidInputError(f"solution field {key!r} cannot be shown as a table")
-        if a.ndim == 1:
-            return _frame({"index": np.arange(a.size), "value": a})
-        idx = np.indices(a.shape).reshape(a.ndim, -1)
-        names = ["row", "col"] if a.ndim == 2 else [f"dim_{d}" for d in range(a.ndim)]
-        return _frame({**{n: idx[d] for d, n in enumerate(names)}, "value": a.ravel()})
-
-    return build
-
-
 def _generic_tables(result: Result) -> dict[str, _Table]:
     found: list[tuple[bool, str, str]] = []
     for key, v in result.solution.items():
@@ -846,6 +338,7 @@ def _generic_tables(result: Result) -> dict[str, _Table]:
 # public API
 # ----------------------------------------------------------------------------------------------
 def _kind_tables(result: Result) -> dict[str, _Table]:
+    _load_table_modules()
     kind = result.kind
     if kind in _PLUGIN:
         base = dict(_BUILTIN.get(kind, {}))
@@ -975,6 +468,7 @@ def register_tables(
         raise InvalidInputError(f"kind must be a non-empty string, got {kind!r}")
     if not tables:
         raise InvalidInputError(f"register_tables({kind!r}) needs at least one table")
+    _load_table_modules()
     existing = {**_BUILTIN.get(kind, {}), **_PLUGIN.get(kind, {})}
     for name, fn in tables.items():
         if name in COMMON_TABLES:
@@ -1010,173 +504,10 @@ def unregister_tables(kind: str) -> None:
 # ----------------------------------------------------------------------------------------------
 # result dataclasses that are not Results
 # ----------------------------------------------------------------------------------------------
-def _one_row(d: Mapping[str, Any]) -> pd.DataFrame:
-    row = {}
-    for k, v in d.items():
-        v = v.item() if isinstance(v, np.generic) else v
-        if isinstance(v, enum.Enum):  # Status
-            v = v.value
-        row[_snake(k)] = np.nan if v is None else v
-    return pd.DataFrame([row])
-
-
-def _obj_chain_equilibrium(eq: Any) -> dict[str, Callable[[], pd.DataFrame]]:
-    r = eq.to_result()
-
-    def strategies() -> pd.DataFrame:
-        return chain_strategies(
-            eq.thresholds,
-            eq.prices,
-            eq.game.values,
-            {
-                "price_index": eq.price_index,
-                "one_shot_profit": eq.one_shot_profit,
-                "future_profit": eq.future_profit,
-                "alive_probability": eq.alive,
-            },
-        )
-
-    tabs: dict[str, Callable[[], pd.DataFrame]] = {
-        name: (lambda name=name: to_frame(r, name)) for name in table_names(r)
-    }
-    tabs["strategies"] = strategies
-    return tabs
-
-
-def _obj_estimation(sim: Any) -> dict[str, Callable[[], pd.DataFrame]]:
-    buyers, sources = list(sim.buyers), list(sim.sources)
-
-    def buyer_table() -> pd.DataFrame:
-        ci = np.asarray(sim.g_ci, dtype=float)
-        cols = {k: np.asarray(getattr(sim, k), dtype=float) for k in ("g_variance", "g_bias2", "g_analytic")}
-        cols |= {"g_mean": np.asarray(sim.g_mean, float), "g_stderr": np.asarray(sim.g_stderr, float)}
-        cols |= {"g_ci_lower": ci[:, 0], "g_ci_upper": ci[:, 1], "g_z": np.asarray(sim.g_z, float)}
-        return _frame({"buyer": _names(buyers), **cols})
-
-    def pair_table() -> pd.DataFrame:
-        keys = ("penalty_variance", "penalty_bias2", "penalty_analytic", "penalty_mean", "penalty_stderr")
-        df = _grid({k: getattr(sim, k) for k in keys}, "buyer", "source", buyers, sources)
-        ci = np.asarray(sim.penalty_ci, dtype=float).reshape(-1, 2)
-        df["penalty_ci_lower"], df["penalty_ci_upper"] = ci[:, 0], ci[:, 1]
-        df["penalty_z"] = np.asarray(sim.penalty_z, dtype=float).ravel()
-        return df
-
-    def source_table() -> pd.DataFrame:
-        return _per_index({"effort": sim.efforts, "sigma2": sim.sigma2}, "source", sources)
-
-    def summary() -> pd.DataFrame:
-        row = {"n_rep": sim.n_rep, "confidence": sim.confidence, "z_tol": sim.z_tol, "seed": sim.seed}
-        row |= {"passed": bool(sim.passed), "max_residual_ratio": float(sim.certificate.max_residual)}
-        row |= {_snake(k): float(v) for k, v in sim.timings.items()}
-        return _one_row(row)
-
-    return {
-        "buyers": buyer_table,
-        "pairs": pair_table,
-        "sources": source_table,
-        "summary": summary,
-        "certificate": lambda: certificate_frame(sim.certificate),
-    }
-
-
-def _obj_cpolytope(poly: Any) -> dict[str, Callable[[], pd.DataFrame]]:
-    K, N = np.asarray(poly.lower).shape
-
-    def pairs() -> pd.DataFrame:
-        df = _grid({"lower": poly.lower, "upper": poly.upper()}, "buyer", "source", range(K), range(N))
-        df.insert(2, "uses", np.asarray(poly.uses, dtype=bool).ravel())
-        return df
-
-    def sources() -> pd.DataFrame:
-        return _per_index({"total": poly.total, "effort": poly.effort}, "source")
-
-    def summary() -> pd.DataFrame:
-        return _one_row({"n_buyers": K, "n_sources": N, "nonempty": bool(poly.nonempty)})
-
-    return {"pairs": pairs, "sources": sources, "summary": summary}
-
-
-def _obj_best_response(br: Any) -> dict[str, Callable[[], pd.DataFrame]]:
-    return {
-        "sources": lambda: _per_index({"variance": br.variance, "d": br.d}, "source"),
-        "summary": lambda: _one_row(
-            {"buyer": br.buyer, "status": br.status, "value": br.value, "mode": br.mode}
-        ),
-    }
-
-
-def _obj_max_bid(mb: Any) -> dict[str, Callable[[], pd.DataFrame]]:
-    counts = dict(sorted(mb.counts.items()))
-    return {
-        "counts": lambda: _frame({"level": _ints(counts), "count": _ints(counts.values())}),
-        "winners": lambda: _frame({"winner": _ints(mb.winners)}),
-        "summary": lambda: _one_row(
-            {
-                "max_bid": mb.max_bid,
-                "winner": mb.winner,
-                "n_winners": len(mb.winners),
-                "messages": mb.messages,
-                "sums": mb.sums,
-            }
-        ),
-    }
-
-
-def _obj_secure_sum(ss: Any) -> dict[str, Callable[[], pd.DataFrame]]:
-    partials = np.asarray(ss.partials, dtype=np.int64)
-    n = partials.size
-
-    def received() -> pd.DataFrame:
-        rec = np.asarray(ss.received, dtype=np.int64)
-        party = np.repeat(np.arange(n), n - 1)
-        frm = np.array([i for k in range(n) for i in range(n) if i != k], dtype=np.int64)
-        return _frame({"party": party, "from_party": frm, "share": rec.ravel()})
-
-    return {
-        "parties": lambda: _frame({"party": np.arange(n), "partial": partials}),
-        "received": received,
-        "summary": lambda: _one_row({"total": ss.total, "messages": ss.messages, "n_parties": n}),
-    }
-
-
-def _obj_psp_state(st: Any) -> dict[str, Callable[[], pd.DataFrame]]:
-    m = st.market
-
-    def bids() -> pd.DataFrame:
-        return _frame(
-            {
-                "buyer": _names([m.buyers[i] for i in m.edge_buyer]),
-                "seller": _names([m.sellers[j] for j in m.edge_seller]),
-                "price": np.asarray(st.price, dtype=float),
-                "quantity": np.asarray(st.quantity, dtype=float),
-            }
-        )
-
-    return {"bids": bids}
-
-
-def _obj_one_row(obj: Any) -> dict[str, Callable[[], pd.DataFrame]]:
-    import dataclasses
-
-    return {"summary": lambda: _one_row({f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)})}
-
-
-_OBJECTS: dict[str, Callable[[Any], dict[str, Callable[[], pd.DataFrame]]]] = {
-    "ChainEquilibrium": _obj_chain_equilibrium,
-    "EstimationSimulation": _obj_estimation,
-    "CPolytope": _obj_cpolytope,
-    "BestResponse": _obj_best_response,
-    "MaxBidResult": _obj_max_bid,
-    "SecureSum": _obj_secure_sum,
-    "PSPState": _obj_psp_state,
-    "SpectralRadius": _obj_one_row,
-    "PriceOfAnarchy": _obj_one_row,
-}
-
-
 def _object_builders(obj: Any) -> dict[str, Callable[[], pd.DataFrame]]:
-    from datamarkets.result import Result
+    from datamarkets.result import Result  # lazy: result.py imports this module
 
+    _load_table_modules()
     if isinstance(obj, Result):
         return {name: (lambda name=name: to_frame(obj, name)) for name in table_names(obj)}
     for cls in type(obj).__mro__:

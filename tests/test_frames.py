@@ -838,3 +838,46 @@ def test_object_frame_errors():
 
 def test_doctests():
     assert doctest.testmod(F).failed == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# market tables register themselves: a saved result finds them in a fresh process
+# ------------------------------------------------------------------------------------------------
+FRESH = """
+import json, sys
+from datamarkets.result import Result
+rows = []
+for d in json.load(open(sys.argv[1])):
+    r = Result.from_dict(d)
+    rows.append([r.kind, r.tables(), r.to_frame().to_json()])
+markets = sorted(m for m in sys.modules if m.startswith(("datamarkets.models", "datamarkets.formulations")))
+print(json.dumps({"rows": rows, "modules": markets}))
+"""
+
+
+def test_saved_results_find_their_market_tables_in_a_fresh_process(request, tmp_path):
+    """core names no market: each market's tables register on import of its table module, which
+    the ``datamarkets.tables`` entry points load on the first lookup, so a result read back from
+    JSON in a process that imported no market module gets the same tables and frames."""
+    import subprocess
+    import sys
+
+    names = ("chain", "chain_cert", "welfare", "psp", "gne", "best_resp", "verification")
+    results = [_result(request, n) for n in names]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps([json.loads(r.to_json()) for r in results]))
+    out = subprocess.run(
+        [sys.executable, "-c", FRESH, str(path)], capture_output=True, text=True, check=True, timeout=120
+    )
+    got = json.loads(out.stdout)
+    for r, (kind, tables, default_json) in zip(results, got["rows"], strict=True):
+        assert kind == r.kind
+        assert tables == r.tables()
+        assert default_json == r.to_frame().to_json()
+    # only the table modules were imported, not the markets' solvers
+    assert got["modules"] == [
+        "datamarkets.models",
+        "datamarkets.models.auction_tables",
+        "datamarkets.models.chain_tables",
+        "datamarkets.models.gne_tables",
+    ]
