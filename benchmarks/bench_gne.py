@@ -33,10 +33,11 @@ import numpy as np
 from timing import timed
 
 from datamarkets.cli.common import print_table
-from datamarkets.graphs.estimation_market import random_estimation_market
+from datamarkets.formulations.gne_solve import solve_gne
 from datamarkets.io import atomic_write_json
-from datamarkets.models.estimators import market_coefficients
-from datamarkets.models.gne_equilibrium import as_gne_inputs, solve_gne, solve_leontief
+from datamarkets.models.estimators import market_coefficients, random_estimation_market
+from datamarkets.models.gne_inputs import as_gne_inputs
+from datamarkets.models.gne_leontief import solve_leontief
 from datamarkets.result import provenance
 
 OUT = Path(__file__).resolve().parent / "out" / "gne.json"

@@ -60,7 +60,7 @@ def _per_pair(buyers: list[Any], sources: list[Any], a: Any) -> dict[str, dict[s
 
 
 def gne_report(result: Any) -> dict[str, Any]:
-    """JSON view of a :func:`~datamarkets.models.gne_equilibrium.solve_gne` result with names.
+    """JSON view of a :func:`~datamarkets.formulations.gne_solve.solve_gne` result with names.
 
     ``gamma``/``d``/``c_lower``/``c_point`` are ``{buyer: {source: value}}``; ``xi`` is
     ``{buyer: {paid source: {noise source: value}}}``; efforts are ``{source: value}``.
@@ -165,7 +165,7 @@ def _solve_and_report(
     include_xi: bool = True,
     out: Path | None = None,
 ) -> None:
-    from datamarkets.models.gne_equilibrium import solve_gne
+    from datamarkets.formulations.gne_solve import solve_gne
     from datamarkets.registry import get_formulation
 
     with solver_output_to_stderr():
@@ -249,9 +249,9 @@ def two_firm_sweep(
     import numpy as np
 
     from datamarkets.errors import InvalidInputError
+    from datamarkets.formulations.gne_solve import solve_gne
     from datamarkets.graphs.estimation_market import two_firm_example
     from datamarkets.models.estimators import market_coefficients
-    from datamarkets.models.gne_equilibrium import solve_gne
     from datamarkets.progress import track
 
     rows = []

@@ -59,7 +59,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from datamarkets.errors import InvalidInputError, SolverError
-from datamarkets.models.gne_equilibrium import GNEInputs, as_gne_inputs, solve_leontief, variance_response
+from datamarkets.models.gne_inputs import GNEInputs, as_gne_inputs, variance_response
+from datamarkets.models.gne_leontief import solve_leontief
 from datamarkets.result import Certificate, Result, provenance
 from datamarkets.status import Status, status_from_cvxpy
 
@@ -390,7 +391,7 @@ def best_response_iteration(
     Examples
     --------
     >>> import numpy as np
-    >>> from datamarkets.models.gne_equilibrium import GNEInputs
+    >>> from datamarkets.models.gne_inputs import GNEInputs
     >>> xi = np.full((2, 2, 2), 0.5) + 0.5 * np.eye(2)  # xi_{i,l} = 1/2 off the diagonal
     >>> inp = GNEInputs.from_arrays(np.ones((2, 2)), xi, np.ones(2))
     >>> r = best_response_iteration(inp, backend="closed")

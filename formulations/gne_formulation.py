@@ -1,7 +1,7 @@
 """The ``gne`` formulation: competing data buyers' generalized Nash equilibrium as a plug-in.
 
 Direct algorithm (``solver="direct"``): the Leontief system (26) of Theorem 1
-(:func:`~datamarkets.models.gne_equilibrium.solve_gne`). Declarative route (``"clarabel"``,
+(:func:`~datamarkets.formulations.gne_solve.solve_gne`). Declarative route (``"clarabel"``,
 ``"scs"``, ``"ecos"``): Gauss–Seidel iteration of every buyer's best-response program — an
 exponential-cone program in cvxpy
 (:func:`~datamarkets.formulations.gne_best_response.best_response_iteration`).
@@ -33,7 +33,7 @@ class GNEFormulation(Formulation):
 
     Parameters accepted by :meth:`instance`: ``market`` = ``"two-firm"`` (§IV: ``x1``, ``x2``,
     ``alpha``, ``delta``) or ``"random"`` (``size`` = sources, ``buyers``, ``degree``, ``seed``,
-    ``delta``; see :func:`~datamarkets.graphs.estimation_market.random_estimation_market`).
+    ``delta``; see :func:`~datamarkets.models.estimators.random_estimation_market`).
 
     Attributes
     ----------
@@ -72,7 +72,8 @@ class GNEFormulation(Formulation):
 
     # ------------------------------------------------------------------ data
     def instance(self, params: Mapping[str, Any]) -> Any:
-        from datamarkets.graphs.estimation_market import random_estimation_market, two_firm_example
+        from datamarkets.graphs.estimation_market import two_firm_example
+        from datamarkets.models.estimators import random_estimation_market
 
         p = check_params(self.name, params, self.parameters)
         market = str(p["market"]).lower()
@@ -104,19 +105,19 @@ class GNEFormulation(Formulation):
     def build(self, instance: Any, solver: str) -> Any:
         """The market's coefficients (γ, ξ, α) — the data of both the Leontief system and the
         buyers' best-response programs (built per buyer inside the iteration)."""
-        from datamarkets.models.gne_equilibrium import as_gne_inputs
+        from datamarkets.models.gne_inputs import as_gne_inputs
 
         return as_gne_inputs(instance)
 
     def solve_program(self, program: Any, solver: str, *, time_limit: float | None = None) -> Result:
-        from datamarkets.models.gne_equilibrium import solve_gne
+        from datamarkets.formulations.gne_solve import solve_gne
 
         if solver == DIRECT:
             res = solve_gne(program)
             res.meta["solvers"] = {"numpy": np.__version__}
         else:
             from datamarkets.formulations.gne_best_response import best_response_iteration
-            from datamarkets.models.gne_equilibrium import c_polytope
+            from datamarkets.models.gne_polytope import c_polytope
 
             res = best_response_iteration(program, backend="cvxpy", solver=solver.upper())
             if res.status.has_solution:
@@ -137,7 +138,9 @@ class GNEFormulation(Formulation):
 
     def certify(self, instance: Any, solution: Mapping[str, Any]) -> Certificate:
         from datamarkets.formulations.gne_best_response import best_response_gaps
-        from datamarkets.models.gne_equilibrium import as_gne_inputs, c_polytope, leontief_apply
+        from datamarkets.models.gne_inputs import as_gne_inputs
+        from datamarkets.models.gne_leontief import leontief_apply
+        from datamarkets.models.gne_polytope import c_polytope
 
         inp = as_gne_inputs(instance)
         try:
@@ -171,7 +174,7 @@ class GNEFormulation(Formulation):
     def certify_no_solution(self, instance: Any, claimed: Result) -> Certificate | None:
         """Re-derive a saved "no equilibrium" claim: the Leontief analysis must reach the same
         cause (ρ(A) ≥ 1 or a negative equilibrium effort) on the instance."""
-        from datamarkets.models.gne_equilibrium import solve_gne
+        from datamarkets.formulations.gne_solve import solve_gne
 
         if claimed.status is not Status.NO_EQUILIBRIUM:
             return None

@@ -9,7 +9,7 @@ which for :math:`\tilde\gamma > 0` is feasible iff :math:`\rho(A) < 1` (a non-ne
 :math:`d` gives :math:`Ad = d - \tilde\gamma < d`, a Collatz–Wielandt witness; conversely the
 Neumann series :math:`\sum_t A^t\tilde\gamma` converges). ``A`` is assembled explicitly
 (:math:`\approx K^2N^2` non-zeros), so this route is for small and medium markets; the direct
-algorithm in :mod:`datamarkets.models.gne_equilibrium` is matrix-free.
+algorithm in :mod:`datamarkets.models.gne_leontief` is matrix-free.
 
 **Who pays** (Theorem 1's polytope). For the equilibrium :math:`d`, the c's form
 :math:`\{c : \sum_j c_i^j = T_i,\ c_i^k \ge L_i^k\}` (one equality per source, a bound per used
@@ -19,7 +19,7 @@ pair). For each buyer :math:`k` the LP
 
 gives the least and the most it can bear; subtracting :math:`\sum_i L_i^k` gives its expected
 total payment :math:`\sum_i \mathbb E[p_i^k]`. The closed form (a source's slack :math:`e_i^*` can be
-carried by any one of its users) is in :meth:`~datamarkets.models.gne_equilibrium.CPolytope.payment_range`
+carried by any one of its users) is in :meth:`~datamarkets.models.gne_polytope.CPolytope.payment_range`
 and is the test oracle.
 """
 
@@ -32,7 +32,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from datamarkets.errors import InvalidInputError
-from datamarkets.models.gne_equilibrium import as_gne_inputs, c_polytope, leontief_matrix
+from datamarkets.models.gne_inputs import as_gne_inputs
+from datamarkets.models.gne_leontief import leontief_matrix
+from datamarkets.models.gne_polytope import c_polytope
 from datamarkets.result import Certificate, Result, provenance
 from datamarkets.solvers import highs_version, new_highs, solve_highs
 from datamarkets.status import Status
@@ -117,7 +119,7 @@ def leontief_feasibility(market: Any) -> Result:
     Examples
     --------
     >>> import numpy as np
-    >>> from datamarkets.models.gne_equilibrium import GNEInputs
+    >>> from datamarkets.models.gne_inputs import GNEInputs
     >>> xi = np.full((2, 2, 2), 0.5) + 0.5 * np.eye(2)  # xi_{i,l} = 1/2 off the diagonal
     >>> inp = GNEInputs.from_arrays(np.ones((2, 2)), xi, np.ones(2))
     >>> leontief_feasibility(inp).status.value
@@ -191,7 +193,7 @@ def payment_range(market: Any, d: ArrayLike) -> Result:
     ----------
     market : GNEInputs / coefficients / graph
     d : array, shape (K, N)
-        The equilibrium ``d`` (from :func:`~datamarkets.models.gne_equilibrium.solve_gne`).
+        The equilibrium ``d`` (from :func:`~datamarkets.formulations.gne_solve.solve_gne`).
 
     Returns
     -------
@@ -204,7 +206,7 @@ def payment_range(market: Any, d: ArrayLike) -> Result:
     Examples
     --------
     >>> import numpy as np
-    >>> from datamarkets.models.gne_equilibrium import GNEInputs
+    >>> from datamarkets.models.gne_inputs import GNEInputs
     >>> xi = np.full((2, 2, 2), 0.5) + 0.5 * np.eye(2)  # xi_{i,l} = 1/2 off the diagonal
     >>> inp = GNEInputs.from_arrays(np.ones((2, 2)), xi, np.ones(2))
     >>> r = payment_range(inp, np.full((2, 2), 2.0))  # each buyer bears 0 .. e*_1 + e*_2

@@ -16,7 +16,7 @@ network each column is a user (``B = I``) and ``R`` is the link–route incidenc
 (36)–(38) hold: :math:`ρ_i = θ_i'(x_i)` equals :math:`p_j + μ_i` on every edge with flow and is
 at most :math:`p_j + μ_i` on every edge without (summed along the route on route networks).
 
-Valuations (duck-typed from ``datamarkets.models.valuations`` or their JSON dicts):
+Valuations (duck-typed from ``datamarkets.graphs.valuations`` or their JSON dicts):
 
 - quadratic θ(z) = a z − b z²/2 → QP (Hessian ``b`` on ``x``, zero curvature on flows);
 - linear ("demand D at unit price p") and piecewise-linear concave → LP with segment columns;
@@ -198,7 +198,7 @@ def valuation_spec(v: Any, *, node: Any = None) -> ValuationSpec:
     Parameters
     ----------
     v : object or dict
-        A ``datamarkets.models.valuations`` object (anything with ``to_dict()``) or a dict with
+        A ``datamarkets.graphs.valuations`` object (anything with ``to_dict()``) or a dict with
         ``kind`` in {"quadratic", "linear", "piecewise_linear", "alpha_fair"}.
     node : hashable, optional
         Buyer name for error messages.

@@ -202,14 +202,14 @@ def solve_welfare(market: Any, *, effort_floor: float | None = None, solver: str
     Examples
     --------
     >>> import numpy as np
-    >>> from datamarkets.models.gne_equilibrium import GNEInputs
+    >>> from datamarkets.models.gne_inputs import GNEInputs
     >>> xi = np.full((2, 2, 2), 0.5) + 0.5 * np.eye(2)  # xi_{i,l} = 1/2 off the diagonal
     >>> inp = GNEInputs.from_arrays(np.ones((2, 2)), xi, np.ones(2))
     >>> r = solve_welfare(inp)  # (28): e_hat = ln(2 alpha Gamma)/(2 alpha) = ln(4)/2
     >>> bool(np.allclose(r.solution["effort_optimal"], np.log(4) / 2, atol=1e-6))
     True
     """
-    from datamarkets.models.gne_equilibrium import as_gne_inputs
+    from datamarkets.models.gne_inputs import as_gne_inputs
 
     inp = as_gne_inputs(market)
     t0 = time.perf_counter()

@@ -29,8 +29,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from datamarkets.errors import GraphError, InvalidInputError
+from datamarkets.graphs.estimators import distribution_from_spec, estimator_from_spec
 from datamarkets.io import atomic_write_json, read_json, to_jsonable
-from datamarkets.models.estimators import distribution_from_spec, estimator_from_spec
 
 __all__ = [
     "BUYER_ATTRS",
@@ -40,7 +40,6 @@ __all__ = [
     "estimation_market",
     "estimation_market_from_dict",
     "estimation_market_to_dict",
-    "random_estimation_market",
     "read_estimation_market",
     "source_nodes",
     "source_positions",
@@ -371,113 +370,6 @@ def two_firm_example(x1: float, x2: float = 1.0, alpha: float = 1.0, delta: floa
         {"b1": dict(buyer), "b2": dict(buyer)},
         delta=delta,
     )
-
-
-def random_estimation_market(
-    n_buyers: int,
-    n_sources: int,
-    degree: int = 2,
-    seed: int | None = 0,
-    *,
-    dim: int = 1,
-    delta: float = 0.0,
-    alpha_range: tuple[float, float] | None = None,
-    density: float = 1.0,
-    effort_margin: tuple[float, float] = (1.0, 4.0),
-) -> nx.Graph:
-    """A random estimation market with polynomial-regression buyers.
-
-    Sources ``"s0", "s1", …`` at positions uniform in ``[−1, 1]^dim``; buyers ``"b0", "b1", …``
-    fit polynomials of ``degree`` with ``F`` uniform on a
-    random sub-box ``[a, b]`` (``a ∈ [−1, −0.2]``, ``b ∈ [0.2, 1]`` per axis), ``η = 1``; ``δ^k_j``
-    uniform in ``[0, delta]``. With ``density < 1`` each buyer uses a random subset of the sources of
-    that expected fraction (at least as many as its features; every source kept by some buyer).
-
-    Effort scale ``α``. The coefficients shrink with the number of sources: a least-squares hat
-    weight is :math:`O(1/N)`, so :math:`\\beta_i^k = E_F[w_i^k(x^*)^2] = O(1/N^2)` and
-    :math:`\\Gamma_i = \\sum_k \\gamma_i^k/\\eta^k = O(K/N^2)`. With a fixed ``α`` range the
-    equilibrium efforts :math:`e_i^* = \\ln(2\\alpha_i D_i)/(2\\alpha_i)` (17) are then negative for
-    large ``N`` and Theorem 1's c-polytope is empty (no interior GNE). By default
-    (``alpha_range=None``) each source gets :math:`\\alpha_i = u_i/(2\\Gamma_i)` with ``u_i`` uniform
-    in ``effort_margin`` (so ``α ∝ N²/K``); since the Leontief solution satisfies
-    :math:`d \\ge \\tilde\\gamma` when :math:`\\rho(A) < 1`, :math:`2\\alpha_i D_i \\ge u_i \\ge 1`:
-    every equilibrium effort and every welfare-optimal effort (28) is ``≥ 0`` whenever
-    :math:`\\gamma > 0` (with ``δ > 0`` a source with :math:`\\Gamma_i \\le 0` falls back to
-    :math:`\\sum_k \\beta_i^k`). Pass ``alpha_range=(lo, hi)`` for ``α`` uniform in it instead.
-
-    Raises
-    ------
-    InvalidInputError
-        Fewer sources than polynomial features, non-positive counts, ``delta`` outside [0, 1],
-        ``density`` outside (0, 1], ``alpha_range`` not positive, ``effort_margin`` not
-        ``1 ≤ lo ≤ hi``.
-
-    Examples
-    --------
-    >>> G = random_estimation_market(3, 10, degree=2, seed=1)
-    >>> len(buyer_nodes(G)), len(source_nodes(G))
-    (3, 10)
-    """
-    if n_buyers < 1 or n_sources < 1:
-        raise InvalidInputError(f"need n_buyers ≥ 1 and n_sources ≥ 1, got {n_buyers}, {n_sources}")
-    if not (0.0 <= delta <= 1.0):
-        raise InvalidInputError(f"delta bound must lie in [0, 1], got {delta!r}")
-    if not (0.0 < density <= 1.0):
-        raise InvalidInputError(f"density must lie in (0, 1], got {density!r}")
-    if alpha_range is not None and not (0.0 < alpha_range[0] <= alpha_range[1]):
-        raise InvalidInputError(f"alpha_range must satisfy 0 < lo <= hi, got {alpha_range!r}")
-    if not (1.0 <= effort_margin[0] <= effort_margin[1] < math.inf):
-        raise InvalidInputError(f"effort_margin must satisfy 1 <= lo <= hi, got {effort_margin!r}")
-    P = math.comb(dim + degree, degree)
-    if n_sources < P:
-        raise InvalidInputError(
-            f"{n_sources} sources cannot identify {P} polynomial features of degree {degree}"
-        )
-    rng = np.random.default_rng(seed)
-    X = rng.uniform(-1.0, 1.0, size=(n_sources, dim))
-    u01 = rng.uniform(0.0, 1.0, size=n_sources)  # same stream length whatever the α rule
-    lo_a, hi_a = alpha_range if alpha_range is not None else (1.0, 1.0)
-    alpha = lo_a + (hi_a - lo_a) * u01
-    sources = {
-        f"s{i}": {"x": float(X[i, 0]) if dim == 1 else X[i].tolist(), "alpha": float(alpha[i])}
-        for i in range(n_sources)
-    }
-    buyers = {}
-    for k in range(n_buyers):
-        lo = rng.uniform(-1.0, -0.2, size=dim)
-        hi = rng.uniform(0.2, 1.0, size=dim)
-        F = (
-            {"kind": "uniform", "low": float(lo[0]), "high": float(hi[0])}
-            if dim == 1
-            else {"kind": "uniform", "low": lo.tolist(), "high": hi.tolist()}
-        )
-        buyers[f"b{k}"] = {"estimator": {"kind": "polynomial", "degree": degree}, "F": F, "eta": 1.0}
-    D = np.triu(rng.uniform(0.0, delta, size=(n_buyers, n_buyers)), 1)
-    D = D + D.T
-    uses = None
-    if density < 1.0:
-        names = list(sources)
-        m = max(P + 1, round(density * n_sources))
-        uses = {
-            b: [names[i] for i in sorted(rng.choice(n_sources, size=min(m, n_sources), replace=False))]
-            for b in buyers
-        }
-        covered = {s for u in uses.values() for s in u}
-        for i, s in enumerate(names):
-            if s not in covered:
-                uses[f"b{i % n_buyers}"].append(s)
-    G = estimation_market(sources, buyers, delta=D, uses=uses)
-    if alpha_range is None:  # α_i = u_i / (2 Γ_i): interior equilibria (see above)
-        from datamarkets.models.estimators import market_coefficients
-
-        C = market_coefficients(G)
-        Gam = (np.maximum(C.gamma, 0.0) / C.eta[:, None]).sum(axis=0)
-        Gam = np.where(Gam > 0.0, Gam, C.beta.sum(axis=0))
-        Gam = np.maximum(Gam, np.finfo(float).tiny)
-        u = effort_margin[0] + (effort_margin[1] - effort_margin[0]) * u01
-        for i, s in enumerate(C.sources):
-            G.nodes[s]["alpha"] = float(u[i] / (2.0 * Gam[i]))
-    return G
 
 
 def write_estimation_market(G: nx.Graph, path: str | Path) -> Path:

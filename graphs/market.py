@@ -4,7 +4,7 @@ A market is an undirected :class:`networkx.Graph` whose nodes carry a ``role``:
 
 - ``"seller"`` (a resource): ``supply`` D^j ≥ 0 (data for sale, or a link's capacity). In a route
   market a seller also has ``link`` = ``(u, v)``, the network edge it stands for.
-- ``"buyer"`` (a user): ``valuation`` θ_i (a :class:`~datamarkets.models.valuations.Valuation` or
+- ``"buyer"`` (a user): ``valuation`` θ_i (a :class:`~datamarkets.graphs.valuations.Valuation` or
   its JSON dict), optional ``demand`` D_i > 0 (cap on the total quantity bought) and ``budget``
   b_i ≥ 0 (cap on the total payment; missing = unlimited). In a route market a buyer also has
   ``route``, the list of network nodes of its path.
@@ -36,8 +36,7 @@ import networkx as nx
 import numpy as np
 
 from datamarkets.errors import GraphError, InvalidInputError
-from datamarkets.io import atomic_path, atomic_write_json, read_json, to_jsonable
-from datamarkets.models.valuations import (
+from datamarkets.graphs.valuations import (
     AlphaFairValuation,
     LinearValuation,
     QuadraticValuation,
@@ -45,6 +44,7 @@ from datamarkets.models.valuations import (
     as_valuation,
     stack_quadratic,
 )
+from datamarkets.io import atomic_path, atomic_write_json, read_json, to_jsonable
 
 __all__ = [
     "MarketArrays",

@@ -1,6 +1,6 @@
 r"""The data-share market's own strategies: opt-out buyers and progressive sellers (Algorithms 2–3).
 
-Buyers bid "demand D_i at unit price p_i": from a :class:`~datamarkets.models.valuations.LinearValuation`
+Buyers bid "demand D_i at unit price p_i": from a :class:`~datamarkets.graphs.valuations.LinearValuation`
 D_i = demand and p_i = unit price; for any other valuation D_i = min(node ``demand``, peak) and
 p_i = θ_i'_-(D_i), the marginal value of the last unit wanted (Lemma 3: p = θ'(σ(a))).
 
@@ -45,7 +45,7 @@ import numpy as np
 
 from datamarkets.errors import ConvergenceError, InvalidInputError
 from datamarkets.graphs.market import example1_market, market_arrays
-from datamarkets.models.valuations import LinearValuation
+from datamarkets.graphs.valuations import LinearValuation
 from datamarkets.result import Certificate, Result, Timer, provenance
 from datamarkets.status import Status
 

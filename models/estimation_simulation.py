@@ -196,12 +196,8 @@ def simulate_estimation_market(
     >>> bool(sim.passed), sim.g_analytic.round(4).tolist()
     (True, [1.6667, 1.6667])
     """
-    from datamarkets.models.estimators import (
-        UniformDistribution,
-        distribution_from_spec,
-        estimator_from_spec,
-        market_coefficients,
-    )
+    from datamarkets.graphs.estimators import UniformDistribution, distribution_from_spec, estimator_from_spec
+    from datamarkets.models.estimators import market_coefficients
 
     if isinstance(n_rep, bool) or not isinstance(n_rep, (int, np.integer)) or n_rep < 2:
         raise InvalidInputError(f"n_rep must be an integer ≥ 2, got {n_rep!r}")

@@ -38,7 +38,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from datamarkets.errors import InvalidInputError
-from datamarkets.models.valuations import Valuation
+from datamarkets.graphs.valuations import Valuation
 
 __all__ = [
     "BestReply",
@@ -345,7 +345,7 @@ def best_reply(
 
     Examples
     --------
-    >>> from datamarkets.models.valuations import QuadraticValuation
+    >>> from datamarkets.graphs.valuations import QuadraticValuation
     >>> r = best_reply(QuadraticValuation(4.0, 1.0), [price_curve(3.0, [2.0], [2.0])], 0.0)
     >>> r.quantity, r.price  # θ'(z) = 4 − z beats P = 0 on [0, 1] and P = 2 on (1, 2]
     (2.0, 2.0)

@@ -53,9 +53,9 @@ import numpy as np
 
 from datamarkets.errors import ConvergenceError, InvalidInputError
 from datamarkets.graphs.market import MarketArrays, market_arrays
+from datamarkets.graphs.valuations import QuadraticValuation
 from datamarkets.models.psp import PriceCurve, _price_curve_sorted, _sup_quantity, best_reply
 from datamarkets.models.psp import _allocate as allocate
-from datamarkets.models.valuations import QuadraticValuation
 from datamarkets.progress import make_progress
 from datamarkets.result import Certificate, Result, Timer, provenance
 from datamarkets.status import Status
@@ -529,7 +529,7 @@ def psp_dynamics(
     Examples
     --------
     >>> from datamarkets.graphs.market import single_resource
-    >>> from datamarkets.models.valuations import QuadraticValuation
+    >>> from datamarkets.graphs.valuations import QuadraticValuation
     >>> G = single_resource(2.0, [QuadraticValuation(3, 1), QuadraticValuation(3, 1)])
     >>> r = psp_dynamics(G, 1e-3)
     >>> abs(r.solution["welfare"] - 5.0) < 0.01  # optimum: 1 unit each, welfare 2·(3 − 1/2) = 5

@@ -17,8 +17,8 @@ from datamarkets.formulations.auction_certificate import (
 )
 from datamarkets.formulations.welfare import market_arrays, solve_welfare
 from datamarkets.graphs.market import example1_market, random_bipartite_market, route_network, single_resource
+from datamarkets.graphs.valuations import QuadraticValuation
 from datamarkets.models.psp_dynamics import psp_dynamics
-from datamarkets.models.valuations import QuadraticValuation
 
 
 @given(seed=st.integers(0, 10_000), nb=st.integers(2, 10), ns=st.integers(1, 4), k=st.integers(1, 3))

@@ -7,8 +7,8 @@ import pytest
 
 from datamarkets.errors import GraphError, InvalidInputError
 from datamarkets.graphs.market import data_share_market
+from datamarkets.graphs.valuations import LinearValuation, QuadraticValuation
 from datamarkets.models.brokers import broker_experiment, market_price_of
-from datamarkets.models.valuations import LinearValuation, QuadraticValuation
 
 
 def greedy_linear_optimum(valuations, supply):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from datamarkets.errors import GraphError, InvalidInputError, MechanismError
-from datamarkets.graphs.chain import chain_graph, game_from_graph
 from datamarkets.models.chain_equilibrium import solve_equilibrium
+from datamarkets.models.chain_graph import chain_graph, game_from_graph
 from datamarkets.models.chain_valuations import paper_model
 
 

@@ -11,11 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from datamarkets.graphs.estimation_market import (
-    estimation_market,
-    random_estimation_market,
-    write_estimation_market,
-)
+from datamarkets.graphs.estimation_market import estimation_market, write_estimation_market
+from datamarkets.models.estimators import random_estimation_market
 
 ENV = {**os.environ, "DATAMARKETS_NO_PROGRESS": "1"}
 FIELDS = [

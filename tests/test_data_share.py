@@ -11,13 +11,13 @@ from hypothesis import strategies as st
 import datamarkets.models.data_share as DS
 from datamarkets.errors import ConvergenceError, InvalidInputError
 from datamarkets.graphs.market import data_share_market, example1_market, route_network
+from datamarkets.graphs.valuations import AlphaFairValuation, LinearValuation, QuadraticValuation
 from datamarkets.models.data_share import (
     data_share_auction,
     opt_out_pool,
     progressive_allocation,
     solve_example1,
 )
-from datamarkets.models.valuations import AlphaFairValuation, LinearValuation, QuadraticValuation
 
 TABLE1 = {"A": (50, 1.0), "B": (40, 1.2), "C": (26, 1.5), "D": (20, 2.0), "E": (14, 2.2)}
 

@@ -15,7 +15,6 @@ from datamarkets.graphs.estimation_market import (
     buyer_nodes,
     delta_matrix,
     estimation_market,
-    random_estimation_market,
     read_estimation_market,
     source_nodes,
     source_positions,
@@ -23,7 +22,7 @@ from datamarkets.graphs.estimation_market import (
     validate_estimation_market,
     write_estimation_market,
 )
-from datamarkets.models.estimators import market_coefficients
+from datamarkets.models.estimators import market_coefficients, random_estimation_market
 
 LIN = {"kind": "polynomial", "degree": 1}
 UNI = {"kind": "uniform", "low": -1.0, "high": 1.0}
@@ -416,7 +415,7 @@ def test_write_validates_first(tmp_path):
 def test_default_alpha_gives_interior_equilibria(K, N, degree, dim, density):
     """Default α scales like N²/K so that 2 α_i D_i ≥ 1 (e* ≥ 0); with the old fixed range
     α ∈ [0.5, 2] these markets had negative equilibrium efforts (empty c-polytope)."""
-    from datamarkets.models.gne_equilibrium import solve_gne
+    from datamarkets.formulations.gne_solve import solve_gne
     from datamarkets.status import Status
 
     for seed in (0, 2):

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from datamarkets.errors import InvalidInputError
-from datamarkets.graphs.estimation_market import estimation_market, random_estimation_market, two_firm_example
+from datamarkets.graphs.estimation_market import estimation_market, two_firm_example
 from datamarkets.models.estimation_simulation import simulate_estimation_market
-from datamarkets.models.estimators import market_coefficients
+from datamarkets.models.estimators import market_coefficients, random_estimation_market
 
 Z = 4.0
 

@@ -19,13 +19,8 @@ from hypothesis import strategies as st
 from scipy.special import erf
 
 from datamarkets.errors import GraphError, InvalidInputError
-from datamarkets.graphs.estimation_market import (
-    estimation_market,
-    random_estimation_market,
-    source_positions,
-    two_firm_example,
-)
-from datamarkets.models.estimators import (
+from datamarkets.graphs.estimation_market import estimation_market, source_positions, two_firm_example
+from datamarkets.graphs.estimators import (
     DiscreteDistribution,
     KernelLeastSquares,
     PolynomialLeastSquares,
@@ -34,10 +29,9 @@ from datamarkets.models.estimators import (
     distribution_from_spec,
     estimator_coefficients,
     estimator_from_spec,
-    gamma_from_beta,
-    market_coefficients,
     polynomial_exponents,
 )
+from datamarkets.models.estimators import gamma_from_beta, market_coefficients, random_estimation_market
 
 U11 = UniformDistribution((-1.0,), (1.0,))
 

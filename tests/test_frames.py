@@ -103,8 +103,8 @@ def eps_nash(psp):
 @pytest.fixture(scope="module")
 def broker():
     from datamarkets.graphs.market import data_share_market
+    from datamarkets.graphs.valuations import LinearValuation
     from datamarkets.models.brokers import broker_experiment
-    from datamarkets.models.valuations import LinearValuation
 
     A = data_share_market({"a1": LinearValuation(1.0, 30), "a2": LinearValuation(0.5, 30)}, {"SA": 100.0})
     B = data_share_market({"b1": LinearValuation(3.0, 40), "b2": LinearValuation(2.0, 40)}, {"SB": 50.0})
@@ -113,14 +113,15 @@ def broker():
 
 @pytest.fixture(scope="module")
 def gne():
-    from datamarkets.models.gne_equilibrium import solve_gne
+    from datamarkets.formulations.gne_solve import solve_gne
 
     return solve_gne(two_firm_example(0.5))
 
 
 @pytest.fixture(scope="module")
 def gne_none():
-    from datamarkets.models.gne_equilibrium import GNEInputs, solve_gne
+    from datamarkets.formulations.gne_solve import solve_gne
+    from datamarkets.models.gne_inputs import GNEInputs
 
     xi = np.full((2, 2, 2), 1.5) - 0.5 * np.eye(2)  # ξ = 1.5 off the diagonal: ρ(A) = 1.5 ≥ 1
     return solve_gne(GNEInputs.from_arrays(np.ones((2, 2)), xi, np.ones(2)), welfare=False)
@@ -772,7 +773,9 @@ def test_estimation_simulation_frames():
 def test_gne_dataclass_frames(gne):
     from datamarkets.formulations.gne_best_response import solve_best_response
     from datamarkets.formulations.welfare_effort import price_of_anarchy
-    from datamarkets.models.gne_equilibrium import as_gne_inputs, c_polytope, leontief_matrix, spectral_radius
+    from datamarkets.models.gne_inputs import as_gne_inputs
+    from datamarkets.models.gne_leontief import leontief_matrix, spectral_radius
+    from datamarkets.models.gne_polytope import c_polytope
 
     inp = as_gne_inputs(two_firm_example(0.5))
     d = np.asarray(gne.solution["d"])

@@ -16,7 +16,10 @@ from datamarkets.formulations.gne_best_response import (
     lemma1_coefficients,
     solve_best_response,
 )
-from datamarkets.models.gne_equilibrium import GNEInputs, c_polytope, solve_gne, solve_leontief
+from datamarkets.formulations.gne_solve import solve_gne
+from datamarkets.models.gne_inputs import GNEInputs
+from datamarkets.models.gne_leontief import solve_leontief
+from datamarkets.models.gne_polytope import c_polytope
 from datamarkets.status import Status
 
 

@@ -16,18 +16,15 @@ from hypothesis import strategies as st
 from scipy.sparse.linalg import aslinearoperator
 
 from datamarkets.errors import ConvergenceError, InvalidInputError
-from datamarkets.models.gne_equilibrium import (
-    GNEInputs,
-    as_gne_inputs,
-    c_polytope,
-    effort_response,
+from datamarkets.formulations.gne_solve import solve_gne
+from datamarkets.models.gne_inputs import GNEInputs, as_gne_inputs, effort_response, variance_response
+from datamarkets.models.gne_leontief import (
     leontief_matrix,
     leontief_operator,
-    solve_gne,
     solve_leontief,
     spectral_radius,
-    variance_response,
 )
+from datamarkets.models.gne_polytope import c_polytope
 from datamarkets.status import Status
 
 
@@ -273,7 +270,7 @@ def test_effort_and_variance_response():
 
 
 def test_graph_input_and_report():
-    from datamarkets.graphs.estimation_market import random_estimation_market
+    from datamarkets.models.estimators import random_estimation_market
 
     G = random_estimation_market(2, 5, degree=1, seed=3, alpha_range=(50.0, 60.0))
     res = solve_gne(G)

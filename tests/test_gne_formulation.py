@@ -43,7 +43,7 @@ def _d_rel(r, ref) -> float:
 def dense_leontief_d(instance) -> np.ndarray:
     """d = (I − A)⁻¹ γ̃ with A built entry by entry from (25): (A d)_{k,q} = Σ_{j≠k} Σ_{l≠q}
     ξ^j_{l,q} d^j_l (complete markets: every buyer uses every source)."""
-    from datamarkets.models.gne_equilibrium import as_gne_inputs
+    from datamarkets.models.gne_inputs import as_gne_inputs
 
     inp = as_gne_inputs(instance)
     assert inp.uses.all()
@@ -69,7 +69,7 @@ TWO_FIRM = [
 # ----------------------------------------------------------------------------- direct route
 @pytest.mark.parametrize("params", TWO_FIRM)
 def test_two_firm_direct_route_matches_solve_gne_and_the_dense_system(f, params):
-    from datamarkets.models.gne_equilibrium import solve_gne
+    from datamarkets.formulations.gne_solve import solve_gne
 
     G = f.instance(params)
     r = f.solve(G)

@@ -12,13 +12,10 @@ from hypothesis import strategies as st
 import datamarkets.formulations.gne_lp as gne_lp
 from datamarkets.errors import InvalidInputError
 from datamarkets.formulations.gne_lp import leontief_feasibility, payment_range
-from datamarkets.models.gne_equilibrium import (
-    GNEInputs,
-    c_polytope,
-    leontief_matrix,
-    solve_gne,
-    solve_leontief,
-)
+from datamarkets.formulations.gne_solve import solve_gne
+from datamarkets.models.gne_inputs import GNEInputs
+from datamarkets.models.gne_leontief import leontief_matrix, solve_leontief
+from datamarkets.models.gne_polytope import c_polytope
 from datamarkets.status import Status
 
 

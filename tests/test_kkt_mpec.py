@@ -17,7 +17,7 @@ from datamarkets.formulations.kkt_mpec import (
 )
 from datamarkets.formulations.welfare import market_arrays, solve_welfare
 from datamarkets.graphs.market import example1_market, random_bipartite_market, single_resource
-from datamarkets.models.valuations import AlphaFairValuation, QuadraticValuation
+from datamarkets.graphs.valuations import AlphaFairValuation, QuadraticValuation
 
 
 def test_one_buyer_closed_form():

@@ -26,7 +26,7 @@ from datamarkets.graphs.market import (
     write_market_graphml,
     write_market_json,
 )
-from datamarkets.models.valuations import LinearValuation, QuadraticValuation
+from datamarkets.graphs.valuations import LinearValuation, QuadraticValuation
 
 Q = {"kind": "quadratic", "a": 2.0, "b": 1.0}
 

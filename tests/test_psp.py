@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import datamarkets.models.psp as P
 from datamarkets.errors import InvalidInputError
+from datamarkets.graphs.valuations import LinearValuation, QuadraticValuation
 from datamarkets.models.psp import (
     allocate,
     available_quantity,
@@ -21,7 +22,6 @@ from datamarkets.models.psp import (
     price_curve,
     price_integral,
 )
-from datamarkets.models.valuations import LinearValuation, QuadraticValuation
 
 
 def test_doctests():

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 import datamarkets.models.psp_dynamics as PD
 from datamarkets.errors import ConvergenceError, InvalidInputError
 from datamarkets.graphs.market import data_share_market, route_network, single_resource
+from datamarkets.graphs.valuations import LinearValuation, QuadraticValuation
 from datamarkets.models.psp_dynamics import psp_dynamics
-from datamarkets.models.valuations import LinearValuation, QuadraticValuation
 
 
 def water_filling(a, b, Q):

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import datamarkets.models.valuations as V
+import datamarkets.graphs.valuations as V
 from datamarkets.errors import InvalidInputError
-from datamarkets.models.valuations import (
+from datamarkets.graphs.valuations import (
     AlphaFairValuation,
     LinearValuation,
     PiecewiseLinearValuation,

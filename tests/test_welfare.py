@@ -15,7 +15,7 @@ from datamarkets.errors import GraphError, InfeasibleError, InvalidInputError, U
 from datamarkets.formulations import welfare as W
 from datamarkets.formulations.welfare import market_arrays, solve_welfare, write_solution
 from datamarkets.graphs.market import example1_market, random_bipartite_market, route_network, single_resource
-from datamarkets.models.valuations import AlphaFairValuation, LinearValuation, QuadraticValuation
+from datamarkets.graphs.valuations import AlphaFairValuation, LinearValuation, QuadraticValuation
 from datamarkets.status import Status
 
 ROUTES_QP = ("clarabel", "cvxpy", "highs", "pyomo")

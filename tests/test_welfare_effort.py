@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from datamarkets.errors import InvalidInputError
 from datamarkets.formulations.gne_best_response import CLARABEL_OPTIONS
+from datamarkets.formulations.gne_solve import solve_gne
 from datamarkets.formulations.welfare_effort import (
     build_welfare_program,
     optimal_effort,
@@ -20,7 +21,7 @@ from datamarkets.formulations.welfare_effort import (
     social_loss,
     solve_welfare,
 )
-from datamarkets.models.gne_equilibrium import GNEInputs, solve_gne
+from datamarkets.models.gne_inputs import GNEInputs
 from datamarkets.status import Status
 
 
