@@ -14,6 +14,9 @@ from typing import Any
 import typer
 
 from datamarkets.cli.common import EXIT_UNCERTIFIED, emit_json, fail, print_table, solver_output_to_stderr
+from datamarkets.errors import InvalidInputError
+from datamarkets.io import read_json
+from datamarkets.registry import get_formulation
 
 app = typer.Typer(
     short_help="Data auctions on market graphs: welfare optimum, KKT system, PSP auction dynamics.",
@@ -32,15 +35,17 @@ _SOLVERS = ("auto", "highs", "clarabel", "cvxpy", "pyomo")
 
 
 def _load_market(path: Path) -> Any:
-    from datamarkets.errors import InvalidInputError
-
     if not path.exists():
         raise InvalidInputError(f"market file {str(path)!r} does not exist")
     if path.suffix.lower() in (".graphml", ".xml"):
-        from datamarkets.graphs.market import read_market_graphml
+        from datamarkets.graphs.market import (
+            read_market_graphml,  # lazy: fast --help (no solver stack)
+        )
 
         return read_market_graphml(path)
-    from datamarkets.graphs.market import read_market_json
+    from datamarkets.graphs.market import (
+        read_market_json,  # lazy: fast --help (no solver stack)
+    )
 
     return read_market_json(path)
 
@@ -102,7 +107,6 @@ def solve(
     rounds of the PSP auction until no buyer can gain more than ε by re-bidding. Exit 0 certified,
     2 bad input, 3 solver failure, 4 uncertified.
     """
-    from datamarkets.errors import InvalidInputError
 
     if method not in _METHODS:
         raise InvalidInputError(f"unknown --method {method!r}; choose one of {', '.join(_METHODS)}")
@@ -113,7 +117,6 @@ def solve(
     G = _load_market(graph)
     with solver_output_to_stderr():
         res = _solve(G, method, solver, epsilon, tol, scaling or None)
-    from datamarkets.registry import get_formulation
 
     # the market is embedded (with its hash) so that `datamarkets verify` can re-check the output alone
     name = {"optimum": "auction-welfare", "kkt": "auction-kkt", "psp": "auction-psp"}[method]
@@ -133,17 +136,26 @@ def solve(
 
 
 def _solve(G: Any, method: str, solver: str, epsilon: float, tol: float, scaling: float | None = 2.0) -> Any:
-    from datamarkets.formulations.auction_certificate import certify_allocation
-    from datamarkets.formulations.welfare import market_arrays, solve_welfare
+    from datamarkets.formulations.auction_certificate import (
+        certify_allocation,  # lazy: fast --help (no solver stack)
+    )
+    from datamarkets.formulations.welfare import (  # lazy: fast --help (no solver stack)
+        market_arrays,
+        solve_welfare,
+    )
 
     M = market_arrays(G)
     if method == "optimum":
         return solve_welfare(M, solver, certify_tol=tol)
     if method == "kkt":
-        from datamarkets.formulations.kkt_mpec import solve_kkt
+        from datamarkets.formulations.kkt_mpec import (
+            solve_kkt,  # lazy: fast --help (no solver stack)
+        )
 
         return solve_kkt(M, certify_tol=tol)
-    from datamarkets.models.psp_dynamics import psp_dynamics
+    from datamarkets.models.psp_dynamics import (
+        psp_dynamics,  # lazy: fast --help (no solver stack)
+    )
 
     # ε-scaling (warm-started stages ε·2^K … ε, same final ε-stopping rule): ~16× fewer rounds
     res = psp_dynamics(G, epsilon, scaling=scaling)
@@ -169,8 +181,9 @@ def verify(
 ) -> None:
     """Certify any allocation: the prices that best explain it (an LP), the remaining violation of
     the optimality conditions, and its welfare gap to the optimum. Exit 0 certified, 4 not."""
-    from datamarkets.formulations.auction_certificate import certify_allocation
-    from datamarkets.io import read_json
+    from datamarkets.formulations.auction_certificate import (
+        certify_allocation,  # lazy: fast --help (no solver stack)
+    )
 
     G = _load_market(graph)
     alloc = read_json(allocation)
@@ -202,10 +215,21 @@ def example1(
     epsilon: float = typer.Option(0.01, "--epsilon", help="Bid increment ε of the reserve rule."),
 ) -> None:
     """Example 1 of the data-share paper: the reserve-rule outcome beside the welfare optimum."""
-    from datamarkets.formulations.auction_certificate import certify_allocation, price_intervals
-    from datamarkets.formulations.kkt_mpec import solve_kkt
-    from datamarkets.formulations.welfare import allocation_vector, market_arrays, solve_welfare
-    from datamarkets.graphs.market import example1_market
+    from datamarkets.formulations.auction_certificate import (  # lazy: fast --help (no solver stack)
+        certify_allocation,
+        price_intervals,
+    )
+    from datamarkets.formulations.kkt_mpec import (
+        solve_kkt,  # lazy: fast --help (no solver stack)
+    )
+    from datamarkets.formulations.welfare import (  # lazy: fast --help (no solver stack)
+        allocation_vector,
+        market_arrays,
+        solve_welfare,
+    )
+    from datamarkets.graphs.market import (
+        example1_market,  # lazy: fast --help (no solver stack)
+    )
 
     G = example1_market()
     with solver_output_to_stderr():
@@ -271,7 +295,9 @@ def example1(
 def _paper_example1(G: Any, epsilon: float) -> dict[str, Any]:
     """The paper's reserve-rule outcome (``datamarkets.models.data_share.solve_example1``)."""
     try:
-        from datamarkets.models.data_share import solve_example1
+        from datamarkets.models.data_share import (
+            solve_example1,  # lazy: fast --help (no solver stack)
+        )
     except ImportError as exc:  # pragma: no cover - module missing in a partial install
         return {"available": False, "reason": f"datamarkets.models.data_share: {exc}"}
     d = solve_example1(epsilon=epsilon).to_dict()
@@ -290,8 +316,10 @@ def generate(
 ) -> None:
     """Write a random market (node-link JSON): buyers with random valuations, each linked to a few
     random sellers; the file feeds `auction solve --graph`."""
-    from datamarkets.errors import InvalidInputError
-    from datamarkets.graphs.market import random_bipartite_market, write_market_json
+    from datamarkets.graphs.market import (  # lazy: fast --help (no solver stack)
+        random_bipartite_market,
+        write_market_json,
+    )
 
     if buyers < 1 or sellers < 1 or edges_per_buyer < 1:
         raise InvalidInputError("--buyers, --sellers and --edges-per-buyer must be ≥ 1")

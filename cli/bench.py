@@ -12,6 +12,8 @@ from pathlib import Path
 import typer
 
 from datamarkets.cli.common import fail, solver_output_to_stderr, stderr
+from datamarkets.errors import InvalidInputError
+from datamarkets.registry import get_formulation
 
 __all__ = ["app"]
 
@@ -74,9 +76,11 @@ def solvers(
         False, "--no-warmup", help="Do not run each solver once untimed before measuring."
     ),
 ) -> None:
-    from datamarkets.cli.bench_solvers import parse_sizes, run_solver_bench, write_bench
-    from datamarkets.errors import InvalidInputError
-    from datamarkets.registry import get_formulation
+    from datamarkets.cli.bench_solvers import (  # lazy: fast --help (no solver stack)
+        parse_sizes,
+        run_solver_bench,
+        write_bench,
+    )
 
     try:
         size_list = parse_sizes(sizes)

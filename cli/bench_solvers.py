@@ -40,10 +40,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from datamarkets import __version__
 from datamarkets import solvers as _solvers
+from datamarkets.cli.common import stdout
 from datamarkets.errors import InvalidInputError, SolverLimitError
 from datamarkets.formulation import DIRECT, Formulation
 from datamarkets.io import atomic_path, atomic_write_csv, atomic_write_json, instance_hash, to_jsonable
+from datamarkets.plotting import pyplot, save_figure
+from datamarkets.progress import make_progress
+from datamarkets.registry import get_formulation, list_formulations
 from datamarkets.result import provenance
 from datamarkets.status import InaccurateSolutionWarning, Status
 
@@ -138,10 +143,8 @@ def _seed_list(seeds: int | Iterable[int]) -> list[int]:
 
 
 def _families(family: str) -> list[Formulation]:
-    from datamarkets.registry import formulations, get_formulation
-
     if family == "all":
-        return list(formulations().values())
+        return list(list_formulations().values())
     return [get_formulation(family)]
 
 
@@ -161,8 +164,6 @@ def _solver_list(f: Formulation, solvers: Sequence[str] | None) -> list[str]:
 # --------------------------------------------------------------------------- running
 def _installed_version(solver: str) -> str | None:
     if solver == DIRECT:
-        from datamarkets import __version__
-
         return f"datamarkets {__version__}"
     return _solvers.available_solvers().get(solver)
 
@@ -311,7 +312,6 @@ def run_solver_bench(
     >>> bool((df["objective_gap_rel"] <= 1e-9).all())
     True
     """
-    from datamarkets.progress import make_progress
 
     size_list = parse_sizes(sizes)
     seed_list = _seed_list(seeds)
@@ -533,14 +533,11 @@ def plot_bench(df: pd.DataFrame, family: str, path: str | Path) -> Path:
     >>> p.read_bytes()[:4]
     b'\\x89PNG'
     """
-    from datamarkets.plotting import pyplot, save_figure
 
     plt = pyplot()
     ran = _ran(df[df["family"] == family])
     xlabel = "instance size"
     try:
-        from datamarkets.registry import get_formulation
-
         xlabel = f"size = {get_formulation(family).size_meaning}"
     except InvalidInputError:  # a table from a formulation no longer installed
         pass
@@ -668,8 +665,6 @@ def read_bench(path: str | Path) -> pd.DataFrame:
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     from rich import box
     from rich.table import Table
-
-    from datamarkets.cli.common import stdout
 
     table = Table(
         title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, title_justify="left"

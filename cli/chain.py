@@ -16,6 +16,9 @@ from typing import Any
 import typer
 
 from datamarkets.cli.common import EXIT_UNCERTIFIED, emit_json, print_table, stdout
+from datamarkets.errors import InvalidInputError
+from datamarkets.io import read_json
+from datamarkets.registry import get_formulation
 
 __all__ = ["app"]
 
@@ -44,8 +47,6 @@ _JSON = typer.Option(False, "--json", help="Print JSON only.")
 
 
 def _parse_mechanism(spec: str | None) -> Any:
-    from datamarkets.errors import InvalidInputError
-
     if spec is None:
         return None
     s = spec.strip()
@@ -58,9 +59,10 @@ def _parse_mechanism(spec: str | None) -> Any:
 
 
 def _load_game(model: str | None, n: int, mechanism: str | None, model_file: Path | None) -> Any:
-    from datamarkets.errors import InvalidInputError
-    from datamarkets.models.chain_game import load_game
-    from datamarkets.models.chain_valuations import paper_model
+    from datamarkets.models.chain_game import load_game  # lazy: fast --help (no solver stack)
+    from datamarkets.models.chain_valuations import (
+        paper_model,  # lazy: fast --help (no solver stack)
+    )
 
     if (model is None) == (model_file is None):
         raise InvalidInputError("give exactly one of --model and --model-file")
@@ -125,8 +127,12 @@ def solve(
     trades), each trade's probability and each player's expected utility — computed, not sampled —
     and, unless the game is large, the LP certificate. Exit 0 certified, 2 bad input, 4 uncertified.
     """
-    from datamarkets.formulations.chain_certificate import certify_equilibrium
-    from datamarkets.models.chain_equilibrium import solve_equilibrium
+    from datamarkets.formulations.chain_certificate import (
+        certify_equilibrium,  # lazy: fast --help (no solver stack)
+    )
+    from datamarkets.models.chain_equilibrium import (
+        solve_equilibrium,  # lazy: fast --help (no solver stack)
+    )
 
     game = _load_game(model, n, mechanism, model_file)
     eq = solve_equilibrium(game, method=method)
@@ -137,7 +143,6 @@ def solve(
         _merge_lp(res, certify_equilibrium(game, eq))
     else:
         res.certificate.details["lp_certificate"] = "skipped (large instance); run `datamarkets chain verify`"
-    from datamarkets.registry import get_formulation
 
     # the game is embedded (with its hash) so that `datamarkets verify` can re-check the output alone
     get_formulation("chain-equilibrium").attach(res, game, "direct")
@@ -167,10 +172,12 @@ def verify(
 
     Without --claim the package's own equilibrium is certified. Exit 0 certified, 4 not.
     """
-    from datamarkets.errors import InvalidInputError
-    from datamarkets.formulations.chain_certificate import certify_equilibrium
-    from datamarkets.io import read_json
-    from datamarkets.models.chain_equilibrium import solve_equilibrium
+    from datamarkets.formulations.chain_certificate import (
+        certify_equilibrium,  # lazy: fast --help (no solver stack)
+    )
+    from datamarkets.models.chain_equilibrium import (
+        solve_equilibrium,  # lazy: fast --help (no solver stack)
+    )
 
     game = _load_game(model, n, mechanism, model_file)
     if claim is not None:
@@ -228,9 +235,15 @@ def optimize(
     ≥ 0, at most the whole price). Compared with RAW (no sharing) and AVE (equal shares), beside an
     upper bound on any mechanism's welfare; the search is heuristic (optimality is not proven).
     """
-    from datamarkets.formulations.chain_certificate import certify_equilibrium
-    from datamarkets.models.chain_equilibrium import solve_equilibrium
-    from datamarkets.models.chain_mechanism_opt import optimize_mechanism
+    from datamarkets.formulations.chain_certificate import (
+        certify_equilibrium,  # lazy: fast --help (no solver stack)
+    )
+    from datamarkets.models.chain_equilibrium import (
+        solve_equilibrium,  # lazy: fast --help (no solver stack)
+    )
+    from datamarkets.models.chain_mechanism_opt import (
+        optimize_mechanism,  # lazy: fast --help (no solver stack)
+    )
 
     game = _load_game(model, n, None, model_file)
     res = optimize_mechanism(
@@ -298,8 +311,9 @@ def reproduce(
 
     Every equilibrium is LP-certified and the exact expectations are checked against Monte Carlo.
     """
-    from datamarkets.cli.chain_experiments import reproduce as run
-    from datamarkets.errors import InvalidInputError
+    from datamarkets.cli.chain_experiments import (
+        reproduce as run,  # lazy: fast --help (no solver stack)
+    )
 
     if not 1 <= n_min <= n_max:
         raise InvalidInputError(f"need 1 <= --n-min <= --n-max, got {n_min!r}, {n_max!r}")

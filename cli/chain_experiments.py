@@ -24,7 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from datamarkets.formulations.chain_certificate import certify_equilibrium
 from datamarkets.io import atomic_write_csv, atomic_write_json, atomic_write_text
+from datamarkets.models.chain_equilibrium import solve_equilibrium
+from datamarkets.models.chain_mechanism_opt import optimize_mechanism
+from datamarkets.models.chain_simulation import METRICS, simulate
+from datamarkets.models.chain_valuations import paper_model
 from datamarkets.plotting import pyplot, save_figure
 from datamarkets.progress import track
 from datamarkets.result import provenance
@@ -45,16 +50,12 @@ _COLORS = {"raw": "#7f7f7f", "ave": "#1f77b4", "opt": "#d62728"}
 
 
 def _opt(model: str, n: int, **kw: Any) -> Any:
-    from datamarkets.models.chain_mechanism_opt import optimize_mechanism
-    from datamarkets.models.chain_valuations import paper_model
-
     return optimize_mechanism(paper_model(model, n, "raw"), **kw)
 
 
 def _paper_protocol(game: Any, eq: Any, seeds: int, samples: int) -> dict[str, Any]:
     """The paper's protocol (``seeds`` × ``samples`` profiles, seeds 0..seeds-1): mean and sd across
     seeds as the paper reports, plus the pooled standard error of the mean over all samples."""
-    from datamarkets.models.chain_simulation import METRICS, simulate
 
     runs = [simulate(game, eq, samples, seed) for seed in range(seeds)]
     out: dict[str, Any] = {}
@@ -92,9 +93,6 @@ def table1_rows(
     opt : dict
         ``model -> {"mechanism", "social_welfare", ...}`` of the OPT searches.
     """
-    from datamarkets.formulations.chain_certificate import certify_equilibrium
-    from datamarkets.models.chain_equilibrium import solve_equilibrium
-    from datamarkets.models.chain_valuations import paper_model
 
     opt_kwargs = dict(opt_kwargs or {})
     table: list[dict[str, Any]] = []
@@ -173,8 +171,6 @@ def figure3_rows(
     opt : dict
         ``"model/n" -> OPT mechanism`` matrices.
     """
-    from datamarkets.models.chain_equilibrium import solve_equilibrium
-    from datamarkets.models.chain_valuations import paper_model
 
     opt_kwargs = dict(opt_kwargs or {})
     rows: list[dict[str, Any]] = []

@@ -20,6 +20,12 @@ from datamarkets.cli.common import (
     solver_output_to_stderr,
     stdout,
 )
+from datamarkets.errors import InvalidInputError
+from datamarkets.io import read_json
+from datamarkets.registry import broken_plugins, formulation_for_kind, get_formulation
+from datamarkets.registry import list_formulations as registered
+from datamarkets.solvers import available_solvers
+from datamarkets.status import StatusGroup
 
 __all__ = ["exit_code", "formulations", "parse_params", "solve", "verify"]
 
@@ -41,8 +47,6 @@ def parse_params(items: list[str] | None) -> dict[str, Any]:
     """
     import json
 
-    from datamarkets.errors import InvalidInputError
-
     out: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
@@ -59,9 +63,6 @@ def formulations(
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """List the registered formulations, their solvers (installed or not) and their parameters."""
-    from datamarkets.registry import broken_plugins
-    from datamarkets.registry import formulations as registered
-    from datamarkets.solvers import available_solvers
 
     avail = available_solvers()
     found = registered()
@@ -118,9 +119,6 @@ def solve(
     JSON file. The saved result embeds the instance and its hash, so `datamarkets verify` can check
     it later on its own. Exit 0 certified, 2 bad input, 3 solver failure, 4 not certified.
     """
-    from datamarkets.errors import InvalidInputError
-    from datamarkets.io import read_json
-    from datamarkets.registry import get_formulation
 
     f = get_formulation(name)
     if instance is not None and param:
@@ -144,7 +142,6 @@ def solve(
 def exit_code(res: Any) -> int:
     """0 certified, or a typed "no solution exists" answer (infeasible, no equilibrium); 3 a limit
     or solver error; 4 a solution whose certificate failed."""
-    from datamarkets.status import StatusGroup
 
     if res.status.has_solution:
         return 0 if res.certificate.passed else EXIT_UNCERTIFIED
@@ -195,9 +192,6 @@ def verify(
     Exit 0 when every residual is within its tolerance, 4 when one is not, 2 for a bad file
     (including an instance that does not match its recorded hash).
     """
-    from datamarkets.errors import InvalidInputError
-    from datamarkets.io import read_json
-    from datamarkets.registry import formulation_for_kind
 
     saved = read_json(result)
     if not isinstance(saved, dict) or "kind" not in saved or "status" not in saved:

@@ -30,6 +30,10 @@ from datamarkets.cli.common import (
     print_table,
     solver_output_to_stderr,
 )
+from datamarkets.errors import InvalidInputError
+from datamarkets.io import atomic_write_csv
+from datamarkets.progress import track
+from datamarkets.registry import get_formulation
 
 __all__ = ["app", "gne_report", "two_firm_sweep"]
 
@@ -165,8 +169,9 @@ def _solve_and_report(
     include_xi: bool = True,
     out: Path | None = None,
 ) -> None:
-    from datamarkets.formulations.gne_solve import solve_gne
-    from datamarkets.registry import get_formulation
+    from datamarkets.formulations.gne_solve import (
+        solve_gne,  # lazy: fast --help (no solver stack)
+    )
 
     with solver_output_to_stderr():
         res = solve_gne(G, method=method, best_response_gap=best_response, lp_check=lp)  # type: ignore[arg-type]
@@ -197,7 +202,9 @@ def solve(
 
     Exit 0 (certified or "no_equilibrium"), 2 bad input, 3 solver failure, 4 uncertified.
     """
-    from datamarkets.graphs.estimation_market import read_estimation_market
+    from datamarkets.graphs.estimation_market import (
+        read_estimation_market,  # lazy: fast --help (no solver stack)
+    )
 
     if method not in ("auto", "dense", "gmres", "neumann"):
         fail(f"unknown --method {method!r}", EXIT_INPUT)
@@ -218,7 +225,9 @@ def example(
 
     Exit 0 (certified or "no_equilibrium"), 2 bad input, 3 solver failure, 4 uncertified.
     """
-    from datamarkets.graphs.estimation_market import two_firm_example
+    from datamarkets.graphs.estimation_market import (
+        two_firm_example,  # lazy: fast --help (no solver stack)
+    )
 
     G = two_firm_example(x1, x2=x2, alpha=alpha, delta=delta)
     _solve_and_report(G, "auto", True, True, json_out, out=out)
@@ -248,11 +257,15 @@ def two_firm_sweep(
     """
     import numpy as np
 
-    from datamarkets.errors import InvalidInputError
-    from datamarkets.formulations.gne_solve import solve_gne
-    from datamarkets.graphs.estimation_market import two_firm_example
-    from datamarkets.models.estimators import market_coefficients
-    from datamarkets.progress import track
+    from datamarkets.formulations.gne_solve import (
+        solve_gne,  # lazy: fast --help (no solver stack)
+    )
+    from datamarkets.graphs.estimation_market import (
+        two_firm_example,  # lazy: fast --help (no solver stack)
+    )
+    from datamarkets.models.estimators import (
+        market_coefficients,  # lazy: fast --help (no solver stack)
+    )
 
     rows = []
     for x1 in track(list(x1_values), "two-firm sweep"):
@@ -336,7 +349,10 @@ _LABELS = {
 def _write_figures(rows: list[dict[str, Any]], out: Path, collapse_margin: float) -> list[Path]:
     import numpy as np
 
-    from datamarkets.plotting import pyplot, save_figure
+    from datamarkets.plotting import (  # lazy: fast --help (no solver stack)
+        pyplot,
+        save_figure,
+    )
 
     plt = pyplot()
 
@@ -390,8 +406,6 @@ def sweep(
 ) -> None:
     """Regenerate Figures 1-4 of §IV (γ, ξ, d, price of anarchy against x1) as PNG + CSV."""
     import numpy as np
-
-    from datamarkets.io import atomic_write_csv
 
     if steps < 2:
         fail(f"--steps must be >= 2, got {steps}", EXIT_INPUT)

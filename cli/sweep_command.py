@@ -22,6 +22,7 @@ from pathlib import Path
 import typer
 
 from datamarkets.cli.common import EXIT_ALGORITHM, EXIT_INPUT, emit_json, fail, stdout
+from datamarkets.errors import InvalidInputError
 
 __all__ = ["sweep"]
 
@@ -54,8 +55,11 @@ def sweep(
     A re-run skips the tasks already in the store; a worker that dies has its task retried.
     Read the store with ``datamarkets.cli.sweep.read_store(STORE)``.
     """
-    from datamarkets.cli.sweep import expand, finished_keys, run_sweep
-    from datamarkets.errors import InvalidInputError
+    from datamarkets.cli.sweep import (  # lazy: fast --help (no solver stack)
+        expand,
+        finished_keys,
+        run_sweep,
+    )
 
     try:
         if dry_run:

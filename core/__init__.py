@@ -41,7 +41,7 @@ from datamarkets.errors import (
     UnboundedError,
 )
 from datamarkets.formulation import Formulation
-from datamarkets.registry import formulations, get_formulation, register
+from datamarkets.registry import get_formulation, list_formulations, register
 from datamarkets.result import Certificate, Result
 from datamarkets.status import Status, StatusGroup
 
@@ -62,7 +62,7 @@ __all__ = [
     "StatusGroup",
     "UnboundedError",
     "__version__",
-    "formulations",
     "get_formulation",
+    "list_formulations",
     "register",
 ]

@@ -32,7 +32,6 @@ from typing import Any, ClassVar
 from datamarkets.errors import InvalidInputError
 from datamarkets.io import instance_hash, to_jsonable
 from datamarkets.result import Certificate, Result, Timer, provenance
-from datamarkets.status import Status
 
 __all__ = ["DIRECT", "Formulation", "VerificationResult", "check_params", "positive_int"]
 
@@ -401,11 +400,3 @@ class Formulation(ABC):
 
 class VerificationResult(Result):
     """Result of :meth:`Formulation.verify`: the re-derived certificate of a saved result."""
-
-
-def status_of(value: str) -> Status:
-    """:class:`Status` from its string value (``InvalidInputError`` if unknown)."""
-    try:
-        return Status(value)
-    except ValueError as exc:
-        raise InvalidInputError(f"unknown status {value!r}") from exc

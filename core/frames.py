@@ -74,6 +74,7 @@ import numpy as np
 import pandas as pd
 
 from datamarkets.errors import InvalidInputError
+from datamarkets.result import Result
 from datamarkets.table_columns import (
     _floats,
     _frame,
@@ -505,8 +506,6 @@ def unregister_tables(kind: str) -> None:
 # result dataclasses that are not Results
 # ----------------------------------------------------------------------------------------------
 def _object_builders(obj: Any) -> dict[str, Callable[[], pd.DataFrame]]:
-    from datamarkets.result import Result  # lazy: result.py imports this module
-
     _load_table_modules()
     if isinstance(obj, Result):
         return {name: (lambda name=name: to_frame(obj, name)) for name in table_names(obj)}

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from datamarkets.errors import InvalidInputError
+
 __all__ = [
     "atomic_path",
     "atomic_write_bytes",
@@ -156,7 +158,6 @@ def atomic_write_csv(path: str | os.PathLike[str], rows: Iterable[Mapping[str, A
 
 def read_json(path: str | os.PathLike[str]) -> Any:
     """Read a JSON file, raising :class:`~datamarkets.errors.InvalidInputError` on bad syntax."""
-    from datamarkets.errors import InvalidInputError
 
     p = Path(path)
     if not p.is_file():
@@ -170,8 +171,6 @@ def read_json(path: str | os.PathLike[str]) -> Any:
 
 
 def _reject_constant(token: str) -> Any:
-    from datamarkets.errors import InvalidInputError
-
     raise InvalidInputError(f"JSON has no {token}: non-finite numbers are not valid input")
 
 

@@ -6,7 +6,7 @@ A package (ours or a user's) declares each formulation with one pyproject line::
     cournot-sellers = "mypackage.cournot:CournotSellers"
 
 The value names a :class:`~datamarkets.formulation.Formulation` subclass (instantiated with no
-arguments) or an instance. :func:`formulations` loads every entry point once per process; a plug-in
+arguments) or an instance. :func:`list_formulations` loads every entry point once per process; a plug-in
 that fails to import or is not a formulation is skipped with a :class:`PluginWarning` and listed by
 :func:`broken_plugins` — one broken third-party package never takes the CLI down. :func:`register`
 adds a formulation at run time (notebooks, tests).
@@ -26,8 +26,8 @@ __all__ = [
     "PluginWarning",
     "broken_plugins",
     "formulation_for_kind",
-    "formulations",
     "get_formulation",
+    "list_formulations",
     "register",
     "unregister",
 ]
@@ -76,7 +76,7 @@ def _load() -> dict[str, Formulation]:
     return found
 
 
-def formulations(*, reload: bool = False) -> dict[str, Formulation]:
+def list_formulations(*, reload: bool = False) -> dict[str, Formulation]:
     """Every available formulation by name (entry points, then run-time registrations).
 
     Parameters
@@ -91,7 +91,7 @@ def formulations(*, reload: bool = False) -> dict[str, Formulation]:
 
     Examples
     --------
-    >>> "auction-welfare" in formulations()
+    >>> "auction-welfare" in list_formulations()
     True
     """
     global _loaded
@@ -116,7 +116,7 @@ def get_formulation(name: str) -> Formulation:
     InvalidInputError
         No such formulation (the message lists the available ones).
     """
-    found = formulations()
+    found = list_formulations()
     if name not in found:
         hint = f" (its plug-in failed to load: {_broken[name]})" if name in _broken else ""
         raise InvalidInputError(
@@ -135,7 +135,7 @@ def formulation_for_kind(kind: str, name: str | None = None) -> Formulation:
     """
     if name:
         return get_formulation(name)
-    for f in formulations().values():
+    for f in list_formulations().values():
         if kind in f.kinds:
             return f
     raise InvalidInputError(f"no registered formulation produces results of kind {kind!r}")
@@ -150,7 +150,7 @@ def register(formulation: Formulation | type[Formulation], *, replace: bool = Fa
         The name is taken and ``replace`` is false.
     """
     f = _as_formulation(formulation, repr(formulation))
-    if not replace and f.name in formulations():
+    if not replace and f.name in list_formulations():
         raise InvalidInputError(f"a formulation named {f.name!r} is already registered")
     _runtime[f.name] = f
     return f

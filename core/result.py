@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from datamarkets import __version__
 from datamarkets.io import atomic_write_json, to_jsonable
 from datamarkets.status import Status
 
@@ -107,7 +108,6 @@ class Timer:
 
 def provenance(solvers: dict[str, str] | None = None) -> dict[str, Any]:
     """Package version, Python, and solver names/versions for a result's ``meta``."""
-    from datamarkets import __version__
 
     return {
         "package": "datamarkets",
@@ -197,7 +197,7 @@ class Result:
 
     def tables(self) -> list[str]:
         """Names of the tidy tables :meth:`to_frame` can build, default first (:mod:`datamarkets.frames`)."""
-        from datamarkets.frames import table_names
+        from datamarkets.frames import table_names  # lazy: pandas only when a table is asked for
 
         return table_names(self)
 
@@ -224,6 +224,6 @@ class Result:
         >>> r.to_frame()["x"].tolist()
         [1.0, 2.0]
         """
-        from datamarkets.frames import to_frame
+        from datamarkets.frames import to_frame  # lazy: pandas only when a table is asked for
 
         return to_frame(self, table)

@@ -38,6 +38,8 @@ from datamarkets.formulations.welfare import (
     solve_welfare,
     welfare_of,
 )
+from datamarkets.graphs.market import market_arrays as ma
+from datamarkets.models.psp import allocate, best_reply, price_curve
 from datamarkets.result import Certificate, Result, Timer, provenance
 from datamarkets.status import Status
 
@@ -342,8 +344,6 @@ def epsilon_nash_check(
     InvalidInputError
         Bad ε or a bid on a non-edge, negative price/quantity.
     """
-    from datamarkets.graphs.market import market_arrays as ma
-    from datamarkets.models.psp import allocate, best_reply, price_curve
 
     if not (isinstance(epsilon, int | float) and math.isfinite(epsilon) and epsilon >= 0):
         raise InvalidInputError(f"epsilon must be a finite number ≥ 0, got {epsilon!r}")

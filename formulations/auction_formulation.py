@@ -26,9 +26,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from datamarkets.errors import InvalidInputError
+from datamarkets.errors import InvalidInputError, SolverLimitError
 from datamarkets.formulation import DIRECT, Formulation, check_params, positive_int
-from datamarkets.result import Certificate, Result
+from datamarkets.result import Certificate, Result, Timer
+from datamarkets.status import Status
 
 __all__ = ["AuctionKKTFormulation", "AuctionPSPFormulation", "AuctionWelfareFormulation", "auction_market"]
 
@@ -59,7 +60,10 @@ def auction_market(params: Mapping[str, Any]) -> Any:
     >>> sum(1 for _, r in G.nodes(data="role") if r == "buyer")
     20
     """
-    from datamarkets.graphs.market import example1_market, random_bipartite_market
+    from datamarkets.graphs.market import (  # lazy: fast plug-in discovery
+        example1_market,
+        random_bipartite_market,
+    )
 
     market = str(params.get("market", "random")).lower()
     if market == "example1":
@@ -96,12 +100,16 @@ class _MarketFormulation(Formulation):
         return auction_market(check_params(self.name, params, self.parameters))
 
     def instance_to_dict(self, instance: Any) -> dict[str, Any]:
-        from datamarkets.graphs.market import market_to_dict
+        from datamarkets.graphs.market import (
+            market_to_dict,  # lazy: fast plug-in discovery
+        )
 
         return market_to_dict(instance)
 
     def instance_from_dict(self, d: Mapping[str, Any]) -> Any:
-        from datamarkets.graphs.market import market_from_dict
+        from datamarkets.graphs.market import (
+            market_from_dict,  # lazy: fast plug-in discovery
+        )
 
         return market_from_dict(d, f"{self.name} instance")
 
@@ -111,7 +119,9 @@ class _MarketFormulation(Formulation):
 
     def certify(self, instance: Any, solution: Mapping[str, Any]) -> Certificate:
         """KKT certificate of the saved allocation (best-price LP + welfare gap to the optimum)."""
-        from datamarkets.formulations.auction_certificate import certify_allocation
+        from datamarkets.formulations.auction_certificate import (
+            certify_allocation,  # lazy: fast plug-in discovery
+        )
 
         if "allocation" not in solution:
             raise InvalidInputError(f"a {self.name} solution needs an 'allocation'")
@@ -159,7 +169,9 @@ class AuctionWelfareFormulation(_MarketFormulation):
     solvers = ("clarabel", "highs", "osqp", "scs", "ecos", "ipopt", "glpk", "cbc")
 
     def applicable_solvers(self, instance: Any) -> tuple[str, ...]:
-        from datamarkets.formulations.welfare import valuation_spec
+        from datamarkets.formulations.welfare import (
+            valuation_spec,  # lazy: fast plug-in discovery
+        )
 
         # the buyers' valuation families only (build() validates and assembles the arrays once)
         kinds = {
@@ -174,7 +186,7 @@ class AuctionWelfareFormulation(_MarketFormulation):
         return self.solvers
 
     def build(self, instance: Any, solver: str) -> Any:
-        from datamarkets.formulations.welfare import (
+        from datamarkets.formulations.welfare import (  # lazy: fast plug-in discovery
             build_welfare_arrays,
             build_welfare_cvxpy,
             build_welfare_pyomo,
@@ -191,8 +203,9 @@ class AuctionWelfareFormulation(_MarketFormulation):
         return {"M": M, "route": "pyomo", "program": build_welfare_pyomo(M)}
 
     def solve_program(self, program: Any, solver: str, *, time_limit: float | None = None) -> Result:
-        from datamarkets.formulations import welfare as w
-        from datamarkets.result import Timer
+        from datamarkets.formulations import (
+            welfare as w,  # lazy: fast plug-in discovery
+        )
 
         M, route, prog = program["M"], program["route"], program["program"]
         tol = 1e-10 if solver in ("clarabel", "highs", "ecos") else 1e-8
@@ -227,14 +240,16 @@ class AuctionKKTFormulation(_MarketFormulation):
     size_meaning = "buyers (sellers = buyers/10, 5 edges per buyer; MILP: keep ≲ 200)"
 
     def build(self, instance: Any, solver: str) -> Any:
-        from datamarkets.formulations.welfare import market_arrays
+        from datamarkets.formulations.welfare import (
+            market_arrays,  # lazy: fast plug-in discovery
+        )
 
         return market_arrays(instance)
 
     def solve_program(self, program: Any, solver: str, *, time_limit: float | None = None) -> Result:
-        from datamarkets.errors import SolverLimitError
-        from datamarkets.formulations.kkt_mpec import solve_kkt
-        from datamarkets.status import Status
+        from datamarkets.formulations.kkt_mpec import (
+            solve_kkt,  # lazy: fast plug-in discovery
+        )
 
         limit = 120.0 if time_limit is None else time_limit
         try:
@@ -284,7 +299,9 @@ class AuctionPSPFormulation(_MarketFormulation):
         return {"market": auction_market(p), "epsilon": eps, "scaling": scaling}
 
     def instance_to_dict(self, instance: Any) -> dict[str, Any]:
-        from datamarkets.graphs.market import market_to_dict
+        from datamarkets.graphs.market import (
+            market_to_dict,  # lazy: fast plug-in discovery
+        )
 
         return {
             "market": market_to_dict(instance["market"]),
@@ -293,7 +310,9 @@ class AuctionPSPFormulation(_MarketFormulation):
         }
 
     def instance_from_dict(self, d: Mapping[str, Any]) -> Any:
-        from datamarkets.graphs.market import market_from_dict
+        from datamarkets.graphs.market import (
+            market_from_dict,  # lazy: fast plug-in discovery
+        )
 
         if not isinstance(d, Mapping) or not {"market", "epsilon"} <= set(d):
             raise InvalidInputError("an auction-psp instance needs 'market' and 'epsilon'")
@@ -307,7 +326,9 @@ class AuctionPSPFormulation(_MarketFormulation):
         return instance
 
     def solve_program(self, program: Any, solver: str, *, time_limit: float | None = None) -> Result:
-        from datamarkets.models.psp_dynamics import psp_dynamics
+        from datamarkets.models.psp_dynamics import (
+            psp_dynamics,  # lazy: fast plug-in discovery
+        )
 
         res = psp_dynamics(program["market"], program["epsilon"], scaling=program["scaling"] or None)
         res.solution["objective"] = res.solution.get("welfare")
@@ -316,8 +337,12 @@ class AuctionPSPFormulation(_MarketFormulation):
 
     def certify(self, instance: Any, solution: Mapping[str, Any]) -> Certificate:
         """ε-Nash check of the bids, the PSP allocation re-applied to them, feasibility."""
-        from datamarkets.formulations.auction_certificate import epsilon_nash_check
-        from datamarkets.graphs.market import market_arrays
+        from datamarkets.formulations.auction_certificate import (
+            epsilon_nash_check,  # lazy: fast plug-in discovery
+        )
+        from datamarkets.graphs.market import (
+            market_arrays,  # lazy: fast plug-in discovery
+        )
 
         G, eps = instance["market"], instance["epsilon"]
         if "bids" not in solution:
@@ -333,7 +358,9 @@ class AuctionPSPFormulation(_MarketFormulation):
 
 def _allocation_rule_residual(G: Any, solution: Mapping[str, Any]) -> float:
     """max |claimed a_ij − PSP allocation of seller j's bids| / max(1, supply_j) (draft eq. 1)."""
-    from datamarkets.models.psp import allocate
+    from datamarkets.models.psp import (
+        allocate,  # lazy: fast plug-in discovery
+    )
 
     by_seller: dict[Any, list[tuple[Any, float, float]]] = {}
     for b in solution["bids"]:

@@ -56,6 +56,7 @@ import numpy as np
 
 from datamarkets.errors import InvalidInputError
 from datamarkets.result import Certificate, Result, provenance
+from datamarkets.solvers import PYOMO_NAMES, solve_pyomo
 from datamarkets.status import Status
 
 __all__ = [
@@ -467,8 +468,6 @@ def _build(data: ChainStrategyData, i: int, prune: bool) -> Any:
 
 def _solve_player(data: ChainStrategyData, i: int, prune: bool, solver: str = "highs") -> dict[str, Any]:
     import pyomo.environ as pyo
-
-    from datamarkets.solvers import PYOMO_NAMES, solve_pyomo
 
     t0 = time.perf_counter()
     m = _build(data, i, prune)

@@ -62,7 +62,10 @@ def random_chain_game(L: int, n: int, seed: int, mechanism: Any = "raw") -> Any:
     >>> g.n, g.L, bool(abs(g.Q[0].sum(axis=1) - 1).max() < 1e-12)
     (3, 10, True)
     """
-    from datamarkets.models.chain_game import ChainGame, mechanism_from_spec
+    from datamarkets.models.chain_game import (  # lazy: fast plug-in discovery
+        ChainGame,
+        mechanism_from_spec,
+    )
 
     if int(L) < 2 or int(n) < 1:
         raise InvalidInputError(f"a random chain game needs L ≥ 2 and n ≥ 1, got L={L!r}, n={n!r}")
@@ -113,7 +116,9 @@ class ChainEquilibriumFormulation(Formulation):
 
     # ------------------------------------------------------------------ data
     def instance(self, params: Mapping[str, Any]) -> Any:
-        from datamarkets.models.chain_valuations import paper_model
+        from datamarkets.models.chain_valuations import (
+            paper_model,  # lazy: fast plug-in discovery
+        )
 
         p = check_params(self.name, params, self.parameters)
         model = str(p["model"]).lower()
@@ -127,7 +132,9 @@ class ChainEquilibriumFormulation(Formulation):
         else:
             raise InvalidInputError(f"unknown chain model {p['model']!r}; choose random or one of {_PAPER}")
         if mech == "opt":
-            from datamarkets.models.chain_mechanism_opt import optimize_mechanism
+            from datamarkets.models.chain_mechanism_opt import (
+                optimize_mechanism,  # lazy: fast plug-in discovery
+            )
 
             opt = optimize_mechanism(game, seed=int(p["seed"]))
             game = game.with_mechanism(np.asarray(opt.solution["mechanism"]), f"{game.label}/opt")
@@ -137,15 +144,21 @@ class ChainEquilibriumFormulation(Formulation):
         return instance.to_dict()
 
     def instance_from_dict(self, d: Mapping[str, Any]) -> Any:
-        from datamarkets.models.chain_game import ChainGame
+        from datamarkets.models.chain_game import (
+            ChainGame,  # lazy: fast plug-in discovery
+        )
 
         return ChainGame.from_dict(d)
 
     # --------------------------------------------------------------- program
     def build(self, instance: Any, solver: str) -> Any:
         """The DP route needs no program; LP routes get the DP's strategies to re-derive."""
-        from datamarkets.formulations.chain_certificate import strategy_data
-        from datamarkets.models.chain_equilibrium import solve_equilibrium
+        from datamarkets.formulations.chain_certificate import (
+            strategy_data,  # lazy: fast plug-in discovery
+        )
+        from datamarkets.models.chain_equilibrium import (
+            solve_equilibrium,  # lazy: fast plug-in discovery
+        )
 
         eq = solve_equilibrium(instance)
         return {"game": instance, "eq": eq, "data": None if solver == DIRECT else strategy_data(instance, eq)}
@@ -157,7 +170,9 @@ class ChainEquilibriumFormulation(Formulation):
         if solver == DIRECT:
             res.meta["solvers"] = {"datamarkets-dp": res.meta.get("version", "")}
             return res
-        from datamarkets.formulations.chain_certificate import certify_strategies
+        from datamarkets.formulations.chain_certificate import (
+            certify_strategies,  # lazy: fast plug-in discovery
+        )
 
         lp = certify_strategies(program["data"], solver=solver)
         res.status = lp.status
@@ -171,8 +186,12 @@ class ChainEquilibriumFormulation(Formulation):
         return res
 
     def certify(self, instance: Any, solution: Mapping[str, Any]) -> Certificate:
-        from datamarkets.formulations.chain_certificate import certify_equilibrium
-        from datamarkets.models.chain_equilibrium import expectations
+        from datamarkets.formulations.chain_certificate import (
+            certify_equilibrium,  # lazy: fast plug-in discovery
+        )
+        from datamarkets.models.chain_equilibrium import (
+            expectations,  # lazy: fast plug-in discovery
+        )
 
         try:
             s = np.asarray(solution["thresholds"], dtype=float)

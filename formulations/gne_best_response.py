@@ -112,7 +112,7 @@ class BestResponse:
 
         Tables: sources, summary; see :func:`datamarkets.frames.object_frame`.
         """
-        from datamarkets.frames import object_frame
+        from datamarkets.frames import object_frame  # lazy: pandas only when a table is asked for
 
         return object_frame(self, table)
 

@@ -72,8 +72,12 @@ class GNEFormulation(Formulation):
 
     # ------------------------------------------------------------------ data
     def instance(self, params: Mapping[str, Any]) -> Any:
-        from datamarkets.graphs.estimation_market import two_firm_example
-        from datamarkets.models.estimators import random_estimation_market
+        from datamarkets.graphs.estimation_market import (
+            two_firm_example,  # lazy: fast plug-in discovery
+        )
+        from datamarkets.models.estimators import (
+            random_estimation_market,  # lazy: fast plug-in discovery
+        )
 
         p = check_params(self.name, params, self.parameters)
         market = str(p["market"]).lower()
@@ -92,12 +96,16 @@ class GNEFormulation(Formulation):
         return self.instance({"size": int(size), "seed": int(seed), "buyers": max(2, int(size) // 25)})
 
     def instance_to_dict(self, instance: Any) -> dict[str, Any]:
-        from datamarkets.graphs.estimation_market import estimation_market_to_dict
+        from datamarkets.graphs.estimation_market import (
+            estimation_market_to_dict,  # lazy: fast plug-in discovery
+        )
 
         return estimation_market_to_dict(instance)
 
     def instance_from_dict(self, d: Mapping[str, Any]) -> Any:
-        from datamarkets.graphs.estimation_market import estimation_market_from_dict
+        from datamarkets.graphs.estimation_market import (
+            estimation_market_from_dict,  # lazy: fast plug-in discovery
+        )
 
         return estimation_market_from_dict(d, "gne instance")
 
@@ -105,19 +113,27 @@ class GNEFormulation(Formulation):
     def build(self, instance: Any, solver: str) -> Any:
         """The market's coefficients (γ, ξ, α) — the data of both the Leontief system and the
         buyers' best-response programs (built per buyer inside the iteration)."""
-        from datamarkets.models.gne_inputs import as_gne_inputs
+        from datamarkets.models.gne_inputs import (
+            as_gne_inputs,  # lazy: fast plug-in discovery
+        )
 
         return as_gne_inputs(instance)
 
     def solve_program(self, program: Any, solver: str, *, time_limit: float | None = None) -> Result:
-        from datamarkets.formulations.gne_solve import solve_gne
+        from datamarkets.formulations.gne_solve import (
+            solve_gne,  # lazy: fast plug-in discovery
+        )
 
         if solver == DIRECT:
             res = solve_gne(program)
             res.meta["solvers"] = {"numpy": np.__version__}
         else:
-            from datamarkets.formulations.gne_best_response import best_response_iteration
-            from datamarkets.models.gne_polytope import c_polytope
+            from datamarkets.formulations.gne_best_response import (
+                best_response_iteration,  # lazy: fast plug-in discovery
+            )
+            from datamarkets.models.gne_polytope import (
+                c_polytope,  # lazy: fast plug-in discovery
+            )
 
             res = best_response_iteration(program, backend="cvxpy", solver=solver.upper())
             if res.status.has_solution:
@@ -137,10 +153,18 @@ class GNEFormulation(Formulation):
         return res
 
     def certify(self, instance: Any, solution: Mapping[str, Any]) -> Certificate:
-        from datamarkets.formulations.gne_best_response import best_response_gaps
-        from datamarkets.models.gne_inputs import as_gne_inputs
-        from datamarkets.models.gne_leontief import leontief_apply
-        from datamarkets.models.gne_polytope import c_polytope
+        from datamarkets.formulations.gne_best_response import (
+            best_response_gaps,  # lazy: fast plug-in discovery
+        )
+        from datamarkets.models.gne_inputs import (
+            as_gne_inputs,  # lazy: fast plug-in discovery
+        )
+        from datamarkets.models.gne_leontief import (
+            leontief_apply,  # lazy: fast plug-in discovery
+        )
+        from datamarkets.models.gne_polytope import (
+            c_polytope,  # lazy: fast plug-in discovery
+        )
 
         inp = as_gne_inputs(instance)
         try:
@@ -174,7 +198,9 @@ class GNEFormulation(Formulation):
     def certify_no_solution(self, instance: Any, claimed: Result) -> Certificate | None:
         """Re-derive a saved "no equilibrium" claim: the Leontief analysis must reach the same
         cause (ρ(A) ≥ 1 or a negative equilibrium effort) on the instance."""
-        from datamarkets.formulations.gne_solve import solve_gne
+        from datamarkets.formulations.gne_solve import (
+            solve_gne,  # lazy: fast plug-in discovery
+        )
 
         if claimed.status is not Status.NO_EQUILIBRIUM:
             return None

@@ -63,6 +63,7 @@ from datamarkets.formulations.welfare import (
     welfare_of,
 )
 from datamarkets.result import Certificate, Timer, provenance
+from datamarkets.solvers import PYOMO_NAMES, require_solver, solve_pyomo
 from datamarkets.status import Status
 
 __all__ = [
@@ -410,7 +411,6 @@ def solve_kkt(
     >>> round(r.solution["prices"]["s"], 9), round(r.solution["welfare"], 9)
     (3.0, 3.5)
     """
-    from datamarkets.solvers import PYOMO_NAMES, require_solver, solve_pyomo
 
     if solver not in ("highs", "cbc", "glpk"):
         raise ValueError(f"unknown KKT MILP solver {solver!r}; choose highs, cbc or glpk")

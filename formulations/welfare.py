@@ -69,8 +69,16 @@ import numpy as np
 import scipy.sparse as sp
 
 from datamarkets.errors import GraphError, InvalidInputError, SolverError
+from datamarkets.graphs.market import validate_market
 from datamarkets.result import Certificate, Result, Timer, provenance
-from datamarkets.solvers import reset_highs_scheduler
+from datamarkets.solvers import (
+    PYOMO_NAMES,
+    highs_version,
+    new_highs,
+    require_solver,
+    reset_highs_scheduler,
+    solve_pyomo,
+)
 from datamarkets.status import Status, status_from_cvxpy, status_from_highs
 
 __all__ = [
@@ -428,8 +436,6 @@ def market_arrays(
     if G.number_of_nodes() == 0:
         raise GraphError("market graph is empty")
     if validate and (role, supply, valuation, demand) == ("role", "supply", "valuation", "demand"):
-        from datamarkets.graphs.market import validate_market
-
         validate_market(G)
     kind = G.graph.get("kind", "bipartite")
     if kind not in ("bipartite", "routes"):
@@ -654,8 +660,6 @@ def _solve_clarabel(W: WelfareArrays, tol: float, time_limit: float | None = Non
 def _solve_highs(W: WelfareArrays, tol: float, time_limit: float | None) -> _Raw:
     import highspy
 
-    from datamarkets.solvers import highs_version, new_highs
-
     n = W.P_diag.size
     E, I = W.n_f, W.n_x
     A = sp.vstack([W.A_eq, W.A_ub], format="csc")
@@ -803,8 +807,6 @@ def _solve_cvxpy(
 ) -> _Raw:
     import cvxpy as cp
 
-    from datamarkets.solvers import require_solver
-
     if solver not in CVXPY_SOLVERS:
         raise ValueError(f"unknown cvxpy solver {solver!r}; choose one of {tuple(CVXPY_SOLVERS)}")
     version = require_solver(solver)
@@ -883,8 +885,6 @@ def build_welfare_pyomo(M: MarketArrays) -> Any:
 
 
 def _solve_pyomo(M: MarketArrays, time_limit: float | None, solver: str = "highs", model: Any = None) -> _Raw:
-    from datamarkets.solvers import PYOMO_NAMES, require_solver, solve_pyomo
-
     require_solver(solver)
     m = model if model is not None else build_welfare_pyomo(M)
     reset_highs_scheduler()
@@ -1088,14 +1088,8 @@ def kkt_residuals(
 
 
 class WelfareResult(Result):
-    """:class:`~datamarkets.result.Result` of kind ``"auction-optimum"`` with table helpers."""
-
-    def to_frame(self, table: str | None = None) -> Any:
-        """A tidy ``pandas.DataFrame``: ``"allocation"`` (buyer, seller/user, amount; the default),
-        ``"prices"`` (resource, price), ``"buyers"`` (buyer, total, marginal, mu), ``"summary"`` or
-        ``"certificate"`` (see :mod:`datamarkets.frames`); an unknown table raises
-        :class:`~datamarkets.errors.InvalidInputError` (a ``ValueError``)."""
-        return super().to_frame(table)
+    """:class:`~datamarkets.result.Result` of kind ``"auction-optimum"`` (tables: allocation, prices,
+    buyers; see :mod:`datamarkets.models.auction_tables`)."""
 
 
 def allocation_vector(M: MarketArrays, allocation: Any) -> np.ndarray:

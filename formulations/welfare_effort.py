@@ -38,6 +38,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from datamarkets.errors import InvalidInputError
+from datamarkets.formulations.gne_best_response import CLARABEL_OPTIONS
+from datamarkets.models.gne_inputs import as_gne_inputs
 from datamarkets.result import Certificate, Result, provenance
 from datamarkets.status import status_from_cvxpy
 
@@ -137,7 +139,7 @@ class PriceOfAnarchy:
 
         Tables: summary; see :func:`datamarkets.frames.object_frame`.
         """
-        from datamarkets.frames import object_frame
+        from datamarkets.frames import object_frame  # lazy: pandas only when a table is asked for
 
         return object_frame(self, table)
 
@@ -209,14 +211,12 @@ def solve_welfare(market: Any, *, effort_floor: float | None = None, solver: str
     >>> bool(np.allclose(r.solution["effort_optimal"], np.log(4) / 2, atol=1e-6))
     True
     """
-    from datamarkets.models.gne_inputs import as_gne_inputs
 
     inp = as_gne_inputs(market)
     t0 = time.perf_counter()
     e_cf = optimal_effort(inp.gamma, inp.alpha, effort_floor)
     prob = build_welfare_program(inp.gamma, inp.alpha, effort_floor)
     t1 = time.perf_counter()
-    from datamarkets.formulations.gne_best_response import CLARABEL_OPTIONS
 
     prob.solve(solver=solver, **(CLARABEL_OPTIONS if solver == "CLARABEL" else {}))
     t2 = time.perf_counter()

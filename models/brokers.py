@@ -24,6 +24,8 @@ import networkx as nx
 
 from datamarkets.errors import GraphError, InvalidInputError
 from datamarkets.graphs.market import validate_market
+from datamarkets.models.data_share import data_share_auction
+from datamarkets.models.psp_dynamics import psp_dynamics
 from datamarkets.result import Certificate, Result, Timer, provenance
 from datamarkets.status import Status
 
@@ -33,13 +35,9 @@ __all__ = ["broker_experiment", "market_price_of"]
 def market_price_of(G: nx.Graph, seller: Hashable, auction: str, epsilon: float) -> tuple[float, float]:
     """Run ``auction`` on ``G``; return (price at ``seller``, welfare)."""
     if auction == "data-share":
-        from datamarkets.models.data_share import data_share_auction
-
         r = data_share_auction(G, epsilon)
         return float(r.solution["reserve_prices"][seller]), float(r.solution["welfare"])
     if auction == "psp":
-        from datamarkets.models.psp_dynamics import psp_dynamics
-
         r = psp_dynamics(G, epsilon, relative=False)
         return float(r.solution["prices"][seller]), float(r.solution["welfare"])
     raise InvalidInputError(f"unknown auction {auction!r}; use 'data-share' or 'psp'")

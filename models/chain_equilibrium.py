@@ -56,6 +56,7 @@ import numpy as np
 from datamarkets.errors import InvalidInputError
 from datamarkets.io import instance_hash
 from datamarkets.models.chain_game import ChainGame
+from datamarkets.models.chain_reference import reference_expectations, solve_reference
 from datamarkets.result import Certificate, Result, provenance
 from datamarkets.status import Status
 
@@ -218,7 +219,7 @@ class ChainEquilibrium:
         Tables: players, trades, strategies, mechanism, summary, certificate; see
         :func:`datamarkets.frames.object_frame`.
         """
-        from datamarkets.frames import object_frame
+        from datamarkets.frames import object_frame  # lazy: pandas only when a table is asked for
 
         return object_frame(self, table)
 
@@ -511,8 +512,6 @@ def solve_equilibrium(game: ChainGame, method: str = "fast") -> ChainEquilibrium
         t1 = time.perf_counter()
         ex = expectations(game, u_star, p_star)
     else:
-        from datamarkets.models.chain_reference import reference_expectations, solve_reference
-
         u_star, p_star, l_star, r_star, A = solve_reference(game)
         solve_seconds = time.perf_counter() - t0
         t1 = time.perf_counter()

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from datamarkets.errors import InvalidInputError, MechanismError
+from datamarkets.models.chain_equilibrium import solve_equilibrium
 from datamarkets.models.chain_game import ave_mechanism, raw_mechanism, tbds_mechanism
 from datamarkets.result import Certificate, Result, provenance
 from datamarkets.status import Status
@@ -152,8 +153,6 @@ class MechanismEvaluator:
 
 
 def _exact_sw_tv(game: Any) -> tuple[float, float]:
-    from datamarkets.models.chain_equilibrium import solve_equilibrium
-
     eq = solve_equilibrium(game, method="fast")
     return float(eq.social_welfare), float(eq.transaction_volume)
 
@@ -378,8 +377,6 @@ def optimize_mechanism(
     cert.details.update(starts=starts_log)
     extra: dict[str, Any] = {}
     if evaluate is None:
-        from datamarkets.models.chain_equilibrium import solve_equilibrium
-
         eq = solve_equilibrium(game, method="fast")
         extra = {
             "trade_success": eq.trade_success,

@@ -30,6 +30,9 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.stats import norm
 
 from datamarkets.errors import InvalidInputError
+from datamarkets.graphs.estimators import UniformDistribution, distribution_from_spec, estimator_from_spec
+from datamarkets.io import to_jsonable
+from datamarkets.models.estimators import market_coefficients
 from datamarkets.result import Certificate, Timer
 
 __all__ = ["EstimationSimulation", "simulate_estimation_market"]
@@ -98,7 +101,6 @@ class EstimationSimulation:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN → ``None`` through :func:`datamarkets.io.to_jsonable`)."""
-        from datamarkets.io import to_jsonable
 
         out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("certificate",)}
         out["certificate"] = self.certificate.to_dict()
@@ -110,7 +112,7 @@ class EstimationSimulation:
 
         Tables: buyers, pairs, sources, summary, certificate; see :func:`datamarkets.frames.object_frame`.
         """
-        from datamarkets.frames import object_frame
+        from datamarkets.frames import object_frame  # lazy: pandas only when a table is asked for
 
         return object_frame(self, table)
 
@@ -196,8 +198,6 @@ def simulate_estimation_market(
     >>> bool(sim.passed), sim.g_analytic.round(4).tolist()
     (True, [1.6667, 1.6667])
     """
-    from datamarkets.graphs.estimators import UniformDistribution, distribution_from_spec, estimator_from_spec
-    from datamarkets.models.estimators import market_coefficients
 
     if isinstance(n_rep, bool) or not isinstance(n_rep, (int, np.integer)) or n_rep < 2:
         raise InvalidInputError(f"n_rep must be an integer ≥ 2, got {n_rep!r}")

@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from datamarkets.errors import InvalidInputError
+from datamarkets.models.estimators import market_coefficients
 
 __all__ = ["GNEInputs", "as_gne_inputs", "effort_response", "variance_response"]
 
@@ -191,8 +192,6 @@ def as_gne_inputs(market: Any) -> GNEInputs:
     except ImportError:  # pragma: no cover
         nx = None
     if nx is not None and isinstance(market, nx.Graph):
-        from datamarkets.models.estimators import market_coefficients
-
         market = market_coefficients(market)
     if not all(hasattr(market, a) for a in ("gamma", "xi", "alpha")):
         raise InvalidInputError(

@@ -184,7 +184,7 @@ class SpectralRadius:
 
         Tables: summary; see :func:`datamarkets.frames.object_frame`.
         """
-        from datamarkets.frames import object_frame
+        from datamarkets.frames import object_frame  # lazy: pandas only when a table is asked for
 
         return object_frame(self, table)
 

@@ -55,7 +55,7 @@ class SecureSum:
 
         Tables: parties, received, summary; see :func:`datamarkets.frames.object_frame`.
         """
-        from datamarkets.frames import object_frame
+        from datamarkets.frames import object_frame  # lazy: pandas only when a table is asked for
 
         return object_frame(self, table)
 
@@ -123,7 +123,7 @@ class MaxBidResult:
 
         Tables: counts, winners, summary; see :func:`datamarkets.frames.object_frame`.
         """
-        from datamarkets.frames import object_frame
+        from datamarkets.frames import object_frame  # lazy: pandas only when a table is asked for
 
         return object_frame(self, table)
 

@@ -10,7 +10,7 @@ import pytest
 from test_formulation import BoxProjection
 
 from datamarkets.conformance import ConformanceError, check_formulation
-from datamarkets.registry import formulations
+from datamarkets.registry import list_formulations
 from datamarkets.result import Certificate, Result
 
 BUILT_IN = (
@@ -26,7 +26,7 @@ BUILT_IN = (
 
 @pytest.mark.parametrize("name", BUILT_IN)
 def test_registered_formulations_conform(name):
-    f = formulations()[name]
+    f = list_formulations()[name]
     # every installed solver runs; inexact routes (SCS, OSQP) may be uncertified, but what verify
     # re-derives must agree with the saved verdict, and the default route must be certified
     report = check_formulation(f, sizes=(8,), seeds=(0, 1), require_certified=False)

@@ -344,7 +344,7 @@ def test_solve_save_verify_round_trip(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------- registration
 def test_entry_point_resolves_to_this_class() -> None:
-    found = registry.formulations(reload=True)
+    found = registry.list_formulations(reload=True)
     assert "cournot-sellers" in found, (
         f"entry point not found (broken plug-ins: {registry.broken_plugins()}); "
         "the editable install's metadata may be stale: ask the lead to reinstall"
@@ -372,15 +372,15 @@ def test_third_party_plugin_is_discovered(tmp_path: Path, monkeypatch: pytest.Mo
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
-        found = registry.formulations(reload=True)
+        found = registry.list_formulations(reload=True)
         assert "my-cournot" in found and "my-cournot" not in registry.broken_plugins()
         f = registry.get_formulation("my-cournot")
         assert f.solve(f.instance({"model": "symmetric", "sellers": 2}), "direct").certified
         sys.path.remove(str(tmp_path))
-        assert "my-cournot" not in registry.formulations(reload=True)
+        assert "my-cournot" not in registry.list_formulations(reload=True)
     finally:
         sys.modules.pop("mypkg_cournot", None)
-        registry.formulations(reload=True)
+        registry.list_formulations(reload=True)
 
 
 def test_kkt_variant_registers_at_run_time() -> None:

@@ -18,8 +18,8 @@ from datamarkets.registry import (
     PluginWarning,
     broken_plugins,
     formulation_for_kind,
-    formulations,
     get_formulation,
+    list_formulations,
     register,
     unregister,
 )
@@ -154,7 +154,7 @@ def test_unknown_solver_is_bad_input(box):
 
 
 def test_registry_lists_built_ins_from_entry_points():
-    found = formulations()
+    found = list_formulations()
     for name in BUILT_INS:
         assert name in found and found[name].name == name
     assert formulation_for_kind("gne").name == "gne"
@@ -208,7 +208,7 @@ def test_third_party_plugins_are_discovered_and_broken_ones_reported(tmp_path, m
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
         with pytest.warns(PluginWarning) as record:
-            found = formulations(reload=True)
+            found = list_formulations(reload=True)
         assert "test-good-plugin" in found
         y = found["test-good-plugin"].instance({"size": 4})
         assert found["test-good-plugin"].solve(y).certified
@@ -223,8 +223,8 @@ def test_third_party_plugins_are_discovered_and_broken_ones_reported(tmp_path, m
             assert name in found
     finally:
         monkeypatch.undo()
-        formulations(reload=True)
-    assert "test-good-plugin" not in formulations()
+        list_formulations(reload=True)
+    assert "test-good-plugin" not in list_formulations()
 
 
 def test_available_solvers_and_require_solver(monkeypatch):

@@ -432,18 +432,6 @@ def test_auction_optimum_tables(request, name):
     assert W == pytest.approx(r.solution["welfare"], rel=1e-9)
 
 
-def test_welfare_result_to_frame_is_the_generic_one(welfare):
-    from datamarkets.formulations.welfare import WelfareResult
-
-    assert isinstance(welfare, WelfareResult)
-    plain = Result.from_dict(welfare.to_dict())
-    assert type(plain) is Result
-    for t in welfare.tables():
-        pd.testing.assert_frame_equal(welfare.to_frame(t), F.to_frame(welfare, t))
-    with pytest.raises(ValueError):  # InvalidInputError is a ValueError (old contract kept)
-        welfare.to_frame("nope")
-
-
 def test_auction_infeasible_tables_are_empty_with_columns():
     r = Result(
         "auction-optimum",

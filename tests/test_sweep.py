@@ -260,10 +260,10 @@ def test_example_specs_parse():
 
 @pytest.mark.parametrize("name", sorted(EXAMPLE_SIZES))
 def test_example_specs_expand(name):
-    from datamarkets.registry import formulations
+    from datamarkets.registry import list_formulations
 
     [spec] = load_spec(EXAMPLES / name)
-    assert spec.formulation in formulations()  # every example names an installed formulation
+    assert spec.formulation in list_formulations()  # every example names an installed formulation
     tasks = expand(EXAMPLES / name)
     assert len(tasks) == EXAMPLE_SIZES[name] and len({t.key for t in tasks}) == len(tasks)
 
