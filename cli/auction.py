@@ -139,10 +139,8 @@ def _solve(G: Any, method: str, solver: str, epsilon: float, tol: float, scaling
     from datamarkets.formulations.auction_certificate import (
         certify_allocation,  # lazy: fast --help (no solver stack)
     )
-    from datamarkets.formulations.welfare import (  # lazy: fast --help (no solver stack)
-        market_arrays,
-        solve_welfare,
-    )
+    from datamarkets.formulations.welfare import solve_welfare  # lazy: fast --help (no solver stack)
+    from datamarkets.formulations.welfare_program import market_arrays  # lazy: fast --help (no solver stack)
 
     M = market_arrays(G)
     if method == "optimum":
@@ -222,11 +220,11 @@ def example1(
     from datamarkets.formulations.kkt_mpec import (
         solve_kkt,  # lazy: fast --help (no solver stack)
     )
-    from datamarkets.formulations.welfare import (  # lazy: fast --help (no solver stack)
+    from datamarkets.formulations.welfare import solve_welfare  # lazy: fast --help (no solver stack)
+    from datamarkets.formulations.welfare_allocation import (
         allocation_vector,
-        market_arrays,
-        solve_welfare,
-    )
+    )  # lazy: fast --help (no solver stack)
+    from datamarkets.formulations.welfare_program import market_arrays  # lazy: fast --help (no solver stack)
     from datamarkets.graphs.market import (
         example1_market,  # lazy: fast --help (no solver stack)
     )

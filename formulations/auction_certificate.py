@@ -29,15 +29,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from datamarkets.errors import InvalidInputError, SolverError
-from datamarkets.formulations.welfare import (
-    MarketArrays,
-    _marginals,
-    allocation_vector,
-    kkt_residuals,
-    market_arrays,
-    solve_welfare,
-    welfare_of,
-)
+from datamarkets.formulations.welfare import solve_welfare
+from datamarkets.formulations.welfare_allocation import allocation_vector
+from datamarkets.formulations.welfare_kkt import _marginals, kkt_residuals, welfare_of
+from datamarkets.formulations.welfare_program import MarketArrays, market_arrays
 from datamarkets.graphs.market import market_arrays as ma
 from datamarkets.models.psp import allocate, best_reply, price_curve
 from datamarkets.result import Certificate, Result, Timer, provenance

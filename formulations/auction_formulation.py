@@ -169,9 +169,7 @@ class AuctionWelfareFormulation(_MarketFormulation):
     solvers = ("clarabel", "highs", "osqp", "scs", "ecos", "ipopt", "glpk", "cbc")
 
     def applicable_solvers(self, instance: Any) -> tuple[str, ...]:
-        from datamarkets.formulations.welfare import (
-            valuation_spec,  # lazy: fast plug-in discovery
-        )
+        from datamarkets.formulations.welfare_program import valuation_spec  # lazy: fast plug-in discovery
 
         # the buyers' valuation families only (build() validates and assembles the arrays once)
         kinds = {
@@ -186,12 +184,14 @@ class AuctionWelfareFormulation(_MarketFormulation):
         return self.solvers
 
     def build(self, instance: Any, solver: str) -> Any:
-        from datamarkets.formulations.welfare import (  # lazy: fast plug-in discovery
-            build_welfare_arrays,
+        from datamarkets.formulations.welfare_backends import (
             build_welfare_cvxpy,
             build_welfare_pyomo,
+        )  # lazy: fast plug-in discovery
+        from datamarkets.formulations.welfare_program import (
+            build_welfare_arrays,
             market_arrays,
-        )
+        )  # lazy: fast plug-in discovery
 
         M = market_arrays(instance)
         if "alpha_fair" in M.kinds():
@@ -240,9 +240,7 @@ class AuctionKKTFormulation(_MarketFormulation):
     size_meaning = "buyers (sellers = buyers/10, 5 edges per buyer; MILP: keep ≲ 200)"
 
     def build(self, instance: Any, solver: str) -> Any:
-        from datamarkets.formulations.welfare import (
-            market_arrays,  # lazy: fast plug-in discovery
-        )
+        from datamarkets.formulations.welfare_program import market_arrays  # lazy: fast plug-in discovery
 
         return market_arrays(instance)
 

@@ -51,19 +51,12 @@ import networkx as nx
 import numpy as np
 
 from datamarkets.errors import AlgorithmError, SolverError
-from datamarkets.formulations.welfare import (
-    MarketArrays,
-    WelfareResult,
-    _add_kkt_certificate,
-    _allocation_rows,
-    _marginals,
-    kkt_residuals,
-    market_arrays,
-    reset_highs_scheduler,
-    welfare_of,
-)
+from datamarkets.formulations.welfare import _add_kkt_certificate
+from datamarkets.formulations.welfare_allocation import WelfareResult, _allocation_rows
+from datamarkets.formulations.welfare_kkt import _marginals, kkt_residuals, welfare_of
+from datamarkets.formulations.welfare_program import MarketArrays, market_arrays
 from datamarkets.result import Certificate, Timer, provenance
-from datamarkets.solvers import PYOMO_NAMES, require_solver, solve_pyomo
+from datamarkets.solvers import PYOMO_NAMES, require_solver, reset_highs_scheduler, solve_pyomo
 from datamarkets.status import Status
 
 __all__ = [

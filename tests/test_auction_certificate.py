@@ -15,7 +15,8 @@ from datamarkets.formulations.auction_certificate import (
     epsilon_nash_check,
     price_intervals,
 )
-from datamarkets.formulations.welfare import market_arrays, solve_welfare
+from datamarkets.formulations.welfare import solve_welfare
+from datamarkets.formulations.welfare_program import market_arrays
 from datamarkets.graphs.market import example1_market, random_bipartite_market, route_network, single_resource
 from datamarkets.graphs.valuations import QuadraticValuation
 from datamarkets.models.psp_dynamics import psp_dynamics

@@ -15,7 +15,8 @@ from datamarkets.formulations.kkt_mpec import (
     solve_kkt,
     transform_kkt_model,
 )
-from datamarkets.formulations.welfare import market_arrays, solve_welfare
+from datamarkets.formulations.welfare import solve_welfare
+from datamarkets.formulations.welfare_program import market_arrays
 from datamarkets.graphs.market import example1_market, random_bipartite_market, single_resource
 from datamarkets.graphs.valuations import AlphaFairValuation, QuadraticValuation
 

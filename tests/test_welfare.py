@@ -12,8 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datamarkets.errors import GraphError, InfeasibleError, InvalidInputError, UnboundedError
-from datamarkets.formulations import welfare as W
-from datamarkets.formulations.welfare import market_arrays, solve_welfare, write_solution
+from datamarkets.formulations import welfare_backends as WB
+from datamarkets.formulations import welfare_kkt as WK
+from datamarkets.formulations import welfare_program as WP
+from datamarkets.formulations.welfare import solve_welfare
+from datamarkets.formulations.welfare_allocation import write_solution
+from datamarkets.formulations.welfare_program import market_arrays
 from datamarkets.graphs.market import example1_market, random_bipartite_market, route_network, single_resource
 from datamarkets.graphs.valuations import AlphaFairValuation, LinearValuation, QuadraticValuation
 from datamarkets.status import Status
@@ -152,9 +156,9 @@ def test_dual_bound_is_an_upper_bound_for_any_prices():
     rng = np.random.default_rng(0)
     for _ in range(20):
         p = rng.uniform(0, 5, M.n_resources)
-        assert W.dual_bound(M, p) >= r.solution["welfare"] - 1e-9
+        assert WK.dual_bound(M, p) >= r.solution["welfare"] - 1e-9
     p_star = np.array(list(r.solution["prices"].values()))
-    assert W.dual_bound(M, p_star) == pytest.approx(r.solution["welfare"], rel=1e-7)
+    assert WK.dual_bound(M, p_star) == pytest.approx(r.solution["welfare"], rel=1e-7)
 
 
 def test_to_frame_and_write_solution():
@@ -191,18 +195,18 @@ def test_invalid_markets_raise():
     with pytest.raises(GraphError):
         solve_welfare(nx.Graph())
     with pytest.raises(InvalidInputError):
-        W.valuation_spec({"kind": "cubic"}, node="b")
+        WP.valuation_spec({"kind": "cubic"}, node="b")
     with pytest.raises(InvalidInputError):
-        W.valuation_spec({"kind": "piecewise_linear", "breakpoints": [1, 2], "slopes": [1, 2]}, node="b")
+        WP.valuation_spec({"kind": "piecewise_linear", "breakpoints": [1, 2], "slopes": [1, 2]}, node="b")
     with pytest.raises(InvalidInputError):
-        W.valuation_spec({"kind": "quadratic", "a": 1.0, "b": -1.0}, node="b")
+        WP.valuation_spec({"kind": "quadratic", "a": 1.0, "b": -1.0}, node="b")
 
 
-def _tiny_arrays(b_ub: float, cost: float, curvature: float) -> W.WelfareArrays:
+def _tiny_arrays(b_ub: float, cost: float, curvature: float) -> WP.WelfareArrays:
     G = single_resource(1.0, [LinearValuation(1.0, 1.0)])
     M = market_arrays(G)
     # one free column v ≥ 0 with cost c·v + ½ P v², one row v ≤ b_ub
-    return W.WelfareArrays(
+    return WP.WelfareArrays(
         M,
         np.array([curvature]),
         np.array([cost]),
@@ -217,7 +221,7 @@ def _tiny_arrays(b_ub: float, cost: float, curvature: float) -> W.WelfareArrays:
     )
 
 
-@pytest.mark.parametrize("solve", [W._solve_clarabel, lambda A, t: W._solve_highs(A, t, None)])
+@pytest.mark.parametrize("solve", [WB._solve_clarabel, lambda A, t: WB._solve_highs(A, t, None)])
 def test_infeasible_and_unbounded_statuses_map_and_raise(solve):
     r = solve(_tiny_arrays(-1.0, 1.0, 0.0), 1e-9)
     assert r.status.group.value == "infeasible_or_unbounded"

@@ -1,0 +1,171 @@
+r"""KKT residuals (36)–(38) of the welfare program and its Lagrangian dual bound (see
+:mod:`datamarkets.formulations.welfare`)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from datamarkets.formulations.welfare_program import MarketArrays
+
+__all__ = ["dual_bound", "kkt_residuals", "welfare_of"]
+
+
+# ---------------------------------------------------------------------------------------------
+# KKT residuals (36)–(38) and the solution writer
+# ---------------------------------------------------------------------------------------------
+
+
+def _marginals(M: MarketArrays, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    lo = np.empty(M.n_buyers)
+    hi = np.empty(M.n_buyers)
+    qi, a, b = M.quad_params()
+    if qi.size:
+        m = np.maximum(a - b * x[qi], 0.0)
+        lo[qi] = m
+        hi[qi] = m
+    for i, s in enumerate(M.specs):
+        if s.kind != "quadratic":
+            lo_i, hi_i = s.marginal_interval(np.array([x[i]]))
+            lo[i], hi[i] = lo_i[0], hi_i[0]
+    return lo, hi
+
+
+def welfare_of(M: MarketArrays, x: np.ndarray) -> float:
+    """Σ_i θ_i(x_i) for buyer totals ``x`` (the valuations' own ``value``)."""
+    qi, a, b = M.quad_params()
+    total = 0.0
+    if qi.size:
+        xq = np.minimum(x[qi], a / b)
+        total += float(np.sum(a * xq - 0.5 * b * xq**2))
+    for i, s in enumerate(M.specs):
+        if s.kind != "quadratic":
+            total += float(s.value(x[i]))
+    return total
+
+
+def dual_bound(M: MarketArrays, p: np.ndarray, mu: np.ndarray | None = None) -> float:
+    """Lagrangian dual bound g(p, μ) ≥ W* for any prices p ≥ 0, μ ≥ 0 (weak duality).
+
+    g(p, μ) = Σ_j p_j D^j + Σ_i μ_i D_i + Σ_i max_{z ≥ 0} [θ_i(z) − π_i z], where π_i is the
+    cheapest column price of buyer i plus μ_i (the route price on route networks). The conjugate
+    is closed-form: quadratic z* = max(0, (a − π)/b); piecewise-linear Σ_k L_k max(0, s_k − π);
+    α-fair z* = max(0, (σ/π)^{1/α} − o). So g − W(x) bounds the welfare gap of any feasible x.
+    """
+    p = np.maximum(np.asarray(p, dtype=float), 0.0)
+    mu = np.zeros(M.n_buyers) if mu is None else np.maximum(np.asarray(mu, dtype=float), 0.0)
+    colprice = M.R.T @ p
+    pi = np.full(M.n_buyers, np.inf)
+    np.minimum.at(pi, M.col_buyer, colprice)
+    pi = pi + mu
+    fin = np.isfinite(M.demand)
+    g = float(p @ M.cap) + float(mu[fin] @ M.demand[fin])
+    qi, a, b = M.quad_params()
+    if qi.size:
+        z = np.clip((a - pi[qi]) / b, 0.0, None)
+        g += float(np.sum(a * z - 0.5 * b * z**2 - pi[qi] * z))
+    for i, s in enumerate(M.specs):
+        if s.kind == "pwl":
+            g += float(np.sum(np.asarray(s.lengths) * np.maximum(np.asarray(s.slopes) - pi[i], 0.0)))
+        elif s.kind == "alpha_fair":
+            if pi[i] <= 0:
+                return math.inf
+            z = (
+                max(0.0, (s.sigma / pi[i]) ** (1.0 / s.alpha) - s.offset)
+                if s.alpha > 0
+                else (math.inf if s.sigma > pi[i] else 0.0)
+            )
+            if math.isinf(z):
+                return math.inf
+            g += float(s._own_value(np.array(z))) - pi[i] * z
+    return g
+
+
+def kkt_residuals(
+    M: MarketArrays,
+    f: np.ndarray,
+    p: np.ndarray,
+    mu: np.ndarray | None = None,
+    *,
+    active_tol: float = 1e-6,
+) -> dict[str, Any]:
+    """Residuals of the KKT conditions (36)–(38) at flows ``f`` with prices ``p`` and caps' ``μ``.
+
+    With ρ_i chosen in the superdifferential ∂θ_i(x_i) as close as possible to the cheapest column
+    price of buyer i (the best ρ for fixed prices), and the reduced cost of column e
+    g_e = Σ_j R_je p_j + μ_i − ρ_i:
+
+    - ``stationarity``: max |g_e| over columns with f_e > active_tol · qscale              (36)
+    - ``dual_feasibility``: max over columns of max(0, −g_e)                                (37)
+    - ``complementarity``: natural residual, dimensionless: max over columns of
+      min(f_e/qscale, |g_e|/pscale), over resources of min(slack_j/qscale, p_j/pscale), and over
+      capped buyers of min((D_i − x_i)/qscale, μ_i/pscale)
+    - ``primal_feasibility``: max violation of supply, demand caps and f ≥ 0 (quantity)      (38)
+    - ``welfare``, ``dual_bound``, ``duality_gap``: W(x), g(p, μ) (:func:`dual_bound`), g − W
+
+    ``qscale`` = max(1, max supply), ``pscale`` = max(1, max finite θ'(0)).
+
+    Parameters
+    ----------
+    M : MarketArrays
+    f, p : ndarray
+        Column flows (E,) and resource prices (J,).
+    mu : ndarray, optional
+        Demand-cap multipliers (I,), zero if omitted.
+    active_tol : float
+        Relative flow threshold of the stationarity residual.
+
+    Returns
+    -------
+    dict
+    """
+    f = np.asarray(f, dtype=float)
+    p = np.asarray(p, dtype=float)
+    mu = np.zeros(M.n_buyers) if mu is None else np.asarray(mu, dtype=float)
+    x = M.B @ f
+    lo, hi = _marginals(M, x)
+    colprice = M.R.T @ p + mu[M.col_buyer]
+    cheapest = np.full(M.n_buyers, np.inf)
+    np.minimum.at(cheapest, M.col_buyer, colprice)
+    rho = np.clip(np.where(np.isfinite(cheapest), cheapest, hi), lo, hi)
+    qscale = max(1.0, float(np.max(M.cap, initial=0.0)))
+    mm = M.max_marginal()
+    pscale = max(1.0, float(np.max(np.where(np.isfinite(mm), mm, 0.0), initial=0.0)))
+    active = f > active_tol * qscale
+    gap = colprice - rho[M.col_buyer]
+    stat = np.where(active, np.abs(gap), 0.0)
+    dual = np.maximum(-gap, 0.0)
+    slack = M.cap - M.R @ f
+    fin = np.isfinite(M.demand)
+    nat = [
+        np.minimum(np.abs(f) / qscale, np.abs(gap) / pscale),
+        np.minimum(np.abs(slack) / qscale, np.abs(p) / pscale),
+    ]
+    if fin.any():
+        nat.append(np.minimum(np.abs(M.demand[fin] - x[fin]) / qscale, np.abs(mu[fin]) / pscale))
+    comp = np.concatenate(nat)
+    feas = max(
+        float(np.max(-slack, initial=0.0)),
+        float(np.max(x[fin] - M.demand[fin], initial=0.0)) if fin.any() else 0.0,
+        float(np.max(-f, initial=0.0)),
+        0.0,
+    )
+    W = welfare_of(M, x)
+    g = dual_bound(M, p, mu)
+    return {
+        "stationarity": float(np.max(stat, initial=0.0)),
+        "dual_feasibility": float(np.max(dual, initial=0.0)),
+        "complementarity": float(np.max(comp, initial=0.0)),
+        "primal_feasibility": feas,
+        "negative_price": float(max(np.max(-p, initial=0.0), np.max(-mu, initial=0.0), 0.0)),
+        "welfare": W,
+        "dual_bound": g,
+        "duality_gap": g - W,
+        "rho": rho,
+        "qscale": qscale,
+        "pscale": pscale,
+        "argmax_stationarity": M.columns[int(np.argmax(stat))] if stat.size else None,
+        "argmax_dual_feasibility": M.columns[int(np.argmax(dual))] if dual.size else None,
+    }
