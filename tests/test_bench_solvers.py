@@ -22,6 +22,7 @@ import scipy.sparse as sp
 from typer.testing import CliRunner
 
 from datamarkets import solvers as solvers_mod
+from datamarkets.cli import bench_report as br
 from datamarkets.cli import bench_solvers as bs
 from datamarkets.cli.bench import app
 from datamarkets.errors import InvalidInputError, SolverError, SolverLimitError
@@ -174,7 +175,7 @@ def test_oracle_routes_agree_with_closed_form():
 
 def test_one_row_per_size_seed_solver_same_instance():
     df = bs.run_solver_bench(SimplexProjection.name, [5, 40], 3, progress=False)
-    assert list(df.columns) == list(bs.COLUMNS)
+    assert list(df.columns) == list(br.COLUMNS)
     assert len(df) == 2 * 3 * 3
     keys = df[["size", "seed", "solver"]].apply(tuple, axis=1)
     assert keys.is_unique
@@ -206,18 +207,18 @@ def test_uninstalled_solver_is_skipped_not_failed(monkeypatch):
     df = bs.run_solver_bench(SimplexProjection.name, [6], 2, progress=False)
     cl = df[df["solver"] == "clarabel"]
     assert len(cl) == 2
-    assert (cl["status"] == bs.SKIPPED_NOT_INSTALLED).all()
+    assert (cl["status"] == br.SKIPPED_NOT_INSTALLED).all()
     assert cl["solve_seconds"].isna().all() and cl["error"].isna().all()
     assert (df[df["solver"] != "clarabel"]["status"] == "optimal").all()
-    summary = bs.bench_summary(df)["families"][SimplexProjection.name]
-    assert summary["skipped"] == {"clarabel": [bs.SKIPPED_NOT_INSTALLED]}
+    summary = br.bench_summary(df)["families"][SimplexProjection.name]
+    assert summary["skipped"] == {"clarabel": [br.SKIPPED_NOT_INSTALLED]}
     assert {m["solver"] for m in summary["medians"]} == {"direct", "highs"}
 
 
 def test_restricting_solvers_and_not_applicable():
     df = bs.run_solver_bench(SimplexProjection.name, "8", [3], solvers=["highs", "ecos"], progress=False)
     assert df["solver"].tolist() == ["highs", "ecos"]
-    assert df["status"].tolist() == ["optimal", bs.SKIPPED_NOT_APPLICABLE]
+    assert df["status"].tolist() == ["optimal", br.SKIPPED_NOT_APPLICABLE]
     assert df["seed"].tolist() == [3, 3]
 
 
@@ -237,7 +238,7 @@ def test_biased_route_shows_its_gap_and_failures_are_rows():
     assert by["osqp"]["error"].str.contains("deliberate crash").all()
     assert (by["scs"]["status"] == "time_limit").all()
     assert by["osqp"]["objective_gap_rel"].isna().all()
-    failures = bs.bench_summary(df)["families"][BiasedSimplex.name]["failures"]
+    failures = br.bench_summary(df)["families"][BiasedSimplex.name]["failures"]
     assert {x["solver"] for x in failures} == {"osqp", "scs"}
 
 
@@ -265,7 +266,7 @@ def test_gap_reference_by_sense():
             "certificate_passed": False,
             "max_residual_ratio": 7,
         },
-        {"solver": "d", "status": bs.SKIPPED_NOT_INSTALLED},
+        {"solver": "d", "status": br.SKIPPED_NOT_INSTALLED},
     ]
     bs._fill_gaps(rows, None)
     assert [r.get("objective_gap_rel") for r in rows] == [1.0, 0.0, 8.0, None]
@@ -278,12 +279,12 @@ def test_gap_reference_by_sense():
 
 def test_write_bench_files_reread_equal(tmp_path, capsys):
     df = bs.run_solver_bench(BiasedSimplex.name, [4, 16], 2, progress=False)
-    paths = bs.write_bench(df, tmp_path / "out")
+    paths = br.write_bench(df, tmp_path / "out")
     assert "medians over seeds" in capsys.readouterr().out
     for key in ("csv", "parquet", "summary", f"plot:{BiasedSimplex.name}"):
         assert paths[key].is_file()
-    pd.testing.assert_frame_equal(bs.read_bench(paths["csv"]), df)
-    pd.testing.assert_frame_equal(bs.read_bench(paths["parquet"]), df)
+    pd.testing.assert_frame_equal(br.read_bench(paths["csv"]), df)
+    pd.testing.assert_frame_equal(br.read_bench(paths["parquet"]), df)
     assert paths[f"plot:{BiasedSimplex.name}"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = json.loads(paths["summary"].read_text())
     med = summary["families"][BiasedSimplex.name]["medians"]
@@ -318,7 +319,7 @@ def test_write_bench_files_reread_equal(tmp_path, capsys):
 
 def test_ratio_to_fastest_without_highs():
     df = bs.run_solver_bench(SimplexProjection.name, [6], 2, solvers=["direct", "clarabel"], progress=False)
-    med = bs.bench_summary(df)["families"][SimplexProjection.name]["medians"]
+    med = br.bench_summary(df)["families"][SimplexProjection.name]["medians"]
     fastest = min(med, key=lambda m: m["median_solve_seconds"])
     assert all(m["ratio_to"] == fastest["solver"] for m in med)
     assert fastest["solve_ratio"] == 1.0
@@ -353,9 +354,9 @@ def test_read_bench_rejects_other_files(tmp_path):
     p = tmp_path / "x.csv"
     p.write_text("a,b\n1,2\n")
     with pytest.raises(InvalidInputError, match="not a bench table"):
-        bs.read_bench(p)
+        br.read_bench(p)
     with pytest.raises(InvalidInputError, match="does not exist"):
-        bs.read_bench(tmp_path / "missing.parquet")
+        br.read_bench(tmp_path / "missing.parquet")
 
 
 runner = CliRunner()
@@ -368,7 +369,7 @@ def test_cli_writes_table_and_plot(tmp_path):
         ["solvers", "--family", BiasedSimplex.name, "--sizes", "5,20", "--seeds", "2", "--out", str(out)],
     )
     assert r.exit_code == 0, r.output
-    df = bs.read_bench(out / "bench_solvers.parquet")
+    df = br.read_bench(out / "bench_solvers.parquet")
     assert len(df) == 2 * 2 * 5
     assert (out / f"bench_solvers-{BiasedSimplex.name}.png").read_bytes()[:4] == b"\x89PNG"
     assert "medians over seeds" in r.stdout
@@ -379,7 +380,7 @@ def test_cli_solver_restriction_and_time_limit(tmp_path):
     args = ["solvers", "--family", SimplexProjection.name, "--sizes", "6", "--seeds", "1", "--out", str(out)]
     r = runner.invoke(app, [*args, "--solvers", "highs,direct", "--time-limit", "30"])
     assert r.exit_code == 0, r.output
-    df = bs.read_bench(out / "bench_solvers.csv")
+    df = br.read_bench(out / "bench_solvers.csv")
     assert df["solver"].tolist() == ["highs", "direct"]
 
 
