@@ -115,6 +115,7 @@ def bench_summary(df: pd.DataFrame) -> dict[str, Any]:
 
     Examples
     --------
+    >>> from datamarkets.cli.bench_solvers import run_solver_bench
     >>> df = run_solver_bench("chain-equilibrium", [8], 1, solvers=["direct"], progress=False)
     >>> bench_summary(df)["families"]["chain-equilibrium"]["medians"][0]["solver"]
     'direct'
@@ -213,6 +214,7 @@ def plot_bench(df: pd.DataFrame, family: str, path: str | Path) -> Path:
     Examples
     --------
     >>> import tempfile, pathlib
+    >>> from datamarkets.cli.bench_solvers import run_solver_bench
     >>> df = run_solver_bench("chain-equilibrium", [6, 8], 1, solvers=["direct"], progress=False)
     >>> p = plot_bench(df, "chain-equilibrium", pathlib.Path(tempfile.mkdtemp()) / "t.png")
     >>> p.read_bytes()[:4]
@@ -292,6 +294,7 @@ def write_bench(df: pd.DataFrame, out_dir: str | Path, *, show: bool = True) -> 
     Examples
     --------
     >>> import tempfile
+    >>> from datamarkets.cli.bench_solvers import run_solver_bench
     >>> df = run_solver_bench("chain-equilibrium", [8], 1, solvers=["direct"], progress=False)
     >>> sorted(write_bench(df, tempfile.mkdtemp(), show=False))
     ['csv', 'parquet', 'plot:chain-equilibrium', 'summary']
