@@ -73,10 +73,12 @@ from datamarkets.result import Certificate, Result, provenance
 from datamarkets.status import Status
 
 __all__ = [
+    "RECOMPUTE_RTOL",
     "ROUTES",
     "ChainStrategyData",
     "build_certificate_arrays",
     "build_certificate_lp",
+    "certify_chain_solution",
     "certify_equilibrium",
     "certify_strategies",
     "define_future_profit",
@@ -1055,3 +1057,234 @@ def certify_equilibrium(
     return certify_strategies(
         strategy_data(game, eq), rtol=rtol, prune=prune, route=route, tie_rule=tie_rule, time_limit=time_limit
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# the certificate of a chain-equilibrium result: every reported number
+# ----------------------------------------------------------------------------------------------
+
+#: Tolerance of the recomputed expectations and DP quantities (relative, see :func:`certify_chain_solution`).
+RECOMPUTE_RTOL = 1e-9
+
+_NOT_CHECKED = {
+    "label": "free-form name, not a number",
+    "certified": "the producer's verdict; the certificate re-derives its own (certificate.passed)",
+}
+
+
+def _numeric(solution: Any, key: str) -> np.ndarray:
+    try:
+        v = np.asarray([np.nan if x is None else x for x in np.ravel(solution[key]).tolist()], dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"chain solution field {key!r} is not numeric: {exc}") from exc
+    return v
+
+
+def _rel_max(claimed: np.ndarray, exact: np.ndarray, floor: float) -> float:
+    """``max |claimed - exact| / max(|exact|, floor)`` (NaN must match NaN; a shape mismatch is inf)."""
+    claimed, exact = np.ravel(claimed), np.ravel(exact)
+    if claimed.shape != exact.shape:
+        return float("inf")
+    both_nan = np.isnan(claimed) & np.isnan(exact)
+    diff = np.where(both_nan, 0.0, np.abs(claimed - exact))
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    return float(np.max(diff / np.maximum(np.abs(np.nan_to_num(exact)), floor), initial=0.0))
+
+
+def certify_chain_solution(
+    game: Any,
+    solution: Any,
+    *,
+    lp: bool = True,
+    route: str | None = None,
+    time_limit: float | None = None,
+) -> Certificate:
+    r"""The one certificate of a ``chain-equilibrium`` result (``chain solve`` and the formulation).
+
+    Every number the result reports is recomputed from the game and the claimed strategies and
+    compared, or listed in ``details["not_checked"]`` with the reason:
+
+    * ``thresholds``, ``prices``: the per-player LPs (``lp_vs_dp_threshold_rel_max``,
+      ``dp_price_vs_lp_optimum_rel_max``, relative :data:`RTOL`; see :func:`certify_strategies`) and,
+      as the equilibrium *selection* under the game's tie rule, the DP recomputed
+      (``thresholds_vs_dp_rel_max``, ``prices_vs_dp_rel_max``, :data:`RECOMPUTE_RTOL`, scale
+      :func:`gap_scale`);
+    * ``social_welfare``, ``transaction_volume``, ``trade_success``,
+      ``trade_success_conditional``, ``player_utility``: exact expectations recomputed from the
+      claimed strategies by forward propagation (``<field>_rel``, :data:`RECOMPUTE_RTOL` relative to
+      ``max(|exact|, 1e-3·scale)``, scale :math:`(n+1)\max|w|` for welfare and utilities, 1 for
+      probabilities, n for TV);
+    * ``tie_rule``, ``tie_count``, ``sw_tie_range``: the game's rule, and the DP under both rules;
+    * ``n``, ``L``, ``values``, ``mechanism``: against the game;
+    * ``objective`` (Σ thresholds) and ``lp_thresholds`` (LP routes): against the LPs' optima
+      (relative :data:`RTOL`) or, when ``lp=False``, the recomputed DP.
+
+    Parameters
+    ----------
+    game : ChainGame
+    solution : mapping
+        The result's ``solution`` (or a saved result's fields).
+    lp : bool, default True
+        Run the per-player LPs. When False their residuals are absent and
+        ``details["not_checked"]["equilibrium_optimality"]`` says so.
+    route : {"highspy", "pyomo"}, optional
+        LP build.
+    time_limit : float, optional
+        Seconds for the LPs.
+
+    Returns
+    -------
+    Certificate
+
+    Raises
+    ------
+    InvalidInputError
+        Missing or non-numeric ``thresholds``/``prices`` or wrong shapes.
+
+    Examples
+    --------
+    >>> from datamarkets.models.chain_valuations import paper_model
+    >>> from datamarkets.models.chain_equilibrium import solve_equilibrium
+    >>> g = paper_model("paper-2", 3)
+    >>> sol = solve_equilibrium(g).to_result().solution
+    >>> certify_chain_solution(g, sol).passed
+    True
+    >>> certify_chain_solution(g, {**sol, "social_welfare": sol["social_welfare"] * 1.001}).passed
+    False
+    """
+    from datamarkets.models.chain_equilibrium import expectations, solve_equilibrium
+
+    if not hasattr(solution, "get"):
+        raise InvalidInputError(f"a chain solution must be a mapping, got {type(solution).__name__!r}")
+    n, L = game.n, game.L
+    for key in ("thresholds", "prices"):
+        if key not in solution:
+            raise InvalidInputError(f"a chain solution needs numeric 'thresholds' and 'prices' (no {key!r})")
+    s = _numeric(solution, "thresholds")
+    p = _numeric(solution, "prices")
+    if s.size != (n + 1) * L or p.size != n * L:
+        raise InvalidInputError(
+            f"thresholds/prices must have shapes {(n + 1, L)!r}/{(n, L)!r} for this game, "
+            f"got {s.size!r}/{p.size!r} numbers"
+        )
+    s, p = s.reshape(n + 1, L), p.reshape(n, L)
+    if not (np.all(np.isfinite(s)) and np.all(np.isfinite(p))):
+        raise InvalidInputError("thresholds and prices must be finite numbers")
+    data = _validated(game.values, game.Q, game.t, s, p)
+    cert = Certificate()
+    checked: dict[str, list[str]] = {}
+    not_checked = {k: v for k, v in _NOT_CHECKED.items() if k in solution}
+
+    def add(field_: str, name: str, residual: float, tol: float) -> None:
+        cert.add(name, residual, tol)
+        checked.setdefault(field_, []).append(name)
+
+    gscale = gap_scale(data)
+    wmax = float(np.abs(game.values).max()) or 1.0
+    scale = wmax * (n + 1)
+    # -- the game the result claims to be about
+    if "n" in solution or "L" in solution:
+        size = [_numeric(solution, k)[0] if k in solution else v for k, v in (("n", n), ("L", L))]
+        add("n", "size_vs_instance", float(abs(size[0] - n) + abs(size[1] - L)), 0.0)
+        checked.setdefault("L", []).append("size_vs_instance")
+    if "values" in solution:
+        add(
+            "values",
+            "values_vs_instance_rel",
+            _rel_max(_numeric(solution, "values"), game.values, wmax),
+            1e-12,
+        )
+    if "mechanism" in solution:
+        add(
+            "mechanism",
+            "mechanism_vs_instance",
+            _rel_max(_numeric(solution, "mechanism"), game.t, 1.0),
+            1e-12,
+        )
+    # -- optimality: the per-player LPs
+    z_sum = None
+    if lp:
+        res = certify_strategies(data, route=route, tie_rule=game.tie_rule, time_limit=time_limit)
+        for k, v in res.certificate.residuals.items():
+            add("thresholds", k, v, res.certificate.tolerances[k])
+        checked.setdefault("prices", []).append("dp_price_vs_lp_optimum_rel_max")
+        if not res.status.has_solution:
+            add("thresholds", "lp_status_ok", 1.0, 0.0)
+        else:
+            z_sum = res.solution["lp_thresholds"]
+        cert.details["lp_per_player"] = res.certificate.details.get("per_player")
+        cert.details["lp_route"] = res.method
+        cert.details["prices_off_tie_rule"] = res.certificate.details.get("prices_off_tie_rule")
+    else:
+        not_checked["equilibrium_optimality"] = (
+            "per-player LPs skipped (large instance); `datamarkets verify RESULT.json` runs them"
+        )
+    # -- the selection under the tie rule, by the DP (and the other rule for the range)
+    eq = solve_equilibrium(game, tie_range=True)
+    add(
+        "thresholds",
+        "thresholds_vs_dp_rel_max",
+        float(np.max(np.abs(s - eq.thresholds) / gscale)),
+        RECOMPUTE_RTOL,
+    )
+    add("prices", "prices_vs_dp_rel_max", float(np.max(np.abs(p - eq.prices) / gscale[:-1])), RECOMPUTE_RTOL)
+    if "tie_rule" in solution:
+        add("tie_rule", "tie_rule_vs_instance", float(solution["tie_rule"] != game.tie_rule), 0.0)
+    if "tie_count" in solution:
+        add(
+            "tie_count", "tie_count_vs_dp", abs(float(_numeric(solution, "tie_count")[0]) - eq.tie_count), 0.0
+        )
+    if "sw_tie_range" in solution:
+        rng = solution["sw_tie_range"]
+        exact_rng = np.asarray(eq.sw_tie_range, dtype=float)
+        claimed_rng = np.full(2, np.nan) if rng is None else _numeric(solution, "sw_tie_range")
+        add(
+            "sw_tie_range", "sw_tie_range_rel", _rel_max(claimed_rng, exact_rng, 1e-3 * scale), RECOMPUTE_RTOL
+        )
+    # -- exact expectations of the claimed strategies
+    ex = expectations(game, s, p)
+    floors = {
+        "social_welfare": scale,
+        "player_utility": scale,
+        "transaction_volume": float(n),
+        "trade_success": 1.0,
+        "trade_success_conditional": 1.0,
+    }
+    for key, fl in floors.items():
+        if key in solution:
+            claimed = _numeric(solution, key)
+            add(
+                key,
+                f"{key}_rel",
+                _rel_max(claimed, np.asarray(ex[key], dtype=float), 1e-3 * fl),
+                RECOMPUTE_RTOL,
+            )
+    # -- sums of thresholds reported by a route
+    ref = eq.thresholds if z_sum is None else z_sum
+    if solution.get("objective") is not None:
+        z = float(np.sum(ref))
+        add(
+            "objective",
+            "objective_rel",
+            abs(float(_numeric(solution, "objective")[0]) - z) / max(1.0, abs(z)),
+            RTOL,
+        )
+    if "lp_thresholds" in solution:
+        add(
+            "lp_thresholds",
+            "lp_thresholds_vs_lp_rel_max",
+            _rel_max(_numeric(solution, "lp_thresholds"), np.ravel(ref), float(np.min(gscale))),
+            RTOL,
+        )
+    for key in solution:
+        if key not in checked and key not in not_checked:
+            not_checked[key] = "not recognised by the chain certificate"
+    cert.details["checked"] = checked
+    cert.details["not_checked"] = not_checked
+    cert.details["recomputed"] = {
+        "social_welfare": ex["social_welfare"],
+        "transaction_volume": ex["transaction_volume"],
+        "tie_count": eq.tie_count,
+        "sw_tie_range": list(eq.sw_tie_range or ()),
+    }
+    return cert
