@@ -204,7 +204,7 @@ def verify(
             for d in res.certificate.details["per_player"]
         ]
         print_table(
-            "LP certificate per player", ["player", "|LP − DP| / max(1,|DP|)", "price gap", "LP rows"], rows
+            "LP certificate per player", ["player", "|LP − DP| / max(|w|,|DP|)", "price gap", "LP rows"], rows
         )
         verdict = "CERTIFIED" if res.certificate.passed else "NOT CERTIFIED"
         stdout.print(
