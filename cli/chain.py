@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from datamarkets.cli.common import EXIT_UNCERTIFIED, emit_json, print_table, stdout
+from datamarkets.cli.common import EXIT_UNCERTIFIED, emit_json, print_table, solver_output_to_stderr, stdout
 from datamarkets.errors import InvalidInputError
 from datamarkets.io import read_json
 from datamarkets.registry import get_formulation
@@ -33,7 +33,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-_AUTO_CERTIFY_ROWS = 50_000  # policy-evaluation rows of all players' LPs, ~0.2 ms each to build
+_AUTO_CERTIFY_ROWS = 300_000  # policy-evaluation rows of all players' LPs (n=50, L=201: 256k rows, ~5 s)
 
 _MODEL = typer.Option(
     None, "--model", "-m", help="Named paper model: paper-1, paper-2, paper-4 (paper-3: our reading)."
@@ -73,19 +73,6 @@ def _load_game(model: str | None, n: int, mechanism: str | None, model_file: Pat
     return paper_model(model, n, "raw" if mech is None else mech)
 
 
-def _merge_lp(res: Any, cert: Any) -> None:
-    """Fold the LP certificate's residuals, details and time into an equilibrium result."""
-    for name, value in cert.certificate.residuals.items():
-        res.certificate.add(name, value, cert.certificate.tolerances[name])
-    res.certificate.details["lp_certificate"] = {
-        "certified": cert.solution["certified"],
-        "max_gap": cert.solution["max_gap"],
-        **cert.certificate.details,
-    }
-    res.timings["certify_seconds"] = cert.timings["certify_seconds"]
-    res.solution["certified"] = bool(res.certificate.passed)
-
-
 def _print_equilibrium(res: Any) -> None:
     sol = res.solution
     print_table(
@@ -94,6 +81,8 @@ def _print_equilibrium(res: Any) -> None:
         [
             ["social welfare (exact)", float(sol["social_welfare"])],
             ["transaction volume (exact)", float(sol["transaction_volume"])],
+            ["tie rule (tied decisions)", f"{sol['tie_rule']} ({sol['tie_count']})"],
+            ["SW range over both tie rules", sol["sw_tie_range"]],
             ["solve seconds", float(res.timings["solve_seconds"])],
             ["certificate", "passed" if res.certificate.passed else f"FAILED {res.certificate.failures}"],
         ],
@@ -111,10 +100,19 @@ def solve(
     mechanism: str | None = _MECH,
     model_file: Path | None = _FILE,
     method: str = typer.Option("fast", "--method", help="fast | reference (the paper's Algorithms 1–3)."),
+    tie_rule: str | None = typer.Option(
+        None,
+        "--tie-rule",
+        help="lowest | highest: which maximising price wins a tie (default: the game's, else lowest). "
+        "The welfare range over both rules is reported either way.",
+    ),
+    time_limit: float | None = typer.Option(
+        None, "--time-limit", help="Seconds for the equilibrium solve (exit 3 when it runs out)."
+    ),
     certify: bool | None = typer.Option(
         None,
         "--certify/--no-certify",
-        help="Run the LP certificate too (default: when n(n+1)L/2 ≤ 50,000, i.e. the LP builds in seconds).",
+        help="Run the LP certificate too (default: when n(n+1)L/2 ≤ 300,000, i.e. it runs in seconds).",
     ),
     json_out: bool = _JSON,
     out: Path | None = typer.Option(
@@ -125,24 +123,31 @@ def solve(
 
     Prints the exact expected social welfare (SW), transaction volume (TV = expected number of
     trades), each trade's probability and each player's expected utility — computed, not sampled —
-    and, unless the game is large, the LP certificate. Exit 0 certified, 2 bad input, 4 uncertified.
+    the welfare range over the two tie rules, and, unless the game is large, the LP certificate
+    (the same certificate as `datamarkets verify`). Exit 0 certified, 2 bad input, 3 time limit,
+    4 uncertified.
     """
+    import time
+
     from datamarkets.formulations.chain_certificate import (
-        certify_equilibrium,  # lazy: fast --help (no solver stack)
+        certify_chain_solution,  # lazy: fast --help (no solver stack)
     )
     from datamarkets.models.chain_equilibrium import (
         solve_equilibrium,  # lazy: fast --help (no solver stack)
     )
 
     game = _load_game(model, n, mechanism, model_file)
-    eq = solve_equilibrium(game, method=method)
+    if tie_rule is not None:
+        game = game.with_tie_rule(tie_rule)
+    eq = solve_equilibrium(game, method=method, time_limit=time_limit)
     res = eq.to_result()
     if certify is None:
         certify = game.n * (game.n + 1) * game.L / 2 <= _AUTO_CERTIFY_ROWS
-    if certify:
-        _merge_lp(res, certify_equilibrium(game, eq))
-    else:
-        res.certificate.details["lp_certificate"] = "skipped (large instance); run `datamarkets chain verify`"
+    t0 = time.perf_counter()
+    with solver_output_to_stderr():  # HiGHS's banner must not reach --json stdout
+        res.certificate = certify_chain_solution(game, res.solution, lp=certify)
+    res.timings["certify_seconds"] = time.perf_counter() - t0
+    res.solution["certified"] = bool(res.certificate.passed)
 
     # the game is embedded (with its hash) so that `datamarkets verify` can re-check the output alone
     get_formulation("chain-equilibrium").attach(res, game, "direct")
@@ -191,7 +196,8 @@ def verify(
             raise InvalidInputError(f"{str(claim)!r}: thresholds/prices must be numeric matrices") from exc
     else:
         strategies = solve_equilibrium(game)
-    res = certify_equilibrium(game, strategies)
+    with solver_output_to_stderr():
+        res = certify_equilibrium(game, strategies)
     if json_out:
         emit_json(res)
     else:
@@ -205,7 +211,7 @@ def verify(
             for d in res.certificate.details["per_player"]
         ]
         print_table(
-            "LP certificate per player", ["player", "|LP − DP| / max(1,|DP|)", "price gap", "LP rows"], rows
+            "LP certificate per player", ["player", "|LP − DP| / max(|w|,|DP|)", "price gap", "LP rows"], rows
         )
         verdict = "CERTIFIED" if res.certificate.passed else "NOT CERTIFIED"
         stdout.print(
@@ -295,6 +301,9 @@ def reproduce(
     n_max: int = typer.Option(8, "--n-max", help="Largest chain length of Figure 3."),
     n_min: int = typer.Option(2, "--n-min", help="Smallest chain length of Figure 3."),
     seeds: int = typer.Option(5, "--seeds", help="Monte Carlo seeds (paper: 5)."),
+    mc_seed: int = typer.Option(
+        20_260_611, "--mc-seed", min=0, help="Root seed of the per-cell Monte Carlo streams."
+    ),
     samples: int = typer.Option(10_000, "--samples", help="Profiles per seed (paper: 10,000)."),
     opt_max_evals: int = typer.Option(
         20_000, "--opt-max-evals", help="OPT exact solves per model (Table 1)."
@@ -325,6 +334,7 @@ def reproduce(
         opt_max_evals=opt_max_evals,
         sweep_max_evals=sweep_max_evals,
         opt_time_limit=opt_time_limit,
+        root_seed=mc_seed,
     )
     if json_out:
         emit_json(summary)
@@ -333,20 +343,24 @@ def reproduce(
     from rich.table import Table
 
     table = Table(
-        title=f"Table 1 (n=5): exact vs the paper's protocol ({seeds} seeds × {samples} samples, "
-        "mean ± sd over seeds; z = (MC − exact) / pooled s.e.)"
+        title=f"Table 1 (n=5): exact vs the paper's protocol ({seeds} seeds × {samples} samples; "
+        "MC mean ± s.e. of the pooled mean; sd = the paper's sd over seeds; z = (MC − exact) / s.e.; "
+        "one random stream per cell)"
     )
-    for col in ("model", "mech.", "SW exact", "SW MC", "z", "TV exact", "TV MC", "z", "LP cert."):
+    cols = ("model", "mech.", "SW exact", "SW MC ± s.e.", "sd", "z", "TV exact", "TV MC ± s.e.", "sd", "z")
+    for col in (*cols, "LP cert."):
         table.add_column(col, justify="left" if col in ("model", "mech.") else "right")
     for r in summary["table1"]:
         table.add_row(
             r["model"],
             r["mechanism"].upper(),
             f"{r['social_welfare']:.4f}",
-            f"{r['sw_mc_mean']:.4f} ± {r['sw_mc_sd']:.4f}",
+            f"{r['sw_mc_mean']:.4f} ± {r['sw_mc_se']:.4f}",
+            f"{r['sw_mc_sd']:.4f}",
             f"{r['sw_mc_z']:+.1f}",
             f"{r['transaction_volume']:.4f}",
-            f"{r['tv_mc_mean']:.4f} ± {r['tv_mc_sd']:.4f}",
+            f"{r['tv_mc_mean']:.4f} ± {r['tv_mc_se']:.4f}",
+            f"{r['tv_mc_sd']:.4f}",
             f"{r['tv_mc_z']:+.1f}",
             "yes" if r.get("certified") else "NO",
         )

@@ -4,6 +4,15 @@ r"""Reproduction of the chain-trading paper's §5 experiments: Table 1, Figure 2
   and transaction volume (TV) by forward propagation, and beside them the paper's protocol
   (5 seeds × 10,000 sampled valuation profiles, mean ± sd across seeds). Every equilibrium is
   LP-certified (:mod:`datamarkets.formulations.chain_certificate`).
+
+Monte Carlo streams. Every table cell (model, n, mechanism) draws from its own
+:class:`numpy.random.SeedSequence`, keyed by a root seed (:data:`MC_ROOT_SEED`, ``--mc-seed``) and
+the cell (:func:`cell_seed_sequence`); its seeds are that sequence's spawned children. Cells are
+therefore independent (two models with the same exact values no longer get identical MC rows, and
+z-scores scatter on both sides of 0) and every cell is reproducible on its own. The reported
+standard error ``*_mc_se`` is that of the mean of all ``seeds × samples`` pooled profiles
+(between-seed variation included); the paper's "sd over seeds" is kept as ``*_mc_sd``, labelled
+so: it is the spread of one seed's mean, not the uncertainty of the reported mean.
 * **Figure 2** — n = 5: per-trade success probability and per-player expected utility.
 * **Figure 3** — SW and TV for n = 2..8 (exact; OPT re-optimised for every n).
 
@@ -17,6 +26,7 @@ Files written to ``out`` (atomically): ``table1.csv``, ``table1.md``, ``figure2.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from datamarkets.errors import InvalidInputError
 from datamarkets.formulations.chain_certificate import certify_equilibrium
 from datamarkets.io import atomic_write_csv, atomic_write_json, atomic_write_text
 from datamarkets.models.chain_equilibrium import solve_equilibrium
@@ -35,9 +46,12 @@ from datamarkets.progress import track
 from datamarkets.result import provenance
 
 __all__ = [
+    "MC_ROOT_SEED",
     "MECHANISMS",
     "MODELS",
+    "cell_seed_sequence",
     "figure3_rows",
+    "monte_carlo_cell",
     "plot_figure2",
     "plot_figure3",
     "reproduce",
@@ -47,24 +61,92 @@ __all__ = [
 MODELS = ("paper-1", "paper-2", "paper-4")
 MECHANISMS = ("raw", "ave", "opt")
 _COLORS = {"raw": "#7f7f7f", "ave": "#1f77b4", "opt": "#d62728"}
+#: Root of every Monte Carlo stream of the reproduction (each cell spawns its own, see the module doc).
+MC_ROOT_SEED = 20_260_611
+
+
+def cell_seed_sequence(root_seed: int, model: str, n: int, mechanism: str) -> np.random.SeedSequence:
+    """The Monte Carlo stream of one table cell: ``SeedSequence(root_seed, spawn_key=key(cell))``.
+
+    The key is the first 16 bytes of SHA-256 of ``"model|n|mechanism"`` as four 32-bit words, so it
+    does not depend on the order cells are computed in, and distinct cells get distinct streams.
+
+    Parameters
+    ----------
+    root_seed : int
+        Non-negative root seed.
+    model, n, mechanism
+        The cell.
+
+    Returns
+    -------
+    numpy.random.SeedSequence
+
+    Examples
+    --------
+    >>> a = cell_seed_sequence(0, "paper-2", 5, "raw").generate_state(2)
+    >>> b = cell_seed_sequence(0, "paper-4", 5, "raw").generate_state(2)
+    >>> bool((a != b).any()), bool((a == cell_seed_sequence(0, "paper-2", 5, "raw").generate_state(2)).all())
+    (True, True)
+    """
+    if isinstance(root_seed, bool) or not isinstance(root_seed, (int, np.integer)) or root_seed < 0:
+        raise InvalidInputError(f"root seed must be a non-negative integer, got {root_seed!r}")
+    digest = hashlib.sha256(f"{model}|{int(n)}|{str(mechanism).lower()}".encode()).digest()[:16]
+    key = tuple(int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4))
+    return np.random.SeedSequence(int(root_seed), spawn_key=key)
 
 
 def _opt(model: str, n: int, **kw: Any) -> Any:
     return optimize_mechanism(paper_model(model, n, "raw"), **kw)
 
 
-def _paper_protocol(game: Any, eq: Any, seeds: int, samples: int) -> dict[str, Any]:
-    """The paper's protocol (``seeds`` × ``samples`` profiles, seeds 0..seeds-1): mean and sd across
-    seeds as the paper reports, plus the pooled standard error of the mean over all samples."""
+def monte_carlo_cell(
+    game: Any,
+    eq: Any,
+    stream: np.random.SeedSequence,
+    seeds: int,
+    samples: int,
+) -> dict[str, Any]:
+    """The paper's protocol on one cell: ``seeds`` runs of ``samples`` profiles from ``stream``'s
+    spawned children.
 
-    runs = [simulate(game, eq, samples, seed) for seed in range(seeds)]
+    Parameters
+    ----------
+    game, eq : ChainGame, ChainEquilibrium
+    stream : numpy.random.SeedSequence
+        The cell's stream (:func:`cell_seed_sequence`).
+    seeds, samples : int
+        Runs and profiles per run.
+
+    Returns
+    -------
+    dict
+        For each metric of :data:`datamarkets.models.chain_simulation.METRICS`: ``<m>_mean`` (mean of
+        all pooled profiles), ``<m>_se`` (its standard error: pooled sd / sqrt(seeds·samples),
+        between-run variation included) and ``<m>_sd`` (the paper's sd of the per-seed means,
+        ``ddof=1``; 0 for one seed).
+
+    Examples
+    --------
+    >>> from datamarkets.models.chain_valuations import paper_model
+    >>> from datamarkets.models.chain_equilibrium import solve_equilibrium
+    >>> g = paper_model("paper-2", 3, "ave")
+    >>> mc = monte_carlo_cell(g, solve_equilibrium(g), cell_seed_sequence(0, "paper-2", 3, "ave"), 2, 500)
+    >>> bool(mc["social_welfare_se"] > 0), mc["trade_success_mean"].shape
+    (True, (3,))
+    """
+    runs = [simulate(game, eq, samples, child) for child in stream.spawn(seeds)]
+    M = float(samples)
     out: dict[str, Any] = {}
     for m in METRICS:
-        vals = np.array([r[m] for r in runs], dtype=float)
-        ses = np.array([r[f"{m}_se"] for r in runs], dtype=float)
-        out[f"{m}_mean"] = vals.mean(axis=0)
-        out[f"{m}_sd"] = vals.std(axis=0, ddof=1) if seeds > 1 else np.zeros_like(vals[0])
-        out[f"{m}_se"] = np.sqrt((ses**2).mean(axis=0) / seeds)
+        means = np.array([r[m] for r in runs], dtype=float)  # (S, ...)
+        sds = np.array([r[f"{m}_se"] for r in runs], dtype=float) * np.sqrt(M)  # per-run sd (ddof=1)
+        grand = means.mean(axis=0)
+        # variance of all S·M pooled profiles (ddof=1): within-run plus between-run sums of squares
+        ss = ((M - 1.0) * sds**2).sum(axis=0) + (M * (means - grand) ** 2).sum(axis=0)
+        out[f"{m}_mean"] = grand
+        out[f"{m}_se"] = np.sqrt(ss / (seeds * M - 1.0) / (seeds * M))
+        out[f"{m}_sd"] = means.std(axis=0, ddof=1) if seeds > 1 else np.zeros_like(grand)
     return out
 
 
@@ -76,15 +158,20 @@ def table1_rows(
     opt_kwargs: dict[str, Any] | None = None,
     certify: bool = True,
     progress: bool = True,
+    root_seed: int = MC_ROOT_SEED,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """Table 1 and Figure 2 data at chain length ``n``.
+
+    The Monte Carlo columns of each cell come from its own stream
+    (:func:`cell_seed_sequence` of ``root_seed`` and the cell).
 
     Returns
     -------
     table : list of dict
         One row per (model, mechanism): exact ``social_welfare``, ``transaction_volume``, the
-        paper protocol's ``sw_mc_mean``/``sw_mc_sd``/``tv_mc_mean``/``tv_mc_sd`` (sd across seeds),
-        pooled standard errors ``sw_mc_se``/``tv_mc_se`` and z-scores
+        paper protocol's ``sw_mc_mean``/``tv_mc_mean`` (mean of all pooled profiles),
+        ``sw_mc_sd``/``tv_mc_sd`` (the paper's sd of the per-seed means), the honest standard errors
+        of the reported means ``sw_mc_se``/``tv_mc_se`` (pooled) and z-scores
         ``sw_mc_z = (MC mean − exact)/se`` (same for TV), LP certificate
         (``certified``, ``lp_max_gap``) and timings.
     figure2 : list of dict
@@ -119,7 +206,7 @@ def table1_rows(
         else:
             game = paper_model(model, n, mech)
         eq = solve_equilibrium(game, method="fast")
-        mc = _paper_protocol(game, eq, seeds, samples)
+        mc = monte_carlo_cell(game, eq, cell_seed_sequence(root_seed, model, n, mech), seeds, samples)
         row.update(
             L=game.L,
             social_welfare=float(eq.social_welfare),
@@ -209,20 +296,24 @@ def figure3_rows(
 
 def _table1_markdown(rows: list[dict[str, Any]]) -> str:
     head = (
-        "| model | mechanism | SW exact | SW MC (mean ± sd over seeds) | z "
-        "| TV exact | TV MC | z | LP certified |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|:---:|\n"
+        "| model | mechanism | SW exact | SW MC mean (s.e.) | sd over seeds | z "
+        "| TV exact | TV MC mean (s.e.) | sd over seeds | z | LP certified |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|:---:|\n"
     )
     lines = []
     for r in rows:
         cert = "yes" if r.get("certified") else "no"
         lines.append(
             f"| {r['model']} | {r['mechanism'].upper()} | {r['social_welfare']:.4f} "
-            f"| {r['sw_mc_mean']:.4f} ± {r['sw_mc_sd']:.4f} | {r['sw_mc_z']:+.2f} "
-            f"| {r['transaction_volume']:.4f} | {r['tv_mc_mean']:.4f} ± {r['tv_mc_sd']:.4f} "
-            f"| {r['tv_mc_z']:+.2f} | {cert} |"
+            f"| {r['sw_mc_mean']:.4f} ({r['sw_mc_se']:.4f}) | {r['sw_mc_sd']:.4f} | {r['sw_mc_z']:+.2f} "
+            f"| {r['transaction_volume']:.4f} | {r['tv_mc_mean']:.4f} ({r['tv_mc_se']:.4f}) "
+            f"| {r['tv_mc_sd']:.4f} | {r['tv_mc_z']:+.2f} | {cert} |"
         )
-    return head + "\n".join(lines) + "\n"
+    note = (
+        "\ns.e.: standard error of the MC mean over all pooled profiles (z = (MC − exact) / s.e.); "
+        "sd over seeds: the paper's spread of one seed's mean. Each cell has its own random stream.\n"
+    )
+    return head + "\n".join(lines) + "\n" + note
 
 
 def plot_figure2(rows: list[dict[str, Any]], path: str | Path, models: Sequence[str] = MODELS) -> Path:
@@ -307,6 +398,7 @@ def reproduce(
     opt_time_limit: float = 60.0,
     certify: bool = True,
     progress: bool = True,
+    root_seed: int = MC_ROOT_SEED,
 ) -> dict[str, Any]:
     """Regenerate Table 1, Figure 2 and Figure 3 into ``out``.
 
@@ -336,6 +428,8 @@ def reproduce(
         LP-certify every Table 1 equilibrium.
     progress : bool, default True
         Rich progress bars on stderr.
+    root_seed : int, default MC_ROOT_SEED
+        Root of the per-cell Monte Carlo streams.
 
     Returns
     -------
@@ -353,6 +447,7 @@ def reproduce(
         {"time_limit": opt_time_limit, "random_starts": opt_random_starts, "max_evals": opt_max_evals},
         certify=certify,
         progress=progress,
+        root_seed=root_seed,
     )
     t1 = time.perf_counter()
     fig3, opt_sweep = figure3_rows(
@@ -389,6 +484,7 @@ def reproduce(
             "n_values": list(n_values),
             "seeds": seeds,
             "samples": samples,
+            "mc_root_seed": root_seed,
             "opt_random_starts": opt_random_starts,
             "opt_max_evals": opt_max_evals,
             "sweep_random_starts": sweep_random_starts,

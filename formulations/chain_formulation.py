@@ -9,8 +9,14 @@ by player by the LPs on that solver, and the result's :attr:`objective` is the L
 (so LP solvers can be compared with one another and with the DP).
 
 Certificate (:meth:`ChainEquilibriumFormulation.certify`), from the saved strategies and game only:
-the per-player LPs on HiGHS (threshold and price gaps, Eq. 9), and the exact expected social
-welfare and transaction volume recomputed from the strategies against the claimed ones.
+:func:`~datamarkets.formulations.chain_certificate.certify_chain_solution`, the same function
+``datamarkets chain solve`` uses — the per-player LPs on HiGHS (threshold and price gaps, Eq. 9), the
+DP's selection under the game's tie rule, and every reported number (welfare, volume, per-trade
+success, utilities, tie range, …) recomputed, or listed under ``details["not_checked"]``. A result
+without a solution (time limit, error) never carries a passing certificate.
+
+``time_limit`` is honoured: the DP checks the clock between players and the LP routes hand what is
+left to the solver; a run that hits it reports status ``time_limit``.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from datamarkets.errors import InvalidInputError
+from datamarkets.errors import InvalidInputError, SolverLimitError
 from datamarkets.formulation import DIRECT, Formulation, check_params
 from datamarkets.result import Certificate, Result
 from datamarkets.status import Status
@@ -89,8 +95,9 @@ class ChainEquilibriumFormulation(Formulation):
     Parameters accepted by :meth:`instance`: ``model`` (``"paper-1"``, ``"paper-2"``, ``"paper-3"``,
     ``"paper-4"`` or ``"random"``), ``n`` (trades), ``mechanism`` (``"raw"``, ``"ave"``,
     ``"tbds:ALPHA"`` or ``"opt"`` — the welfare-optimised mechanism found by
-    :func:`~datamarkets.models.chain_mechanism_opt.optimize_mechanism`), and for random games ``size``
-    (= L, grid values) and ``seed``.
+    :func:`~datamarkets.models.chain_mechanism_opt.optimize_mechanism`), ``tie_rule`` (``"lowest"``
+    or ``"highest"``: which maximising price wins a tie; saved with the game), and for random games
+    ``size`` (= L, grid values) and ``seed``.
 
     Examples
     --------
@@ -112,6 +119,7 @@ class ChainEquilibriumFormulation(Formulation):
         "mechanism": "raw",
         "size": 20,
         "seed": 0,
+        "tie_rule": "lowest",
     }
 
     # ------------------------------------------------------------------ data
@@ -138,7 +146,7 @@ class ChainEquilibriumFormulation(Formulation):
 
             opt = optimize_mechanism(game, seed=int(p["seed"]))
             game = game.with_mechanism(np.asarray(opt.solution["mechanism"]), f"{game.label}/opt")
-        return game
+        return game.with_tie_rule(str(p["tie_rule"]))
 
     def instance_to_dict(self, instance: Any) -> dict[str, Any]:
         return instance.to_dict()
@@ -152,82 +160,67 @@ class ChainEquilibriumFormulation(Formulation):
 
     # --------------------------------------------------------------- program
     def build(self, instance: Any, solver: str) -> Any:
-        """The DP route needs no program; LP routes get the DP's strategies to re-derive."""
-        from datamarkets.formulations.chain_certificate import (
-            strategy_data,  # lazy: fast plug-in discovery
-        )
-        from datamarkets.models.chain_equilibrium import (
-            solve_equilibrium,  # lazy: fast plug-in discovery
-        )
-
-        eq = solve_equilibrium(instance)
-        return {"game": instance, "eq": eq, "data": None if solver == DIRECT else strategy_data(instance, eq)}
+        """The DP route needs no program; LP routes re-derive the DP's strategies in solve_program."""
+        return {"game": instance}
 
     def solve_program(self, program: Any, solver: str, *, time_limit: float | None = None) -> Result:
-        eq = program["eq"]
+        import time
+
+        from datamarkets.models.chain_equilibrium import solve_equilibrium  # lazy: fast plug-in discovery
+
+        game = program["game"]
+        t0 = time.perf_counter()
+        try:
+            eq = solve_equilibrium(game, time_limit=time_limit)
+        except SolverLimitError as exc:
+            return _no_solution(Status.TIME_LIMIT, f"dp-{solver}", str(exc), time.perf_counter() - t0)
         res = eq.to_result()
+        res.certificate = Certificate()  # the certificate is certify()'s alone
         res.solution["objective"] = float(np.sum(eq.thresholds))
         if solver == DIRECT:
             res.meta["solvers"] = {"datamarkets-dp": res.meta.get("version", "")}
             return res
         from datamarkets.formulations.chain_certificate import (
             certify_strategies,  # lazy: fast plug-in discovery
+            strategy_data,
         )
 
-        lp = certify_strategies(program["data"], solver=solver)
+        left = None if time_limit is None else max(time_limit - (time.perf_counter() - t0), 0.0)
+        lp = certify_strategies(strategy_data(game, eq), solver=solver, tie_rule=eq.tie_rule, time_limit=left)
         res.status = lp.status
         res.method = lp.method
         res.certificate.details["lp_route"] = lp.certificate.to_dict()
         if lp.status.has_solution:
             res.solution["objective"] = float(np.sum(lp.solution["lp_thresholds"]))
             res.solution["lp_thresholds"] = lp.solution["lp_thresholds"]
+        else:
+            res.solution = {}
+            res.certificate = _no_solution(lp.status, lp.method, "the LP route stopped", 0.0).certificate
         res.timings["inner_build_seconds"] = lp.timings["build_seconds"]
         res.meta["solvers"] = lp.meta["solvers"]
         return res
 
     def certify(self, instance: Any, solution: Mapping[str, Any]) -> Certificate:
         from datamarkets.formulations.chain_certificate import (
-            certify_equilibrium,  # lazy: fast plug-in discovery
-        )
-        from datamarkets.models.chain_equilibrium import (
-            expectations,  # lazy: fast plug-in discovery
+            certify_chain_solution,  # lazy: fast plug-in discovery
         )
 
-        try:
-            s = np.asarray(solution["thresholds"], dtype=float)
-            p = np.asarray(solution["prices"], dtype=float)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidInputError(
-                f"a chain solution needs numeric 'thresholds' and 'prices': {exc}"
-            ) from exc
-        lp = certify_equilibrium(instance, {"thresholds": s, "prices": p})
-        cert = Certificate()
-        for k, v in lp.certificate.residuals.items():
-            cert.add(k, v, lp.certificate.tolerances[k])
-        if not lp.status.has_solution:
-            cert.add("lp_status_ok", 1.0, 0.0)
-        if solution.get("objective") is not None and lp.status.has_solution:
-            # the claimed objective (Σ thresholds of the route: DP or another LP solver) against
-            # HiGHS's LP optima: a route whose LPs disagree is not certified
-            z_sum = float(np.sum(lp.solution["lp_thresholds"]))
-            claimed_obj = float(solution["objective"])
-            cert.add(
-                "objective_rel",
-                abs(claimed_obj - z_sum) / max(1.0, abs(z_sum)),
-                lp.certificate.tolerances["lp_vs_dp_threshold_rel_max"],
-            )
-        ex = expectations(instance, s, p)
-        for key in ("social_welfare", "transaction_volume"):
-            if solution.get(key) is not None:
-                claimed = float(solution[key])
-                cert.add(f"{key}_rel", abs(ex[key] - claimed) / max(1.0, abs(ex[key])), 1e-9)
-        cert.details["lp_per_player"] = lp.certificate.details.get("per_player")
-        cert.details["recomputed"] = {
-            "social_welfare": ex["social_welfare"],
-            "transaction_volume": ex["transaction_volume"],
-        }
-        return cert
+        return certify_chain_solution(instance, solution)
 
     def objective(self, result: Result) -> float | None:
         v = result.solution.get("objective")
         return None if v is None or result.status is not Status.OPTIMAL else float(v)
+
+
+def _no_solution(status: Status, method: str, why: str, seconds: float) -> Result:
+    """A result without a solution: its certificate fails (``no_solution``), never passes."""
+    cert = Certificate(details={"note": why})
+    cert.add("no_solution", 1.0, 0.0)
+    return Result(
+        kind="chain-equilibrium",
+        status=status,
+        method=method,
+        solution={},
+        certificate=cert,
+        timings={"solve_seconds": seconds},
+    )

@@ -28,7 +28,8 @@ Tie rules (the same in every route of this package):
 * a buyer buys iff its threshold is ``>=`` the price;
 * candidate prices are the next player's non-negative thresholds; when there is none the price
   is 0 (and nobody buys);
-* among the maximising candidate prices the lowest wins; gains within
+* among the maximising candidate prices the lowest wins (``tie_rule="lowest"``, the default; with
+  ``tie_rule="highest"`` the highest wins); gains within
   ``TIE_RTOL * (|w_k| + max_p (g_i(w_k, p) - w_k))`` of the maximum count as maximising. The
   tolerance absorbs round-off and is relative to the size of the terms summed into the gain (all
   terms after :math:`w_k` are non-negative), so the rule is scale-invariant: multiplying every
@@ -36,6 +37,13 @@ Tie rules (the same in every route of this package):
   the homogeneity argument of Lemma C.2 / Theorem 4.4 requires. (An absolute floor such as
   ``max(1, |g|)`` would turn every price into a tie at values below ~1e-12, e.g. Model 1's low
   states at n = 50, and pick the lowest price there.)
+
+Where gains tie the equilibrium is not unique (paper Model 2, n = 5, RAW: SW 0.2437 with the lowest
+price, 0.2010 with the highest). Every solve counts its *tied decisions* (player/value pairs with at
+least two distinct maximising prices, ``tie_count``) and reports ``sw_tie_range = [min, max]`` of the
+welfare over the two selections (the whole game solved under each rule). Without a tie the two rules
+make the same choices at every stage, so the range has zero width and the second solve is skipped.
+The range covers the two rule-based selections, not every mixture of per-decision choices.
 
 Exact expectations by forward propagation of :math:`\alpha_i(l)=\Pr[\text{trade } i \text{ occurred},
 v_i=w_l]` (:math:`\alpha_0=\pi`, :math:`\alpha_i=\alpha_{i-1}M_{i-1}`): per-trade success
@@ -53,9 +61,9 @@ from typing import Any
 
 import numpy as np
 
-from datamarkets.errors import InvalidInputError
+from datamarkets.errors import InvalidInputError, SolverLimitError
 from datamarkets.io import instance_hash
-from datamarkets.models.chain_game import ChainGame
+from datamarkets.models.chain_game import TIE_RULES, ChainGame, check_tie_rule
 from datamarkets.models.chain_reference import reference_expectations, solve_reference
 from datamarkets.result import Certificate, Result, provenance
 from datamarkets.status import Status
@@ -63,6 +71,7 @@ from datamarkets.status import Status
 __all__ = [
     "METHODS",
     "TIE_RTOL",
+    "TIE_RULES",
     "ChainEquilibrium",
     "acceptance_matrix",
     "candidate_prices",
@@ -72,7 +81,7 @@ __all__ = [
     "solve_equilibrium",
 ]
 
-#: Relative tolerance under which two gains count as a tie (lowest price wins).
+#: Relative tolerance under which two gains count as a tie (the tie rule picks among them).
 TIE_RTOL = 1e-12
 METHODS = ("fast", "reference")
 _ARRAY_KEYS = ("alive", "trade_success", "trade_success_conditional", "player_utility")
@@ -120,6 +129,14 @@ class ChainEquilibrium:
         Wall time of the equilibrium solve alone.
     metrics_seconds : float
         Wall time of the forward propagation of expectations.
+    tie_rule : {"lowest", "highest"}
+        Which maximising price was chosen where gains tie.
+    tie_count : int
+        Number of tied decisions: (player, value) pairs whose gain is maximised (within the tie
+        tolerance) by at least two distinct candidate prices.
+    sw_tie_range : tuple of float
+        ``(min, max)`` social welfare over the equilibria selected by the two tie rules; zero width
+        when ``tie_count == 0``.
 
     Examples
     --------
@@ -145,6 +162,9 @@ class ChainEquilibrium:
     method: str
     solve_seconds: float
     metrics_seconds: float = 0.0
+    tie_rule: str = "lowest"
+    tie_count: int = 0
+    sw_tie_range: tuple[float, float] | None = None
 
     @property
     def n(self) -> int:
@@ -202,6 +222,9 @@ class ChainEquilibrium:
             "prices": self.prices,
             "values": g.values,
             "mechanism": g.t,
+            "tie_rule": self.tie_rule,
+            "tie_count": int(self.tie_count),
+            "sw_tie_range": None if self.sw_tie_range is None else [float(x) for x in self.sw_tie_range],
         }
         return Result(
             kind="chain-equilibrium",
@@ -282,8 +305,11 @@ def candidate_prices(next_thresholds: np.ndarray) -> np.ndarray:
     return c if c.size else np.zeros(1)
 
 
-def choose_price(gains: np.ndarray, prices: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
-    """Index of the chosen price per row: the lowest among gains within the tie tolerance of the max.
+def choose_price(
+    gains: np.ndarray, prices: np.ndarray, values: np.ndarray | None = None, tie_rule: str = "lowest"
+) -> np.ndarray:
+    """Index of the chosen price per row: the lowest (or highest) among gains within the tie
+    tolerance of the max.
 
     Parameters
     ----------
@@ -294,6 +320,8 @@ def choose_price(gains: np.ndarray, prices: np.ndarray, values: np.ndarray | Non
     values : ndarray, shape (L,), optional
         The values :math:`w_k` inside the gains (Eq. 8); the tolerance is
         ``TIE_RTOL * (|w_k| + max_c (gains[k, c] - w_k))``. Omitted: ``TIE_RTOL * max_c |gains[k, c]|``.
+    tie_rule : {"lowest", "highest"}, default "lowest"
+        Which of the tied prices wins.
 
     Returns
     -------
@@ -308,7 +336,17 @@ def choose_price(gains: np.ndarray, prices: np.ndarray, values: np.ndarray | Non
     [1, 0]
     >>> choose_price(1e-20 * np.array([[3.0, 3.0 - 1e-15], [3.0, 2.0]]), p).tolist()
     [1, 0]
+    >>> choose_price(np.array([[3.0, 3.0 - 1e-15], [3.0, 2.0]]), p, tie_rule="highest").tolist()
+    [0, 0]
     """
+    return _choose(gains, prices, values, tie_rule)[0]
+
+
+def _choose(
+    gains: np.ndarray, prices: np.ndarray, values: np.ndarray | None, tie_rule: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(chosen column per row, whether the row has at least two maximising prices)."""
+    check_tie_rule(tie_rule)
     gmax = gains.max(axis=1, keepdims=True)
     if values is None:
         size = np.abs(gains).max(axis=1, keepdims=True)
@@ -317,8 +355,10 @@ def choose_price(gains: np.ndarray, prices: np.ndarray, values: np.ndarray | Non
         size = np.abs(w) + np.abs(gains - w).max(axis=1, keepdims=True)
     tol = TIE_RTOL * size
     ok = gains >= gmax - tol
-    masked = np.where(ok, prices[None, :], np.inf)
-    return np.argmin(masked, axis=1)
+    tied = ok.sum(axis=1) >= 2  # candidate prices are distinct
+    if tie_rule == "lowest":
+        return np.argmin(np.where(ok, prices[None, :], np.inf), axis=1), tied
+    return np.argmax(np.where(ok, prices[None, :], -np.inf), axis=1), tied
 
 
 def gain_for_prices(
@@ -375,8 +415,17 @@ def gain_for_prices(
 # ----------------------------------------------------------------------------------------------
 # fast backward DP
 # ----------------------------------------------------------------------------------------------
-def _solve_fast(game: ChainGame) -> tuple[np.ndarray, ...]:
+def _check_clock(deadline: float | None, where: str) -> None:
+    """Raise :class:`SolverLimitError` when the wall clock has passed ``deadline`` (perf_counter)."""
+    if deadline is not None and time.perf_counter() > deadline:
+        raise SolverLimitError(f"time limit reached {where}")
+
+
+def _solve_fast(
+    game: ChainGame, tie_rule: str = "lowest", deadline: float | None = None
+) -> tuple[np.ndarray, ...]:
     n, L = game.n, game.L
+    ties = 0
     W, Q, t = game.values, game.Q, game.t
     u_star = np.empty((n + 1, L))
     p_star = np.zeros((n, L))
@@ -385,6 +434,7 @@ def _solve_fast(game: ChainGame) -> tuple[np.ndarray, ...]:
     A = np.zeros((n + 1, L, n + 1))
     u_star[n] = W  # u*(n, k) = w_k
     for i in range(n - 1, -1, -1):
+        _check_clock(deadline, f"in the DP before player {i}")
         un = u_star[i + 1]
         Qi = Q[i]
         if np.any(un >= 0):
@@ -400,7 +450,8 @@ def _solve_fast(game: ChainGame) -> tuple[np.ndarray, ...]:
             acc = np.cumsum(Qs, axis=1)[:, cand]  # P(buyer accepts pc | v_i = w_k)
             fut = np.cumsum(Qs * A[i + 1, order, i][None, :], axis=1)[:, cand]
             gains = W[:, None] + t[i, i] * pc[None, :] * acc + fut  # Eq. 8 over candidates (Eq. 17)
-            pick = choose_price(gains, pc, W)
+            pick, tied = _choose(gains, pc, W, tie_rule)
+            ties += int(tied.sum())
             u_star[i] = gains[np.arange(L), pick]
             p_star[i] = pc[pick]
             start = np.searchsorted(-us, -us, side="left")  # first position of each tie group
@@ -412,7 +463,7 @@ def _solve_fast(game: ChainGame) -> tuple[np.ndarray, ...]:
         m = i + 1  # receivers 0..i are the only ones paid by trades i+1..n (Def. 2.6 keeps m <= i)
         # einsum, not BLAS: multithreaded BLAS on these thin products stalls on a loaded machine
         A[i, :, :m] = r_star[i][:, None] * t[i, :m][None, :] + np.einsum("kl,lm->km", M, A[i + 1, :, :m])
-    return u_star, p_star, l_star, r_star, A
+    return u_star, p_star, l_star, r_star, A, ties
 
 
 # ----------------------------------------------------------------------------------------------
@@ -475,7 +526,45 @@ def expectations(game: ChainGame, thresholds: np.ndarray, prices: np.ndarray) ->
     }
 
 
-def solve_equilibrium(game: ChainGame, method: str = "fast") -> ChainEquilibrium:
+def _check_time_limit(time_limit: Any) -> float | None:
+    if time_limit is None:
+        return None
+    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float, np.integer, np.floating)):
+        raise InvalidInputError(f"time_limit must be a number of seconds, got {time_limit!r}")
+    if not (np.isfinite(time_limit) and time_limit >= 0):
+        raise InvalidInputError(f"time_limit must be a finite number of seconds >= 0, got {time_limit!r}")
+    return float(time_limit)
+
+
+def _solve_once(
+    game: ChainGame, method: str, tie_rule: str, deadline: float | None
+) -> tuple[tuple[np.ndarray, ...], dict[str, Any], int, float, float]:
+    t0 = time.perf_counter()
+    if method == "fast":
+        u_star, p_star, l_star, r_star, A, ties = _solve_fast(game, tie_rule, deadline)
+        solve_seconds = time.perf_counter() - t0
+        _check_clock(deadline, "after the DP")
+        t1 = time.perf_counter()
+        ex = expectations(game, u_star, p_star)
+    else:
+        u_star, p_star, l_star, r_star, A, ties = solve_reference(
+            game, tie_rule, deadline=deadline, return_ties=True
+        )
+        solve_seconds = time.perf_counter() - t0
+        _check_clock(deadline, "after the DP")
+        t1 = time.perf_counter()
+        ex = reference_expectations(game, u_star, p_star)
+    return (u_star, p_star, l_star, r_star, A), ex, int(ties), solve_seconds, time.perf_counter() - t1
+
+
+def solve_equilibrium(
+    game: ChainGame,
+    method: str = "fast",
+    *,
+    tie_rule: str | None = None,
+    tie_range: bool = True,
+    time_limit: float | None = None,
+) -> ChainEquilibrium:
     """Solve the chain game for its sequential equilibrium (Eq. 9) and exact expectations.
 
     Parameters
@@ -484,6 +573,14 @@ def solve_equilibrium(game: ChainGame, method: str = "fast") -> ChainEquilibrium
     method : {"fast", "reference"}
         ``"fast"``: backward accumulation of future profit, :math:`O(n^2L^2+nL^2\\log L)`.
         ``"reference"``: the paper's literal Algorithms 1–3, :math:`O(n^2L^4)`.
+    tie_rule : {"lowest", "highest"}, optional
+        Which maximising price wins a tie (default: the game's ``tie_rule``, itself ``"lowest"``
+        unless set).
+    tie_range : bool, default True
+        Also solve under the other rule when a tie occurred, to report ``sw_tie_range``
+        (``None`` when False and ties occurred; the single value when no tie occurred).
+    time_limit : float, optional
+        Wall-clock seconds for the whole call; the clock is checked between DP stages (players).
 
     Returns
     -------
@@ -493,6 +590,10 @@ def solve_equilibrium(game: ChainGame, method: str = "fast") -> ChainEquilibrium
     ------
     ValueError
         Unknown ``method``.
+    InvalidInputError
+        Not a ChainGame, an unknown tie rule, or a negative/non-finite ``time_limit``.
+    SolverLimitError
+        ``time_limit`` passed before the equilibrium was computed.
 
     Examples
     --------
@@ -500,23 +601,30 @@ def solve_equilibrium(game: ChainGame, method: str = "fast") -> ChainEquilibrium
     >>> eq = solve_equilibrium(paper_model("paper-1", 3, "ave"))
     >>> eq.thresholds.shape, eq.prices.shape
     ((4, 13), (3, 13))
+
+    Paper Model 2 with RAW: prices tie, and the selection moves the welfare.
+
+    >>> eq = solve_equilibrium(paper_model("paper-2", 5, "raw"))
+    >>> eq.tie_count > 0, [round(x, 4) for x in eq.sw_tie_range]
+    (True, [0.201, 0.2437])
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS!r}")
     if not isinstance(game, ChainGame):
         raise InvalidInputError(f"expected a ChainGame, got {type(game).__name__!r}")
-    t0 = time.perf_counter()
-    if method == "fast":
-        u_star, p_star, l_star, r_star, A = _solve_fast(game)
-        solve_seconds = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        ex = expectations(game, u_star, p_star)
-    else:
-        u_star, p_star, l_star, r_star, A = solve_reference(game)
-        solve_seconds = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        ex = reference_expectations(game, u_star, p_star)
-    metrics_seconds = time.perf_counter() - t1
+    rule = game.tie_rule if tie_rule is None else check_tie_rule(tie_rule)
+    limit = _check_time_limit(time_limit)
+    deadline = None if limit is None else time.perf_counter() + limit
+    arrays, ex, ties, solve_seconds, metrics_seconds = _solve_once(game, method, rule, deadline)
+    u_star, p_star, l_star, r_star, A = arrays
+    sw = float(ex["social_welfare"])
+    sw_range: tuple[float, float] | None = (sw, sw)
+    if ties and tie_range:
+        other = TIE_RULES[1 - TIE_RULES.index(rule)]
+        sw_other = float(_solve_once(game, method, other, deadline)[1]["social_welfare"])
+        sw_range = (min(sw, sw_other), max(sw, sw_other))
+    elif ties:
+        sw_range = None
     future = np.stack([A[i, :, i] for i in range(game.n + 1)])
     for arr in (u_star, p_star, l_star, r_star, A, future, *(ex[k] for k in _ARRAY_KEYS)):
         arr.setflags(write=False)
@@ -532,9 +640,12 @@ def solve_equilibrium(game: ChainGame, method: str = "fast") -> ChainEquilibrium
         trade_success=ex["trade_success"],
         trade_success_conditional=ex["trade_success_conditional"],
         player_utility=ex["player_utility"],
-        social_welfare=float(ex["social_welfare"]),
+        social_welfare=sw,
         transaction_volume=float(ex["transaction_volume"]),
         method=method,
         solve_seconds=solve_seconds,
         metrics_seconds=metrics_seconds,
+        tie_rule=rule,
+        tie_count=ties,
+        sw_tie_range=sw_range,
     )

@@ -33,10 +33,12 @@ from datamarkets.io import read_json
 __all__ = [
     "MAX_TRADES",
     "PROB_ATOL",
+    "TIE_RULES",
     "VALUE_LIMIT",
     "ChainGame",
     "MechanismSpec",
     "ave_mechanism",
+    "check_tie_rule",
     "load_game",
     "mechanism_from_spec",
     "raw_mechanism",
@@ -54,12 +56,28 @@ MAX_TRADES = 10_000
 #: extra factor :math:`n+1` is margin for intermediate sums. Below this bound no float64 overflows.
 VALUE_LIMIT = 1e300
 
+#: Equilibrium selections among maximising prices (Eq. 9): the lowest (default) or the highest wins.
+TIE_RULES = ("lowest", "highest")
+
 MechanismSpec = str | Mapping[str, Any] | Sequence[Sequence[float]] | np.ndarray
 
 
 # ----------------------------------------------------------------------------------------------
 # mechanisms
 # ----------------------------------------------------------------------------------------------
+def check_tie_rule(tie_rule: Any) -> str:
+    """``tie_rule`` if it is one of :data:`TIE_RULES`, else :class:`InvalidInputError`.
+
+    Examples
+    --------
+    >>> check_tie_rule("highest")
+    'highest'
+    """
+    if not isinstance(tie_rule, str) or tie_rule not in TIE_RULES:
+        raise InvalidInputError(f"tie_rule must be one of {TIE_RULES!r}, got {tie_rule!r}")
+    return tie_rule
+
+
 def _check_n(n: Any) -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise InvalidInputError(f"chain length n must be a positive integer, got {n!r}")
@@ -364,6 +382,10 @@ class ChainGame:
         Reallocation matrix, ``t[i-1, j]`` = share of trade *i*'s price paid to player *j*.
     label : str, optional
         Free-form name (e.g. ``"paper-1/ave"``) carried into results.
+    tie_rule : {"lowest", "highest"}, default "lowest"
+        Which maximising price a player posts when several tie (Eq. 9's argmax is a set; the paper
+        only requires the rule not to depend on the mechanism). Part of the game's equilibrium
+        selection, so it is saved with the game (only when not the default).
 
     Raises
     ------
@@ -385,8 +407,10 @@ class ChainGame:
     Q: np.ndarray
     t: np.ndarray
     label: str = field(default="")
+    tie_rule: str = field(default="lowest")
 
     def __post_init__(self) -> None:
+        check_tie_rule(self.tie_rule)
         W = _as_float_array(self.values, "values")
         if W.ndim != 1 or W.size < 1:
             raise InvalidInputError(f"values must be a non-empty 1-D list, got shape {W.shape!r}")
@@ -462,8 +486,17 @@ class ChainGame:
     def with_mechanism(self, spec: MechanismSpec, label: str | None = None) -> ChainGame:
         """The same valuations with another mechanism (see :func:`mechanism_from_spec`)."""
         return ChainGame(
-            self.values, self.start, self.Q, mechanism_from_spec(spec, self.n), label or self.label
+            self.values,
+            self.start,
+            self.Q,
+            mechanism_from_spec(spec, self.n),
+            label or self.label,
+            self.tie_rule,
         )
+
+    def with_tie_rule(self, tie_rule: str) -> ChainGame:
+        """The same game with another tie rule (``"lowest"`` or ``"highest"``)."""
+        return ChainGame(self.values, self.start, self.Q, self.t, self.label, check_tie_rule(tie_rule))
 
     # -- JSON --------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -485,6 +518,8 @@ class ChainGame:
         }
         if self.label:
             d["label"] = self.label
+        if self.tie_rule != "lowest":  # the default is left out: older files and hashes stay valid
+            d["tie_rule"] = self.tie_rule
         return d
 
     @classmethod
@@ -503,7 +538,7 @@ class ChainGame:
         """
         if not isinstance(d, Mapping):
             raise InvalidInputError(f"a chain game must be a JSON object, got {type(d).__name__!r}")
-        allowed = {"values", "start", "transitions", "n", "mechanism", "label"}
+        allowed = {"values", "start", "transitions", "n", "mechanism", "label", "tie_rule"}
         unknown = sorted(set(d) - allowed)
         if unknown:
             raise InvalidInputError(f"unknown keys in chain game: {unknown!r}; allowed: {sorted(allowed)!r}")
@@ -532,7 +567,8 @@ class ChainGame:
         label = d.get("label", "")
         if not isinstance(label, str):
             raise InvalidInputError(f"'label' must be a string, got {type(label).__name__!r}")
-        return cls(d["values"], start, Q, t, label)
+        rule = d.get("tie_rule", "lowest")
+        return cls(d["values"], start, Q, t, label, check_tie_rule(rule))
 
 
 def load_game(path: str | Path) -> ChainGame:

@@ -18,9 +18,9 @@ transition matrix (every §5.1 model). Eq. 24 (middle line) and Eq. 41 print a s
 
 Tie rules (as in the fast route): a buyer buys iff threshold :math:`\ge` price; candidates are the
 next player's non-negative thresholds (price 0 when there is none); among gains within
-``TIE_RTOL * (|w_k| + max(g - w_k))`` of the maximum the lowest price wins, and among equal prices
-the smallest index :math:`k'`. This module exists to be compared against the fast route; do not use it
-for large games.
+``TIE_RTOL * (|w_k| + max(g - w_k))`` of the maximum the lowest price wins (``tie_rule="lowest"``) or
+the highest (``tie_rule="highest"``), and among equal prices the smallest index :math:`k'`. This
+module exists to be compared against the fast route; do not use it for large games.
 
 Examples
 --------
@@ -32,8 +32,12 @@ Examples
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import numpy as np
 
+from datamarkets.errors import InvalidInputError, SolverLimitError
 from datamarkets.models.chain_game import ChainGame
 
 __all__ = ["TIE_RTOL", "expected_utility", "optimal_strategy", "reference_expectations", "solve_reference"]
@@ -42,18 +46,27 @@ __all__ = ["TIE_RTOL", "expected_utility", "optimal_strategy", "reference_expect
 TIE_RTOL = 1e-12
 
 
-def _lowest_maximiser(gains: list[float], prices: list[float], w_k: float) -> int:
-    """Algorithm 2 line 11 with the tie rules: lowest price among near-maximal gains, then first index.
+def _maximiser(
+    gains: list[float], prices: list[float], w_k: float, tie_rule: str = "lowest"
+) -> tuple[int, bool]:
+    """Algorithm 2 line 11 with the tie rules: lowest (or highest) price among near-maximal gains,
+    then first index; and whether at least two distinct prices were near-maximal.
 
     Gains within ``TIE_RTOL * (|w_k| + max(g - w_k))`` of the best tie (scale-invariant).
     """
+    if tie_rule not in ("lowest", "highest"):
+        raise InvalidInputError(f"tie_rule must be 'lowest' or 'highest', got {tie_rule!r}")
     best = max(gains)
     tol = TIE_RTOL * (abs(w_k) + max(abs(g - w_k) for g in gains))
     pick = -1
+    maximising: set[float] = set()
     for c, (g, price) in enumerate(zip(gains, prices, strict=True)):
-        if g >= best - tol and (pick < 0 or price < prices[pick]):
-            pick = c
-    return pick
+        if g >= best - tol:
+            maximising.add(price)
+            better = price < prices[pick] if tie_rule == "lowest" else price > prices[pick]
+            if pick < 0 or better:
+                pick = c
+    return pick, len(maximising) >= 2
 
 
 def expected_utility(
@@ -105,7 +118,13 @@ def expected_utility(
 
 
 def optimal_strategy(
-    game: ChainGame, i: int, k: int, u_star: np.ndarray, p_star: np.ndarray, r_star: np.ndarray
+    game: ChainGame,
+    i: int,
+    k: int,
+    u_star: np.ndarray,
+    p_star: np.ndarray,
+    r_star: np.ndarray,
+    tie_rule: str = "lowest",
 ) -> tuple[float, int]:
     """Algorithm 2 (OptimalStrategy): best candidate price of player ``i`` at value ``w_k``.
 
@@ -116,6 +135,8 @@ def optimal_strategy(
         Seller index (``0 <= i < n``) and value index.
     u_star, p_star, r_star : ndarray
         As in :func:`expected_utility`.
+    tie_rule : {"lowest", "highest"}, default "lowest"
+        Which maximising price wins a tie.
 
     Returns
     -------
@@ -130,21 +151,48 @@ def optimal_strategy(
     >>> optimal_strategy(g, 0, 0, u, np.zeros((1, 3)), np.zeros((1, 3)))  # price u*(1, 2) = 3
     (1.5, 2)
     """
+    u, l, _ = _optimal(game, i, k, u_star, p_star, r_star, tie_rule)
+    return u, l
+
+
+def _optimal(
+    game: ChainGame,
+    i: int,
+    k: int,
+    u_star: np.ndarray,
+    p_star: np.ndarray,
+    r_star: np.ndarray,
+    tie_rule: str,
+) -> tuple[float, int, bool]:
+    """Algorithm 2 and whether its argmax was a tie."""
     cands = [l for l in range(game.L) if u_star[i + 1, l] >= 0]  # line 2: the set script-L
     if not cands:
-        return float(game.values[k]), -1  # lines 3-4
+        return float(game.values[k]), -1, False  # lines 3-4
     gains = [expected_utility(game, i, k, kp, u_star, p_star, r_star) for kp in cands]  # lines 6-8
     prices = [float(u_star[i + 1, kp]) for kp in cands]
-    pick = _lowest_maximiser(gains, prices, float(game.values[k]))  # line 11
-    return float(gains[pick]), int(cands[pick])  # line 12
+    pick, tied = _maximiser(gains, prices, float(game.values[k]), tie_rule)  # line 11
+    return float(gains[pick]), int(cands[pick]), tied  # line 12
 
 
-def solve_reference(game: ChainGame) -> tuple[np.ndarray, ...]:
+def solve_reference(
+    game: ChainGame,
+    tie_rule: str = "lowest",
+    *,
+    deadline: float | None = None,
+    return_ties: bool = False,
+) -> tuple[Any, ...]:
     """Algorithm 1: exact sequential equilibrium by the backward DP with nested forward DPs.
 
     Parameters
     ----------
     game : ChainGame
+    tie_rule : {"lowest", "highest"}, default "lowest"
+        Which maximising price wins a tie.
+    deadline : float, optional
+        ``time.perf_counter()`` value after which :class:`SolverLimitError` is raised (checked
+        between (player, value) decisions).
+    return_ties : bool, default False
+        Append the number of tied decisions (at least two distinct maximising prices).
 
     Returns
     -------
@@ -154,7 +202,7 @@ def solve_reference(game: ChainGame) -> tuple[np.ndarray, ...]:
         the price is 0 for lack of a non-negative threshold), one-shot profits ``(n, L)`` (Eq. 18)
         and the downstream reallocated profit ``A`` ``(n+1, L, n+1)``, obtained here by forward
         propagation of the trade-alive distribution from every (player, value), independently of
-        the fast route's backward accumulation.
+        the fast route's backward accumulation. With ``return_ties``, a sixth entry: the tie count.
 
     Examples
     --------
@@ -170,9 +218,13 @@ def solve_reference(game: ChainGame) -> tuple[np.ndarray, ...]:
     l_star = np.full((n, L), -1, dtype=np.int64)
     r_star = np.zeros((n, L))
     u_star[n] = W  # line 2
+    ties = 0
     for i in range(n - 1, -1, -1):  # line 3
         for k in range(L):  # line 4
-            u_star[i, k], l_star[i, k] = optimal_strategy(game, i, k, u_star, p_star, r_star)
+            if deadline is not None and time.perf_counter() > deadline:
+                raise SolverLimitError(f"time limit reached in the reference DP at player {i}")
+            u_star[i, k], l_star[i, k], tied = _optimal(game, i, k, u_star, p_star, r_star, tie_rule)
+            ties += int(tied)
             if l_star[i, k] != -1:  # line 7-9
                 p_star[i, k] = u_star[i + 1, l_star[i, k]]
                 r_star[i, k] = p_star[i, k] * float(Q[i, k] @ (u_star[i + 1] >= p_star[i, k]))
@@ -180,6 +232,8 @@ def solve_reference(game: ChainGame) -> tuple[np.ndarray, ...]:
                 p_star[i, k] = 0.0
                 r_star[i, k] = 0.0
     A = _downstream_forward(game, p_star, u_star, r_star)
+    if return_ties:
+        return u_star, p_star, l_star, r_star, A, ties
     return u_star, p_star, l_star, r_star, A
 
 

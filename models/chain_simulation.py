@@ -83,7 +83,10 @@ def sample_paths(game: ChainGame, samples: int, rng: np.random.Generator) -> np.
 
 
 def simulate(
-    game: ChainGame, eq: ChainEquilibrium, samples: int = 10_000, seed: int | None = 0
+    game: ChainGame,
+    eq: ChainEquilibrium,
+    samples: int = 10_000,
+    seed: int | np.random.SeedSequence | None = 0,
 ) -> dict[str, Any]:
     """Play the equilibrium strategies on sampled valuation profiles.
 
@@ -94,8 +97,9 @@ def simulate(
         Strategies to play (thresholds and prices).
     samples : int
         Number of valuation profiles.
-    seed : int or None
-        Seed of :func:`numpy.random.default_rng`.
+    seed : int, numpy.random.SeedSequence or None
+        Seed of :func:`numpy.random.default_rng` (a non-negative integer, or a spawned
+        ``SeedSequence`` for independent streams).
 
     Returns
     -------
@@ -107,7 +111,8 @@ def simulate(
     Raises
     ------
     InvalidInputError
-        If ``samples < 2`` or the equilibrium does not belong to a game of the same shape.
+        If ``samples < 2``, the seed is not one of the accepted kinds, or the equilibrium does not
+        belong to a game of the same shape.
 
     Examples
     --------
@@ -123,6 +128,12 @@ def simulate(
         raise InvalidInputError(
             f"equilibrium thresholds have shape {eq.thresholds.shape!r}, game needs {(game.n + 1, game.L)!r}"
         )
+    if not (
+        seed is None
+        or isinstance(seed, np.random.SeedSequence)
+        or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0)
+    ):
+        raise InvalidInputError(f"seed must be a non-negative integer, a SeedSequence or None, got {seed!r}")
     rng = np.random.default_rng(seed)
     n = game.n
     K = sample_paths(game, int(samples), rng)
@@ -155,7 +166,7 @@ def simulate(
         "player_utility": U.mean(axis=0),
         "player_utility_se": se(U),
         "samples": int(samples),
-        "seed": seed,
+        "seed": seed if not isinstance(seed, np.random.SeedSequence) else repr(seed),
     }
 
 

@@ -12,7 +12,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datamarkets.errors import InvalidInputError
@@ -298,3 +298,77 @@ def test_certifies_extreme_magnitudes(scale):
     claim = {"thresholds": np.array(eq.thresholds), "prices": np.array(eq.prices)}
     claim["thresholds"][2, int(np.argmax(game.start))] *= 1 + 1e-6
     assert not certify_equilibrium(game, claim).certificate.passed
+
+
+# ----------------------------------------------------------------------------------------------
+# the two builds of the same LPs: sparse arrays to highspy (default) vs Pyomo (issue 11)
+# ----------------------------------------------------------------------------------------------
+
+
+def _assert_routes_agree(data, **kw):
+    a = certify_strategies(data, route="highspy", **kw)
+    b = certify_strategies(data, route="pyomo", **kw)
+    assert a.method == "lp-highspy-highs" and b.method == "lp-pyomo-highs"
+    assert a.status == b.status
+    scale = np.maximum(np.abs(data.W)[None, :], np.abs(data.s))
+    scale[scale == 0] = float(np.abs(data.W).max()) or 1.0
+    # LP optima (thresholds) to 1e-9 relative, optimal prices and all gaps alike
+    za, zb = a.solution["lp_thresholds"], b.solution["lp_thresholds"]
+    assert np.max(np.abs(za - zb) / scale) <= 1e-9
+    np.testing.assert_array_equal(a.solution["lp_prices"], b.solution["lp_prices"])
+    for name, v in a.certificate.residuals.items():
+        assert v == pytest.approx(b.certificate.residuals[name], rel=1e-6, abs=1e-9), name
+    assert a.certificate.passed == b.certificate.passed
+    for key in ("prices_off_tie_rule", "prices_equal_lp_argmax", "prices_tied_with_lp_argmax"):
+        assert a.certificate.details[key] == b.certificate.details[key], key
+    return a
+
+
+@settings(max_examples=40, deadline=None)
+@given(tiny_games(), st.data())
+def test_routes_agree_on_random_games(g, data):
+    W, Q, t = g
+    s, p = brute_equilibrium(W, Q, t)
+    _assert_routes_agree(_data(W, Q, t, s, p))
+    # and on a claim that is not an equilibrium (gaps > 0), with and without pruning
+    i = data.draw(st.integers(0, Q.shape[0]))
+    s_bad = s.copy()
+    s_bad[i] += 0.01 * np.maximum(1.0, np.abs(s[i]))
+    for prune in (True, False):
+        _assert_routes_agree(_data(W, Q, t, s_bad, p), prune=prune)
+
+
+@pytest.mark.parametrize(("model", "mech"), [("paper-1", "ave"), ("paper-2", "raw"), ("paper-4", "ave")])
+@pytest.mark.parametrize("rule", ["lowest", "highest"])
+def test_routes_agree_on_paper_models_both_tie_rules(model, mech, rule):
+    from datamarkets.formulations.chain_certificate import strategy_data
+
+    game = chain_val.paper_model(model, 5, mech)
+    eq = chain_eq.solve_equilibrium(game, tie_rule=rule)
+    res = _assert_routes_agree(strategy_data(game, eq), tie_rule=rule)
+    assert res.certificate.passed, res.certificate.failures
+    # the DP's prices are its rule's pick among the LP's tight prices
+    assert res.certificate.details["prices_off_tie_rule"] == 0
+    assert res.certificate.details["tie_rule"] == rule
+
+
+def test_tie_rule_mismatch_is_counted():
+    game = chain_val.paper_model("paper-2", 5, "raw")
+    eq = chain_eq.solve_equilibrium(game, tie_rule="highest")
+    res = certify_equilibrium(game, eq, tie_rule="lowest")
+    assert res.certificate.passed  # either selection is an equilibrium
+    assert res.certificate.details["prices_off_tie_rule"] > 0
+    assert certify_equilibrium(game, eq).certificate.details["prices_off_tie_rule"] == 0  # eq.tie_rule
+
+
+def test_certificate_time_limit_is_reported():
+    game = chain_val.paper_model("paper-1", 20, "ave")
+    eq = chain_eq.solve_equilibrium(game)
+    res = certify_equilibrium(game, eq, time_limit=0.0)
+    assert res.status.value == "time_limit"
+    assert not res.certificate.passed and res.solution["certified"] is False
+    assert res.certificate.details["unchecked_players"] == list(range(game.n + 1))
+    with pytest.raises(InvalidInputError, match="time_limit"):
+        certify_equilibrium(game, eq, time_limit=-1.0)
+    with pytest.raises(InvalidInputError, match="route"):
+        certify_equilibrium(game, eq, route="cvxpy")

@@ -35,6 +35,13 @@ def lowest_argmax(gains, prices, w):
     return min(p for g, p in zip(gains, prices, strict=True) if g >= m - tol)
 
 
+def highest_argmax(gains, prices, w):
+    """The other selection: ties within 1e-12 (|w_k| + max(g - w_k)), highest price wins."""
+    m = max(gains)
+    tol = 1e-12 * (abs(w) + max(abs(g - w) for g in gains))
+    return max(p for g, p in zip(gains, prices, strict=True) if g >= m - tol)
+
+
 def path_gain(game, T, P, i, k, p):
     """Eq. 8 by enumerating every path v_{i+1..n}; downstream plays (T, P)."""
     n, L, W, Q, t = game.n, game.L, game.values, game.Q, game.t
@@ -54,7 +61,7 @@ def path_gain(game, T, P, i, k, p):
     return total
 
 
-def brute_solve(game):
+def brute_solve(game, rule="lowest"):
     """Backward induction with Eq. 8 evaluated by path enumeration (third oracle)."""
     n, L, W = game.n, game.L, game.values
     T = np.zeros((n + 1, L))
@@ -65,7 +72,9 @@ def brute_solve(game):
         cands = sorted({float(x) for x in nxt if x >= 0}) or [0.0]
         for k in range(L):
             gains = [path_gain(game, T, P, i, k, p) for p in cands]
-            P[i, k] = lowest_argmax(gains, cands, W[k])
+            P[i, k] = (
+                lowest_argmax(gains, cands, W[k]) if rule == "lowest" else highest_argmax(gains, cands, W[k])
+            )
             T[i, k] = gains[cands.index(P[i, k])]
     return T, P
 
@@ -503,3 +512,102 @@ def test_theorem_4_4_on_model1(mech):
         s = solve_equilibrium(paper_model("paper-1", n, mech)).trade_success
         s_raw = solve_equilibrium(paper_model("paper-1", n, "raw")).trade_success
         assert np.all(s >= s_raw - 1e-12)
+
+
+# ------------------------------------------------------------------ tie rules (issue 11)
+@pytest.mark.parametrize("rule", ["lowest", "highest"])
+@pytest.mark.parametrize("seed", range(6, 10))  # games with integer values/weights: ties
+def test_brute_force_enumeration_both_tie_rules(seed, rule):
+    g = random_game(seed, 1 + seed % 3, 2 + seed % 2, ties=True)
+    T, P = brute_solve(g, rule)
+    for method in ("fast", "reference"):
+        eq = solve_equilibrium(g, method, tie_rule=rule)
+        np.testing.assert_allclose(eq.thresholds, T, atol=TOL, rtol=0)
+        np.testing.assert_allclose(eq.prices, P, atol=TOL, rtol=0)
+
+
+@settings(max_examples=120, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 4), L=st.integers(2, 6), ties=st.booleans())
+def test_fast_matches_reference_both_tie_rules(seed, n, L, ties):
+    g = random_game(seed, n, L, ties)
+    out = {}
+    for rule in ("lowest", "highest"):
+        fast = solve_equilibrium(g, "fast", tie_rule=rule)
+        ref = solve_equilibrium(g, "reference", tie_rule=rule)
+        assert_same(fast, ref)
+        assert fast.tie_rule == ref.tie_rule == rule
+        assert fast.tie_count == ref.tie_count
+        np.testing.assert_allclose(fast.sw_tie_range, ref.sw_tie_range, rtol=0, atol=TOL)
+        out[rule] = fast
+    lo, hi = out["lowest"], out["highest"]
+    # the range is the same from either side and spans both selections' welfare
+    np.testing.assert_allclose(lo.sw_tie_range, hi.sw_tie_range, rtol=0, atol=TOL)
+    sws = sorted([lo.social_welfare, hi.social_welfare])
+    np.testing.assert_allclose(lo.sw_tie_range, sws, rtol=0, atol=TOL)
+    if lo.tie_count == 0:  # no tie: both rules make the same choices at every stage
+        assert hi.tie_count == 0
+        assert_same(lo, hi, tol=0.0)
+    else:  # the highest rule never posts a lower price than the lowest rule at a first tie
+        assert hi.tie_count > 0
+
+
+def test_paper_model2_tie_range():
+    """Paper Model 2, n = 5, RAW: the values measured independently in issue 11 (4 decimals)."""
+    g = paper_model("paper-2", 5, "raw")
+    lo = solve_equilibrium(g, tie_rule="lowest")
+    hi = solve_equilibrium(g, tie_rule="highest")
+    assert round(lo.social_welfare, 4) == 0.2437
+    assert round(hi.social_welfare, 4) == 0.2010
+    assert lo.tie_count > 0 and hi.tie_count > 0
+    for eq in (lo, hi):
+        assert [round(x, 4) for x in eq.sw_tie_range] == [0.2010, 0.2437]
+    assert solve_equilibrium(g).tie_rule == "lowest"  # the default
+    assert solve_equilibrium(g.with_tie_rule("highest")).social_welfare == hi.social_welfare
+    ref = solve_equilibrium(g, "reference", tie_rule="highest")
+    assert ref.social_welfare == pytest.approx(hi.social_welfare, abs=TOL)
+    d = lo.to_result().to_dict()
+    assert d["tie_rule"] == "lowest" and d["tie_count"] == lo.tie_count
+    assert d["sw_tie_range"] == [hi.social_welfare, lo.social_welfare]
+
+
+def dense_raw_game(seed, n=4, L=5):
+    """Continuous values, every transition positive, RAW: every price moves the gain (no tie)."""
+    rng = np.random.default_rng(seed)
+    Q = rng.dirichlet(np.ones(L), size=(n, L))
+    return ChainGame(np.sort(rng.uniform(0, 3, L)), rng.dirichlet(np.ones(L)), Q, raw_mechanism(n))
+
+
+def test_no_ties_zero_width_range():
+    # (sparse walks tie often: prices no reachable buyer accepts all give w_k)
+    for g in (paper_model("paper-1", 5, "ave"), paper_model("paper-1", 5, "raw"), dense_raw_game(1)):
+        eq = solve_equilibrium(g)
+        assert eq.tie_count == 0
+        assert eq.sw_tie_range[0] == eq.sw_tie_range[1] == eq.social_welfare
+        assert_same(eq, solve_equilibrium(g, tie_rule="highest"), tol=0.0)
+
+
+def test_tie_range_off_and_bad_rule():
+    g = paper_model("paper-2", 4, "raw")
+    eq = solve_equilibrium(g, tie_range=False)
+    assert eq.tie_count > 0 and eq.sw_tie_range is None
+    with pytest.raises(InvalidInputError, match="tie_rule"):
+        solve_equilibrium(g, tie_rule="middle")
+    with pytest.raises(InvalidInputError, match="tie_rule"):
+        g.with_tie_rule("Lowest")
+    d = g.with_tie_rule("highest").to_dict()
+    assert d["tie_rule"] == "highest" and "tie_rule" not in g.to_dict()
+    assert ChainGame.from_dict(d).tie_rule == "highest"
+
+
+def test_time_limit_dp():
+    from datamarkets.errors import SolverLimitError
+
+    g = paper_model("paper-1", 60, "ave")
+    with pytest.raises(SolverLimitError, match="time limit"):
+        solve_equilibrium(g, time_limit=0.0)
+    with pytest.raises(SolverLimitError, match="time limit"):
+        solve_equilibrium(paper_model("paper-1", 6, "ave"), "reference", time_limit=0.0)
+    for bad in (-1.0, float("nan"), float("inf"), "1"):
+        with pytest.raises(InvalidInputError, match="time_limit"):
+            solve_equilibrium(g, time_limit=bad)
+    assert solve_equilibrium(paper_model("paper-1", 3), time_limit=60.0).n == 3

@@ -107,3 +107,88 @@ def test_figure3_sweep(rep):
             assert (
                 float(r["transaction_volume"]) <= float(by[(model, n, "ave")]["transaction_volume"]) + 1e-12
             )
+
+
+# ------------------------------------------------------------------ Monte Carlo honesty (issue 11)
+def test_table1_rows_of_equal_exact_cells_differ(rep):
+    """paper-2 and paper-4 RAW have the same exact SW; with one stream per cell their MC rows differ."""
+    out, _ = rep
+    rows = {(r["model"], r["mechanism"]): r for r in _read(out / "table1.csv")}
+    a, b = rows[("paper-2", "raw")], rows[("paper-4", "raw")]
+    assert float(a["social_welfare"]) == pytest.approx(float(b["social_welfare"]), rel=1e-12)
+    assert a["sw_mc_mean"] != b["sw_mc_mean"]
+    assert "s.e." in (out / "table1.md").read_text() and "sd over seeds" in (out / "table1.md").read_text()
+
+
+def test_cells_get_distinct_reproducible_streams():
+    from datamarkets.cli.chain_experiments import cell_seed_sequence
+
+    cells = [
+        (m, n, mech) for m in ("paper-1", "paper-2", "paper-4") for n in (3, 5) for mech in ("raw", "ave")
+    ]
+    states = {c: tuple(cell_seed_sequence(7, *c).generate_state(4)) for c in cells}
+    assert len(set(states.values())) == len(cells)  # all distinct
+    assert (
+        tuple(cell_seed_sequence(7, "paper-2", 5, "raw").generate_state(4)) == states[("paper-2", 5, "raw")]
+    )
+    assert (
+        tuple(cell_seed_sequence(8, "paper-2", 5, "raw").generate_state(4)) != states[("paper-2", 5, "raw")]
+    )
+    # a cell's runs are its own stream's children: the draws of two cells differ
+    g = paper_model("paper-2", 5, "raw")
+    eq = solve_equilibrium(g)
+    from datamarkets.cli.chain_experiments import monte_carlo_cell
+
+    a = monte_carlo_cell(g, eq, cell_seed_sequence(7, "paper-2", 5, "raw"), 2, 400)
+    b = monte_carlo_cell(g, eq, cell_seed_sequence(7, "paper-4", 5, "raw"), 2, 400)
+    c = monte_carlo_cell(g, eq, cell_seed_sequence(7, "paper-2", 5, "raw"), 2, 400)
+    assert a["social_welfare_mean"] != b["social_welfare_mean"]
+    assert a["social_welfare_mean"] == c["social_welfare_mean"]
+
+
+def _z_scores(root_seed, seeds=2, samples=400):
+    from datamarkets.cli.chain_experiments import cell_seed_sequence, monte_carlo_cell
+
+    z = []
+    for model in ("paper-1", "paper-2", "paper-4"):
+        for n in (3, 5):
+            for mech in ("raw", "ave", "tbds:0.5"):
+                g = paper_model(model, n, {"tbds": 0.5} if mech.startswith("tbds") else mech)
+                eq = solve_equilibrium(g)
+                mc = monte_carlo_cell(g, eq, cell_seed_sequence(root_seed, model, n, mech), seeds, samples)
+                z.append((mc["social_welfare_mean"] - eq.social_welfare) / mc["social_welfare_se"])
+    return np.array(z)
+
+
+def test_z_scores_scatter_on_both_sides():
+    """Sign test over 18 independent cells (fixed root seed): under H0 the count of positive z is
+    Binomial(18, 1/2); P(count <= 2 or >= 16) = 0.0013. The old protocol (seeds 0..4 everywhere)
+    gave every z <= 0."""
+    z = _z_scores(root_seed=12345)
+    positive = int((z > 0).sum())
+    assert 3 <= positive <= 15, z
+    assert np.all(np.abs(z) < 4.5), z  # and no cell is off by more than 4.5 s.e.
+
+
+def test_reported_se_matches_spread_across_root_seeds():
+    """The s.e. of one cell's mean against the spread of that mean over 40 independent root seeds.
+    The sample sd of 40 normal means has relative sd 1/sqrt(2·39) ≈ 0.11, so the ratio sd / mean(se)
+    must lie in [0.65, 1.45] (beyond ±3σ). The paper's sd over seeds is sqrt(seeds) times larger
+    than the s.e. of the pooled mean (here 2 seeds: ≈ 1.41×), which this check tells apart only
+    for more seeds; with 6 seeds it is ≈ 2.45× and must fall outside the band."""
+    from datamarkets.cli.chain_experiments import cell_seed_sequence, monte_carlo_cell
+
+    g = paper_model("paper-2", 4, "ave")
+    eq = solve_equilibrium(g)
+    for seeds in (2, 6):
+        runs = [
+            monte_carlo_cell(g, eq, cell_seed_sequence(root, "paper-2", 4, "ave"), seeds, 300)
+            for root in range(40)
+        ]
+        means = np.array([r["social_welfare_mean"] for r in runs])
+        se = np.array([r["social_welfare_se"] for r in runs])
+        sd_seeds = np.array([r["social_welfare_sd"] for r in runs])
+        ratio = means.std(ddof=1) / se.mean()
+        assert 0.65 <= ratio <= 1.45, (seeds, ratio)
+        if seeds == 6:
+            assert not 0.65 <= means.std(ddof=1) / sd_seeds.mean() <= 1.45

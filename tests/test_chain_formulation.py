@@ -287,3 +287,49 @@ def test_certify_rejects_a_solution_without_strategies(f, paper1):
     game, _ = paper1
     with pytest.raises(InvalidInputError, match="thresholds"):
         f.certify(game, {"prices": [[0.0]]})
+
+
+# ------------------------------------------------------------------------------ time limits, no solution
+@pytest.mark.parametrize("solver", ["direct", "highs"])
+def test_time_limit_is_honoured_and_reported(f, solver):
+    """A tiny limit on a larger game: the route stops (DP between players, HiGHS via its option)
+    within a small multiple of the limit, reports time_limit and never a passing certificate."""
+    import time
+
+    game = f.instance({"model": "paper-1", "n": 150, "mechanism": "ave"})
+    t0 = time.perf_counter()
+    r = f.solve(game, solver, time_limit=0.05)
+    elapsed = time.perf_counter() - t0
+    assert r.status is Status.TIME_LIMIT
+    assert not r.certified and not r.certificate.passed
+    assert r.certificate.residuals["no_solution"] == 1.0
+    assert elapsed < 5.0, elapsed  # the full DP + LPs take far longer at n = 150
+    d = json.loads(r.to_json())
+    assert d["certificate"]["passed"] is False
+    ver = f.verify(d)  # a saved no-solution result is not verified either
+    assert not ver.certificate.passed
+
+
+@pytest.mark.parametrize("status", ["error", "time_limit"])
+def test_tampered_no_solution_result_never_passes(f, status):
+    game = f.instance({"model": "paper-2", "n": 3})
+    d = _saved(f, game)
+    d["status"] = status
+    d["certificate"]["passed"] = True
+    assert not f.verify(d).certificate.passed
+
+
+def test_tie_rule_parameter(f):
+    lo = f.solve(f.instance({"model": "paper-2", "n": 5, "mechanism": "raw"}))
+    hi = f.solve(f.instance({"model": "paper-2", "n": 5, "mechanism": "raw", "tie_rule": "highest"}))
+    assert lo.certified and hi.certified, (lo.certificate.failures, hi.certificate.failures)
+    assert round(lo.solution["social_welfare"], 4) == 0.2437
+    assert round(hi.solution["social_welfare"], 4) == 0.2010
+    assert lo.solution["sw_tie_range"] == pytest.approx(hi.solution["sw_tie_range"], abs=1e-12)
+    assert lo.meta["instance_hash"] != hi.meta["instance_hash"]
+    # a result claiming the other rule's selection for this game fails
+    d = json.loads(lo.to_json())
+    d["prices"], d["thresholds"] = hi.solution["prices"].tolist(), hi.solution["thresholds"].tolist()
+    assert not f.verify(d).certificate.passed
+    with pytest.raises(InvalidInputError, match="tie_rule"):
+        f.instance({"model": "paper-2", "tie_rule": "random"})

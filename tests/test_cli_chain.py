@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -263,11 +264,173 @@ def test_reproduce_small(tmp_path):
 
 
 def test_large_instance_skips_lp_by_default(capsys):
+    # n(n+1)L/2 = 60·61·241/2 = 441k policy rows > 300k: the LPs are skipped, and the certificate says so
     code, out, err = run_main(
-        capsys, "solve", "--model", "paper-1", "--n", "50", "--mechanism", "ave", "--json"
+        capsys, "solve", "--model", "paper-1", "--n", "60", "--mechanism", "ave", "--json"
     )
     assert code == 0, err
     d = json.loads(out)
-    assert "skipped" in d["certificate"]["details"]["lp_certificate"]
+    assert "skipped" in d["certificate"]["details"]["not_checked"]["equilibrium_optimality"]
     assert "lp_vs_dp_threshold_rel_max" not in d["certificate"]["residuals"]
-    assert len(d["trade_success"]) == 50 and np.array(d["thresholds"]).shape == (51, 201)
+    assert "social_welfare_rel" in d["certificate"]["residuals"]  # the rest is still checked
+    assert len(d["trade_success"]) == 60 and np.array(d["thresholds"]).shape == (61, 241)
+
+
+# ----------------------------------------------------------------------------------------------
+# verify certifies every number a chain result reports (issue 11)
+# ----------------------------------------------------------------------------------------------
+
+# the numeric fields of `chain solve --out` and of `datamarkets solve chain-equilibrium --out`
+SOLVE_FIELDS = (
+    "n",
+    "L",
+    "social_welfare",
+    "transaction_volume",
+    "trade_success",
+    "trade_success_conditional",
+    "player_utility",
+    "thresholds",
+    "prices",
+    "values",
+    "mechanism",
+    "tie_count",
+    "sw_tie_range",
+)
+FORMULATION_FIELDS = (*SOLVE_FIELDS, "objective")
+
+
+@pytest.fixture(scope="module")
+def saved_results(tmp_path_factory):
+    d = tmp_path_factory.mktemp("saved")
+    a, b = d / "chain_solve.json", d / "formulation.json"
+    r = run("solve", "--model", "paper-2", "--n", "3", "--out", str(a), "--json")
+    assert r.returncode == 0, r.stderr
+    params = ("-p", "model=paper-2", "-p", "n=3", "-p", "mechanism=ave", "-p", "tie_rule=highest")
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "datamarkets.cli",
+            "solve",
+            "chain-equilibrium",
+            *params,
+            "--out",
+            str(b),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    return {"chain-solve": json.loads(a.read_text()), "formulation": json.loads(b.read_text())}
+
+
+def _numeric_fields(d):
+    reserved = {"kind", "status", "method", "certificate", "timings", "meta", "instance"}
+
+    def numeric(v):
+        if isinstance(v, bool):
+            return False
+        if isinstance(v, int | float):
+            return True
+        return isinstance(v, list) and all(
+            numeric(x) or x is None for x in np.ravel(np.array(v, dtype=object))
+        )
+
+    return {k for k, v in d.items() if k not in reserved and numeric(v)}
+
+
+def run_verify(capsys, path):
+    from datamarkets.cli import main
+
+    old = sys.argv
+    sys.argv = ["datamarkets", "verify", str(path), "--json"]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = old
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def test_field_lists_cover_every_reported_number(saved_results):
+    assert _numeric_fields(saved_results["chain-solve"]) == set(SOLVE_FIELDS)
+    assert _numeric_fields(saved_results["formulation"]) == set(FORMULATION_FIELDS)
+    for d in saved_results.values():
+        det = d["certificate"]["details"]
+        assert d["certificate"]["passed"] is True
+        # every solution field is either checked or listed as not checked with a reason
+        fields = {
+            k
+            for k in d
+            if k not in {"kind", "status", "method", "certificate", "timings", "meta", "instance"}
+        }
+        assert fields <= set(det["checked"]) | set(det["not_checked"])
+        assert d["tie_count"] > 0 and d["sw_tie_range"][0] < d["sw_tie_range"][1]  # ties occur here
+
+
+def _perturb(value, rel=1e-3):
+    """The largest-magnitude finite entry times (1 + rel) (an exact zero becomes rel)."""
+    arr = np.array(value, dtype=object)
+    flat = arr.ravel()
+    mags = [abs(x) if x is not None else -1.0 for x in flat]
+    j = int(np.argmax(mags))
+    x = flat[j]
+    flat[j] = x * (1 + rel) if x != 0 else rel
+    return flat.reshape(arr.shape).tolist() if arr.ndim else flat[0]
+
+
+@pytest.mark.parametrize(
+    ("source", "field"),
+    [("chain-solve", f) for f in SOLVE_FIELDS] + [("formulation", f) for f in FORMULATION_FIELDS],
+)
+def test_verify_rejects_any_perturbed_number(saved_results, tmp_path, capsys, source, field):
+    saved = saved_results[source]
+    path = tmp_path / "ok.json"
+    path.write_text(json.dumps(saved))
+    code, out, err = run_verify(capsys, path)
+    assert code == 0, (out, err)
+    bad = copy.deepcopy(saved)
+    bad[field] = _perturb(bad[field])
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(bad))
+    code, out, err = run_verify(capsys, path)
+    assert code == 4, (field, out, err)
+    failed = json.loads(out)["certificate"]["failures"]
+    assert failed, field
+
+
+def test_chain_solve_and_formulation_share_one_certificate(saved_results):
+    a = saved_results["chain-solve"]["certificate"]
+    b = saved_results["formulation"]["certificate"]
+    common = set(a["residuals"]) & set(b["residuals"])
+    assert set(a["residuals"]) <= set(b["residuals"])  # the formulation adds only `objective_rel`
+    assert set(b["residuals"]) - set(a["residuals"]) == {"objective_rel"}
+    assert {k: a["tolerances"][k] for k in common} == {k: b["tolerances"][k] for k in common}
+
+
+def test_tie_rule_option_and_range(capsys):
+    code, out, err = run_main(
+        capsys, "solve", "--model", "paper-2", "--n", "5", "--json", "--tie-rule", "highest"
+    )
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["tie_rule"] == "highest" and d["tie_count"] > 0
+    assert round(d["social_welfare"], 4) == 0.2010
+    assert [round(x, 4) for x in d["sw_tie_range"]] == [0.2010, 0.2437]
+    assert d["instance"]["tie_rule"] == "highest"  # the selection is part of the saved game
+    code, out, err = run_main(capsys, "solve", "--model", "paper-2", "--n", "5", "--tie-rule", "middle")
+    assert code == 2 and "tie_rule" in err
+
+
+def test_time_limit_cli(capsys):
+    code, out, err = run_main(
+        capsys, "solve", "--model", "paper-1", "--n", "300", "--mechanism", "ave", "--time-limit", "0.05"
+    )
+    assert code == 3, (out, err)
+    assert "time limit" in err and len(err.strip().splitlines()) == 1
