@@ -586,8 +586,10 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return recs
 
 
-def write_bench(df: pd.DataFrame, out_dir: str | Path, *, show: bool = True) -> dict[str, Path]:
-    """Write a bench table as CSV, Parquet, JSON summary and one log–log PNG per family.
+def write_bench(
+    df: pd.DataFrame, out_dir: str | Path, *, show: bool = True, fmt: str = "png"
+) -> dict[str, Path]:
+    """Write a bench table as CSV, Parquet, JSON summary and one log–log plot per family.
 
     Every file is written atomically. Files: ``bench_solvers.csv``, ``bench_solvers.parquet``,
     ``bench_solvers.json`` (:func:`bench_summary`) and ``bench_solvers-FAMILY.png``
@@ -601,6 +603,8 @@ def write_bench(df: pd.DataFrame, out_dir: str | Path, *, show: bool = True) -> 
         Directory (created if missing).
     show : bool, default True
         Also print a table of the medians on stdout (:func:`print_bench_summary`).
+    fmt : {"png", "pdf", "svg"}, default "png"
+        Format of the plots (``bench_solvers-FAMILY.FMT``).
 
     Returns
     -------
@@ -614,6 +618,9 @@ def write_bench(df: pd.DataFrame, out_dir: str | Path, *, show: bool = True) -> 
     >>> sorted(write_bench(df, tempfile.mkdtemp(), show=False))
     ['csv', 'parquet', 'plot:chain-equilibrium', 'summary']
     """
+    from datamarkets.plotting import figure_format
+
+    fmt = figure_format(fmt)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InvalidInputError(f"output path {str(out)!r} exists and is not a directory")
@@ -627,7 +634,7 @@ def write_bench(df: pd.DataFrame, out_dir: str | Path, *, show: bool = True) -> 
     summary = bench_summary(df)
     paths["summary"] = atomic_write_json(out / f"{FILE_STEM}.json", summary)
     for fam in summary["families"]:
-        paths[f"plot:{fam}"] = plot_bench(df, fam, out / f"{FILE_STEM}-{fam}.png")
+        paths[f"plot:{fam}"] = plot_bench(df, fam, out / f"{FILE_STEM}-{fam}.{fmt}")
     if show:
         print_bench_summary(summary)
     return paths
@@ -666,19 +673,10 @@ def read_bench(path: str | Path) -> pd.DataFrame:
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
-    from rich import box
-    from rich.table import Table
+    from datamarkets.cli_common import print_table
 
-    from datamarkets.cli_common import stdout
-
-    table = Table(
-        title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, title_justify="left"
-    )
-    for i, c in enumerate(columns):
-        table.add_column(c, justify="left" if i == 0 else "right", no_wrap=True)
-    for r in rows:
-        table.add_row(*map(str, r))
-    stdout.print(table)
+    # wide tables are split by columns and long cells wrap: nothing is cut at the console width
+    print_table(title, columns, [[str(v) for v in r] for r in rows], compact=True)
 
 
 def print_bench_summary(summary: Mapping[str, Any]) -> None:
@@ -723,5 +721,5 @@ def print_bench_summary(summary: Mapping[str, Any]) -> None:
             _table(
                 f"{fam}: failed runs",
                 ["solver", "size", "seed", "error"],
-                [[x["solver"], x["size"], x["seed"], x["error"][:80]] for x in s["failures"]],
+                [[x["solver"], x["size"], x["seed"], x["error"]] for x in s["failures"]],
             )

@@ -31,6 +31,33 @@ EXIT_ALGORITHM = 3  # a solver or algorithm could not deliver (infeasible, limit
 EXIT_UNCERTIFIED = 4  # a result was produced but its certificate failed
 
 stdout = Console()
+
+
+def _flags_take_no_value() -> None:
+    """Show on/off options (``--json``, ``--help``) as flags in ``--help``, not as ``<bool>``.
+
+    Typer's rich help prints every option's type, including flags, which reads as if ``--json``
+    needed a value. This hides the type of options that take none (a display fix only: parsing
+    is click's and unchanged). Kept working if a typer release changes the method it patches.
+    """
+    try:
+        from typer.core import TyperOption
+    except ImportError:  # pragma: no cover - a typer without the class
+        return
+    original = getattr(TyperOption, "display_type_rich", None)
+    if original is None or getattr(original, "_datamarkets_flag_fix", False):
+        return
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        if getattr(self, "is_flag", False) and self.metavar is None:
+            return None
+        return original(self, ctx)
+
+    display_type_rich._datamarkets_flag_fix = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_take_no_value()
 stderr = Console(stderr=True)
 
 
@@ -42,14 +69,65 @@ def emit_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
-def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
-    """Print a rich table on stdout."""
-    table = Table(title=title)
-    for c in columns:
-        table.add_column(c, justify="right" if c != columns[0] else "left")
-    for r in rows:
-        table.add_row(*[_fmt(v) for v in r])
-    stdout.print(table)
+def print_table(
+    title: str,
+    columns: list[str],
+    rows: list[list[Any]],
+    *,
+    total: int | None = None,
+    more: str = "--all prints every row, --json the full result",
+    compact: bool = False,
+) -> None:
+    """Print a rich table on stdout; never cut a row, a column or a cell silently.
+
+    ``rows`` may be the first rows of a longer table of ``total`` rows: the caption then says how
+    many are hidden and how to get them (``more``). Columns that do not fit the console width are
+    printed as several tables (each repeating the first column, titled "columns a–b of n"), and
+    long cells wrap instead of ending in "…". ``compact`` uses the borderless style of the bench
+    tables.
+    """
+    from rich import box
+    from rich.cells import cell_len
+
+    cells = [[_fmt(v) for v in r] for r in rows]
+    # each column's widest line + rich's padding and border (3 cells)
+    need = [
+        max([cell_len(c), *(cell_len(r[i]) for r in cells if i < len(r))]) + 3 for i, c in enumerate(columns)
+    ]
+    width = max(stdout.width, 40)
+    groups: list[list[int]] = [[]]
+    used = need[0] + 1 if need else 0
+    for i in range(1, len(columns)):
+        if groups[-1] and used + need[i] > width:
+            groups.append([])
+            used = need[0] + 1
+        groups[-1].append(i)
+        used += need[i]
+    n_rest = len(columns) - 1
+    hidden = (total - len(rows)) if total is not None and total > len(rows) else 0
+    for group in groups:
+        idx = [0, *group]
+        part = (
+            f" (columns {group[0] + 1}–{group[-1] + 1} of {n_rest + 1})" if len(groups) > 1 and group else ""
+        )
+        style: dict[str, Any] = (
+            {"box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True, "title_justify": "left"}
+            if compact
+            else {}
+        )
+        table = Table(title=title + part, **style)
+        for i in idx:
+            table.add_column(columns[i], justify="left" if i == 0 else "right", overflow="fold")
+        for r in cells:
+            table.add_row(*[r[i] if i < len(r) else "" for i in idx])
+        stdout.print(table)
+    if hidden:
+        stdout.print(
+            f"{title}: {len(rows)} of {total} rows shown, {hidden} hidden ({more})",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
 
 
 def _fmt(v: Any) -> str:
