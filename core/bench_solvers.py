@@ -520,10 +520,14 @@ def bench_summary(df: pd.DataFrame) -> dict[str, Any]:
 
 
 def plot_bench(df: pd.DataFrame, family: str, path: str | Path) -> Path:
-    """Log–log plot of build and solve time against size, one line per solver (atomic PNG).
+    """Log–log plot of build and solve time against size, one line per solver (atomic; the
+    format follows the suffix of ``path``: ``.png``, ``.pdf`` or ``.svg``).
 
     Each line is the median over seeds of the runs that returned a solution; the band spans the
-    minimum and maximum. Skipped solvers, and solvers that never returned a solution, are absent.
+    minimum and maximum; every solver has its own colour, line style and marker (coincident lines
+    stay distinguishable). Runs stopped by the time limit are black crosses on the solve panel (their
+    time is a lower bound) with a legend entry of their own. Skipped solvers, and solvers that never
+    returned a solution or hit the limit, are absent.
 
     Examples
     --------
@@ -544,30 +548,55 @@ def plot_bench(df: pd.DataFrame, family: str, path: str | Path) -> Path:
         xlabel = f"size = {get_formulation(family).size_meaning}"
     except InvalidInputError:  # a table from a formulation no longer installed
         pass
+    fam = df[df["family"] == family]
+    limited = fam[fam["status"] == Status.TIME_LIMIT.value]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharex=True)
+    # solvers that coincide (same times) stay distinguishable: each its own line style and marker
+    styles = ["-", "--", "-.", ":"]
+    markers = ["o", "s", "^", "D", "v", "P", "X", "*"]
+    solvers = list(dict.fromkeys([*ran["solver"].astype(str), *limited["solver"].astype(str)]))
+    color = {sv: f"C{k % 10}" for k, sv in enumerate(solvers)}
     for ax, col, label in zip(axes, ("build_seconds", "solve_seconds"), ("build", "solve"), strict=True):
-        for solver, g in ran.groupby("solver", sort=False):
+        for k, (solver, g) in enumerate(ran.groupby("solver", sort=False)):
             stats = g.groupby("size")[col].agg(["median", "min", "max"]).sort_index()
             x = stats.index.to_numpy(dtype=float)
             lo = np.maximum(stats["min"].to_numpy(dtype=float), 1e-6)
-            (line,) = ax.plot(
-                x, np.maximum(stats["median"].to_numpy(dtype=float), 1e-6), "o-", label=str(solver)
+            ax.plot(
+                x,
+                np.maximum(stats["median"].to_numpy(dtype=float), 1e-6),
+                linestyle=styles[k % len(styles)],
+                marker=markers[k % len(markers)],
+                color=color[str(solver)],
+                label=str(solver),
             )
             if len(x) > 1:
                 ax.fill_between(
                     x,
                     lo,
                     np.maximum(stats["max"].to_numpy(dtype=float), 1e-6),
-                    alpha=0.2,
-                    color=line.get_color(),
+                    alpha=0.15,
+                    color=color[str(solver)],
                 )
+        if len(limited) and col == "solve_seconds":
+            # a run stopped by the time limit: its time is a lower bound, drawn as a black cross
+            t = pd.to_numeric(limited[col], errors="coerce").fillna(0.0).to_numpy(dtype=float)
+            ax.scatter(
+                limited["size"].to_numpy(dtype=float),
+                np.maximum(t, 1e-6),
+                marker="x",
+                s=60,
+                linewidths=2,
+                color="black",
+                zorder=5,
+                label="hit the time limit (time ≥ shown)",
+            )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_ylabel(f"{label} time [s]")
         ax.set_title(f"{label} (median over seeds, band = min–max)", fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
-    if len(ran):
-        axes[1].legend(fontsize=8)
+    if len(ran) or len(limited):
+        axes[1].legend(fontsize=8, loc="best")
     fig.suptitle(family)
     fig.supxlabel(xlabel, fontsize=9)  # once for both panels: long size descriptions fit
     fig.tight_layout()

@@ -87,40 +87,38 @@ def print_table(
     tables.
     """
     from rich import box
-    from rich.cells import cell_len
+    from rich.measure import Measurement
 
     cells = [[_fmt(v) for v in r] for r in rows]
-    # each column's widest line + rich's padding and border (3 cells)
-    need = [
-        max([cell_len(c), *(cell_len(r[i]) for r in cells if i < len(r))]) + 3 for i, c in enumerate(columns)
-    ]
     width = max(stdout.width, 40)
-    groups: list[list[int]] = [[]]
-    used = need[0] + 1 if need else 0
-    for i in range(1, len(columns)):
-        if groups[-1] and used + need[i] > width:
-            groups.append([])
-            used = need[0] + 1
-        groups[-1].append(i)
-        used += need[i]
-    n_rest = len(columns) - 1
     hidden = (total - len(rows)) if total is not None and total > len(rows) else 0
-    for group in groups:
-        idx = [0, *group]
-        part = (
-            f" (columns {group[0] + 1}–{group[-1] + 1} of {n_rest + 1})" if len(groups) > 1 and group else ""
-        )
-        style: dict[str, Any] = (
-            {"box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True, "title_justify": "left"}
-            if compact
-            else {}
-        )
+    style: dict[str, Any] = (
+        {"box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True, "title_justify": "left"}
+        if compact
+        else {}
+    )
+
+    def build(idx: list[int], part: str = "") -> Table:
         table = Table(title=title + part, **style)
         for i in idx:
             table.add_column(columns[i], justify="left" if i == 0 else "right", overflow="fold")
         for r in cells:
             table.add_row(*[r[i] if i < len(r) else "" for i in idx])
-        stdout.print(table)
+        return table
+
+    def natural_width(idx: list[int]) -> int:  # the width at which no cell wraps
+        return Measurement.get(stdout, stdout.options, build(idx)).maximum
+
+    # columns after the first go into groups that fit the console; the first is repeated in each
+    groups: list[list[int]] = [[]]
+    for i in range(1, len(columns)):
+        if groups[-1] and natural_width([0, *groups[-1], i]) >= width:
+            groups.append([])
+        groups[-1].append(i)
+    for group in groups:
+        span = f"column {group[0] + 1}" if len(group) == 1 else f"columns {group[0] + 1}–{group[-1] + 1}"
+        part = f" ({span} of {len(columns)})" if len(groups) > 1 and group else ""
+        stdout.print(build([0, *group], part))
     if hidden:
         stdout.print(
             f"{title}: {len(rows)} of {total} rows shown, {hidden} hidden ({more})",
