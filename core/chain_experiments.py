@@ -33,6 +33,7 @@ __all__ = [
     "MECHANISMS",
     "MODELS",
     "figure3_rows",
+    "paper_name",
     "plot_figure2",
     "plot_figure3",
     "reproduce",
@@ -42,6 +43,20 @@ __all__ = [
 MODELS = ("paper-1", "paper-2", "paper-4")
 MECHANISMS = ("raw", "ave", "opt")
 _COLORS = {"raw": "#7f7f7f", "ave": "#1f77b4", "opt": "#d62728"}
+# coincident curves stay distinguishable (OPT = AVE happens): each mechanism its own style and marker
+_STYLES = {"raw": ("-", "o"), "ave": ("--", "s"), "opt": (":", "^")}
+_HATCHES = {"raw": "", "ave": "//", "opt": ".."}
+
+
+def paper_name(model: str) -> str:
+    """The paper's name of a built-in model: ``"paper-2"`` → ``"Model 2"`` (others unchanged).
+
+    Examples
+    --------
+    >>> paper_name("paper-4"), paper_name("mine")
+    ('Model 4', 'mine')
+    """
+    return f"Model {model.split('-', 1)[1]}" if model.startswith("paper-") else model
 
 
 def _opt(model: str, n: int, **kw: Any) -> Any:
@@ -245,23 +260,30 @@ def plot_figure2(rows: list[dict[str, Any]], path: str | Path, models: Sequence[
                 ]
                 idx = np.array([x["index"] for x in sel])
                 val = np.array([x["exact"] for x in sel])
-                ax.bar(idx + (m_i - 1) * width, val, width, label=mech.upper(), color=_COLORS[mech])
+                ax.bar(
+                    idx + (m_i - 1) * width,
+                    val,
+                    width,
+                    label=mech.upper(),
+                    color=_COLORS[mech],
+                    hatch=_HATCHES[mech],
+                    edgecolor="white",
+                )
             ax.set_xticks(idx)
             if quantity == "trade_success":
-                ax.set_title(f"{model}: trade success")
+                ax.set_title(f"{paper_name(model)}: trade success")
                 ax.set_xlabel("trade i")
                 ax.set_ylim(0, 1.05)
-                ax.set_ylabel("P(trade i occurs)")
+                ax.set_ylabel(r"$P(\mathrm{trade}\ i\ \mathrm{occurs})$")
             else:
-                ax.set_title(f"{model}: expected utility")
+                ax.set_title(f"{paper_name(model)}: expected utility")
                 ax.set_xlabel("player i")
-                ax.set_ylabel("E[U_i]")
+                ax.set_ylabel(r"$E[U_i]$")
                 ax.axhline(0, color="black", lw=0.6)
             ax.grid(axis="y", alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper right", ncol=3, frameon=False)
-    fig.suptitle("Figure 2 (n = 5, exact): per-trade success and per-player utility at equilibrium", x=0.4)
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    axes[0][0].legend(loc="upper right", ncol=3, fontsize=8)  # inside the axes
+    fig.suptitle("Per-trade success and per-player utility at equilibrium (n = 5, exact)")
+    fig.tight_layout()
     return save_figure(fig, path)
 
 
@@ -281,18 +303,19 @@ def plot_figure3(rows: list[dict[str, Any]], path: str | Path, models: Sequence[
                 ax.plot(
                     [x["n"] for x in sel],
                     [x[key] for x in sel],
-                    marker="o",
+                    linestyle=_STYLES[mech][0],
+                    marker=_STYLES[mech][1],
+                    markersize=7 - 1.5 * MECHANISMS.index(mech),  # a smaller marker on top stays visible
                     label=mech.upper(),
                     color=_COLORS[mech],
                 )
-            ax.set_title(f"{model}: {label}")
+            ax.set_title(f"{paper_name(model)}: {label}")
             ax.set_xlabel("chain length n")
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper right", ncol=3, frameon=False)
-    fig.suptitle("Figure 3 (exact): welfare and transaction volume vs chain length", x=0.4)
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    axes[0][0].legend(loc="best", fontsize=8)  # inside the axes
+    fig.suptitle("Expected welfare and transaction volume against chain length (exact)")
+    fig.tight_layout()
     return save_figure(fig, path)
 
 
@@ -311,6 +334,7 @@ def reproduce(
     opt_time_limit: float = 60.0,
     certify: bool = True,
     progress: bool = True,
+    fmt: str = "png",
 ) -> dict[str, Any]:
     """Regenerate Table 1, Figure 2 and Figure 3 into ``out``.
 
@@ -340,12 +364,17 @@ def reproduce(
         LP-certify every Table 1 equilibrium.
     progress : bool, default True
         Rich progress bars on stderr.
+    fmt : {"png", "pdf", "svg"}, default "png"
+        Format of the figures (``figure2.FMT``, ``figure3.FMT``; files keys ``figure2_FMT``, ...).
 
     Returns
     -------
     dict
         Summary: ``table1`` rows, file paths, timings, provenance.
     """
+    from datamarkets.plotting import figure_format
+
+    fmt = figure_format(fmt)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -370,9 +399,9 @@ def reproduce(
         "table1_csv": atomic_write_csv(out / "table1.csv", table),
         "table1_md": atomic_write_text(out / "table1.md", _table1_markdown(table)),
         "figure2_csv": atomic_write_csv(out / "figure2.csv", fig2),
-        "figure2_png": plot_figure2(fig2, out / "figure2.png", models),
+        f"figure2_{fmt}": plot_figure2(fig2, out / f"figure2.{fmt}", models),
         "figure3_csv": atomic_write_csv(out / "figure3.csv", fig3),
-        "figure3_png": plot_figure3(fig3, out / "figure3.png", models),
+        f"figure3_{fmt}": plot_figure3(fig3, out / f"figure3.{fmt}", models),
         "opt_mechanisms": atomic_write_json(
             out / "opt_mechanisms.json", {"table1": opt_table, "figure3": opt_sweep}
         ),

@@ -292,6 +292,7 @@ def reproduce(
     opt_time_limit: float = typer.Option(
         60.0, "--opt-time-limit", help="Safety net per OPT search (seconds)."
     ),
+    fmt: str = typer.Option("png", "--format", help="Figure format: png | pdf | svg (vector, for papers)."),
     json_out: bool = _JSON,
 ) -> None:
     """Reproduce the chain-trading paper's experiments: Table 1, Figures 2 and 3 (CSV + PNG) in --out.
@@ -300,7 +301,9 @@ def reproduce(
     """
     from datamarkets.chain_experiments import reproduce as run
     from datamarkets.errors import InvalidInputError
+    from datamarkets.plotting import figure_format
 
+    fmt = figure_format(fmt)  # checked before minutes of work
     if not 1 <= n_min <= n_max:
         raise InvalidInputError(f"need 1 <= --n-min <= --n-max, got {n_min!r}, {n_max!r}")
     summary = run(
@@ -311,6 +314,7 @@ def reproduce(
         opt_max_evals=opt_max_evals,
         sweep_max_evals=sweep_max_evals,
         opt_time_limit=opt_time_limit,
+        fmt=fmt,
     )
     if json_out:
         emit_json(summary)
