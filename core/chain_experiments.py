@@ -310,6 +310,7 @@ def plot_figure3(rows: list[dict[str, Any]], path: str | Path, models: Sequence[
                     color=_COLORS[mech],
                 )
             ax.set_title(f"{paper_name(model)}: {label}")
+            ax.set_xticks(sorted({x["n"] for x in rows}))  # chain lengths are integers
             ax.set_xlabel("chain length n")
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)
