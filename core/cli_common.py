@@ -80,16 +80,17 @@ def print_table(
 ) -> None:
     """Print a rich table on stdout; never cut a row, a column or a cell silently.
 
-    ``rows`` may be the first rows of a longer table of ``total`` rows: the caption then says how
-    many are hidden and how to get them (``more``). Columns that do not fit the console width are
+    ``rows`` may be the first rows of a longer table of ``total`` rows: a line after the table then
+    says how many are hidden and how to get them (``more``). Columns that do not fit the console width are
     printed as several tables (each repeating the first column, titled "columns a–b of n"), and
     long cells wrap instead of ending in "…". ``compact`` uses the borderless style of the bench
     tables.
     """
     from rich import box
     from rich.measure import Measurement
+    from rich.text import Text
 
-    cells = [[_fmt(v) for v in r] for r in rows]
+    cells = [[Text(_fmt(v)) for v in r] for r in rows]  # Text: a "[...]" in a value is not markup
     width = max(stdout.width, 40)
     hidden = (total - len(rows)) if total is not None and total > len(rows) else 0
     style: dict[str, Any] = (
@@ -103,7 +104,7 @@ def print_table(
         for i in idx:
             table.add_column(columns[i], justify="left" if i == 0 else "right", overflow="fold")
         for r in cells:
-            table.add_row(*[r[i] if i < len(r) else "" for i in idx])
+            table.add_row(*[r[i] if i < len(r) else Text("") for i in idx])
         return table
 
     def natural_width(idx: list[int]) -> int:  # the width at which no cell wraps
@@ -116,8 +117,10 @@ def print_table(
             groups.append([])
         groups[-1].append(i)
     for group in groups:
-        span = f"column {group[0] + 1}" if len(group) == 1 else f"columns {group[0] + 1}–{group[-1] + 1}"
-        part = f" ({span} of {len(columns)})" if len(groups) > 1 and group else ""
+        part = ""
+        if len(groups) > 1:
+            span = f"column {group[0] + 1}" if len(group) == 1 else f"columns {group[0] + 1}–{group[-1] + 1}"
+            part = f" ({span} of {len(columns)})"
         stdout.print(build([0, *group], part))
     if hidden:
         stdout.print(

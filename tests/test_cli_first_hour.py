@@ -72,6 +72,16 @@ def test_print_table_says_how_many_rows_are_hidden(monkeypatch):
     assert "hidden" not in buf.getvalue()
 
 
+def test_print_table_edge_cases(monkeypatch):
+    buf = _capture(monkeypatch, 80)
+    cli_common.print_table("one column", ["only"], [["a"], ["[bold]b[/bold]"]])
+    text = buf.getvalue()
+    assert "one column" in text and "[bold]b[/bold]" in text  # values are text, never markup
+    buf = _capture(monkeypatch, 80)
+    cli_common.print_table("empty", ["k", "v"], [], total=0)
+    assert "empty" in buf.getvalue() and "hidden" not in buf.getvalue()
+
+
 def test_print_table_never_cuts_columns_or_cells(monkeypatch):
     buf = _capture(monkeypatch, 80)
     cols = ["buyer", *[f"source_{j:02d}" for j in range(40)]]
