@@ -133,17 +133,24 @@ def _print_human(rep: dict[str, Any]) -> None:
     print_table("GNE of competing data buyers", ["quantity", "value"], rows)
     if rep.get("d"):
         srcs = rep["sources"]
-        print_table(
-            "d (rows: buyers) / effort",
-            ["", *srcs],
+        rows = (
             [[b, *[rep["d"][b][s] for s in srcs]] for b in rep["buyers"]]
             + [["e* (17)", *[rep["effort_equilibrium"][s] for s in srcs]]]
             + (
                 [["e_hat (28)", *[rep["effort_optimal"][s] for s in srcs]]]
                 if rep.get("effort_optimal")
                 else []
-            ),
+            )
         )
+        if len(srcs) > len(rows):  # many sources: one row per source reads better than wide tables
+            print_table(
+                "d (columns: buyers) / effort",
+                ["source", *[r[0] for r in rows]],
+                [[s, *[r[1 + j] for r in rows]] for j, s in enumerate(srcs)],
+                compact=True,
+            )
+        else:
+            print_table("d (rows: buyers) / effort", ["", *srcs], rows)
         print_table(
             "payment range over the c-polytope (expected total payment)",
             ["buyer", "least", "most"],

@@ -300,3 +300,15 @@ def test_bench_plot_marks_time_limit_runs(monkeypatch):
     assert any("time limit" in lab for lab in labels)
     lines = solve_ax.get_lines()  # highs and clarabel coincide: told apart by style and marker
     assert len({(ln.get_linestyle(), ln.get_marker()) for ln in lines}) == 2
+
+
+def test_gne_d_table_with_many_sources_is_complete(tmp_path):
+    from datamarkets.graphs.estimation_market import random_estimation_market, write_estimation_market
+
+    path = tmp_path / "est.json"
+    write_estimation_market(random_estimation_market(2, 40, degree=1, seed=0), path)
+    r = dm("gne", "solve", "--graph", str(path), "--no-best-response")
+    assert r.returncode == 0, r.stderr
+    assert "d (columns: buyers)" in r.stdout and "…" not in r.stdout
+    for j in range(40):  # one row per source, all of them
+        assert f"\n s{j} " in r.stdout
