@@ -281,7 +281,7 @@ def plot_figure2(rows: list[dict[str, Any]], path: str | Path, models: Sequence[
                 ax.set_ylabel(r"$E[U_i]$")
                 ax.axhline(0, color="black", lw=0.6)
             ax.grid(axis="y", alpha=0.3)
-    axes[0][0].legend(loc="upper right", ncol=3, fontsize=8)  # inside the axes
+    axes[0][0].legend(loc="best", ncol=3, fontsize=8)  # inside the axes
     fig.suptitle("Per-trade success and per-player utility at equilibrium (n = 5, exact)")
     fig.tight_layout()
     return save_figure(fig, path)
