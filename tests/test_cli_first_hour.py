@@ -209,7 +209,7 @@ def _capture_figures(monkeypatch) -> list:
     return figs
 
 
-def test_chain_figures_follow_the_paper(monkeypatch):
+def test_chain_figures_follow_the_paper(monkeypatch, tmp_path):
     from datamarkets.chain_experiments import MECHANISMS, plot_figure2, plot_figure3
 
     figs = _capture_figures(monkeypatch)
@@ -227,8 +227,8 @@ def test_chain_figures_follow_the_paper(monkeypatch):
         for k in MECHANISMS
         for n in (2, 3, 4)
     ]
-    plot_figure2(rows2, "f2.png", models=("paper-1", "paper-2"))
-    plot_figure3(rows3, "f3.png", models=("paper-1", "paper-2"))
+    plot_figure2(rows2, tmp_path / "f2.png", models=("paper-1", "paper-2"))
+    plot_figure3(rows3, tmp_path / "f3.png", models=("paper-1", "paper-2"))
     assert len(figs) == 2
     for fig in figs:
         assert "Figure" not in fig._suptitle.get_text()
@@ -261,7 +261,7 @@ def test_gne_figure_labels_are_mathtext_and_coincident_curves_differ(monkeypatch
     assert all("Figure" not in ax.get_title() for f in figs for ax in f.axes)
 
 
-def test_bench_plot_marks_time_limit_runs(monkeypatch):
+def test_bench_plot_marks_time_limit_runs(monkeypatch, tmp_path):
     from datamarkets.bench_solvers import COLUMNS, plot_bench
 
     figs = _capture_figures(monkeypatch)
@@ -293,7 +293,7 @@ def test_bench_plot_marks_time_limit_runs(monkeypatch):
             "solve_seconds": 5.0,
         }
     )
-    plot_bench(pd.DataFrame(rows), "auction-welfare", "b.png")
+    plot_bench(pd.DataFrame(rows), "auction-welfare", tmp_path / "b.png")
     assert len(figs) == 1
     solve_ax = figs[0].axes[1]
     labels = [t.get_text() for t in solve_ax.get_legend().get_texts()]
