@@ -344,6 +344,16 @@ _LABELS = {
 _STYLES = [("-", "o", 6), ("--", "s", 4), (":", "^", 6), ("-.", "v", 4)]
 
 
+def _math_number(v: float) -> str:
+    r"""``1e-06`` → ``10^{-6}`` (mathtext), other numbers as ``%g`` with a mantissa ``\cdot 10^{k}``."""
+    import math
+
+    if v > 0 and math.log10(v).is_integer() and v != 1:
+        return f"10^{{{int(math.log10(v))}}}"
+    m, _, e = f"{v:g}".partition("e")
+    return f"{m} \\cdot 10^{{{int(e)}}}" if e else m
+
+
 def _write_figures(
     rows: list[dict[str, Any]], out: Path, collapse_margin: float, fmt: str = "png"
 ) -> list[Path]:
@@ -385,7 +395,7 @@ def _write_figures(
                 float(x.max()),
                 color="red",
                 alpha=0.12,
-                label=rf"collapse: $1-\rho(A) < {collapse_margin:g}$ / no GNE",
+                label=rf"collapse: $1-\rho(A) < {_math_number(collapse_margin)}$ / no GNE",
             )
         if logy:
             ax.set_yscale("log")

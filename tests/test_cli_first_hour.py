@@ -259,6 +259,14 @@ def test_gne_figure_labels_are_mathtext_and_coincident_curves_differ(monkeypatch
     lines = d_fig.axes[0].get_lines()
     assert len(lines) == 4 and len({(ln.get_linestyle(), ln.get_marker()) for ln in lines}) == 4
     assert all("Figure" not in ax.get_title() for f in figs for ax in f.axes)
+    from datamarkets.cli_gne import _math_number
+
+    assert [_math_number(v) for v in (1e-6, 2.5e-7, 0.5, 1.0)] == [
+        "10^{-6}",
+        r"2.5 \cdot 10^{-7}",
+        "0.5",
+        "1",
+    ]
 
 
 def test_bench_plot_marks_time_limit_runs(monkeypatch, tmp_path):
