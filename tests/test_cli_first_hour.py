@@ -3,6 +3,7 @@ hide, bench results never overwritten silently, progress/time limits on auctions
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import io
 import json
@@ -16,8 +17,23 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from datamarkets import __version__, cli_common
+from datamarkets import __version__
 from datamarkets.cli import app
+
+
+def _module(new: str, old: str):
+    """The application modules move from ``datamarkets.X`` to the ``datamarkets.cli`` package
+    (issue 11 restructuring): import whichever this tree has."""
+    try:
+        return importlib.import_module(new)
+    except ImportError:
+        return importlib.import_module(old)
+
+
+cli_common = _module("datamarkets.cli.common", "datamarkets.cli_common")
+cli_gne = _module("datamarkets.cli.gne", "datamarkets.cli_gne")
+chain_experiments = _module("datamarkets.cli.chain_experiments", "datamarkets.chain_experiments")
+bench_solvers = _module("datamarkets.cli.bench_solvers", "datamarkets.bench_solvers")
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "examples" / "data"
@@ -183,8 +199,7 @@ def test_save_figure_formats(tmp_path):
 
 
 def test_paper_model_names():
-    from datamarkets.chain_experiments import paper_name
-
+    paper_name = chain_experiments.paper_name
     assert [paper_name(m) for m in ("paper-1", "paper-2", "paper-4", "custom")] == [
         "Model 1",
         "Model 2",
@@ -202,15 +217,14 @@ def _capture_figures(monkeypatch) -> list:
         figs.append(fig)
         return Path(path)
 
-    import datamarkets.chain_experiments as chain_experiments
-
     monkeypatch.setattr(plotting, "save_figure", keep)
     monkeypatch.setattr(chain_experiments, "save_figure", keep)  # imported by name there
     return figs
 
 
 def test_chain_figures_follow_the_paper(monkeypatch, tmp_path):
-    from datamarkets.chain_experiments import MECHANISMS, plot_figure2, plot_figure3
+    MECHANISMS = chain_experiments.MECHANISMS
+    plot_figure2, plot_figure3 = chain_experiments.plot_figure2, chain_experiments.plot_figure3
 
     figs = _capture_figures(monkeypatch)
     rows2 = [
@@ -247,7 +261,7 @@ def test_chain_figures_follow_the_paper(monkeypatch, tmp_path):
 
 
 def test_gne_figure_labels_are_mathtext_and_coincident_curves_differ(monkeypatch, tmp_path):
-    from datamarkets.cli_gne import _LABELS, _write_figures, two_firm_sweep
+    _LABELS, _write_figures, two_firm_sweep = cli_gne._LABELS, cli_gne._write_figures, cli_gne.two_firm_sweep
 
     for label in _LABELS.values():
         assert "_" not in label.replace("$", "") or label.count("$") >= 2
@@ -259,8 +273,7 @@ def test_gne_figure_labels_are_mathtext_and_coincident_curves_differ(monkeypatch
     lines = d_fig.axes[0].get_lines()
     assert len(lines) == 4 and len({(ln.get_linestyle(), ln.get_marker()) for ln in lines}) == 4
     assert all("Figure" not in ax.get_title() for f in figs for ax in f.axes)
-    from datamarkets.cli_gne import _math_number
-
+    _math_number = cli_gne._math_number
     assert [_math_number(v) for v in (1e-6, 2.5e-7, 0.5, 1.0)] == [
         "10^{-6}",
         r"2.5 \cdot 10^{-7}",
@@ -270,7 +283,7 @@ def test_gne_figure_labels_are_mathtext_and_coincident_curves_differ(monkeypatch
 
 
 def test_bench_plot_marks_time_limit_runs(monkeypatch, tmp_path):
-    from datamarkets.bench_solvers import COLUMNS, plot_bench
+    COLUMNS, plot_bench = bench_solvers.COLUMNS, bench_solvers.plot_bench
 
     figs = _capture_figures(monkeypatch)
     base = {c: None for c in COLUMNS}
