@@ -49,6 +49,25 @@ app.add_typer(bench_app, name="bench")
 app.command("sweep")(sweep)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the datamarkets version and exit (same as the `version` command).",
+    ),
+) -> None:
+    """Compute and verify equilibria in data markets."""
+
+
 @app.command()
 def version() -> None:
     """Print the datamarkets version."""

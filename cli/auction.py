@@ -7,6 +7,8 @@ produced but its certificate failed.
 
 from __future__ import annotations
 
+import inspect
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import typer
 from datamarkets.cli.common import EXIT_UNCERTIFIED, emit_json, fail, print_table, solver_output_to_stderr
 from datamarkets.errors import InvalidInputError
 from datamarkets.io import read_json
+from datamarkets.progress import status
 from datamarkets.registry import get_formulation
 
 app = typer.Typer(
@@ -50,7 +53,10 @@ def _load_market(path: Path) -> Any:
     return read_market_json(path)
 
 
-def _summary(res: Any, title: str) -> None:
+_SHOWN = 30  # rows of the prices/allocation tables printed without --all
+
+
+def _summary(res: Any, title: str, show_all: bool = False) -> None:
     sol = res.solution
     print_table(
         title,
@@ -63,17 +69,22 @@ def _summary(res: Any, title: str) -> None:
             *[[f"time {k}", v] for k, v in res.timings.items()],
         ],
     )
+    keep = None if show_all else _SHOWN
     prices = sol.get("prices", {})
     if prices:
         print_table(
-            "prices", ["resource", "price"], [[str(k), float(v)] for k, v in list(prices.items())[:30]]
+            f"prices ({len(prices)} sellers)",
+            ["resource", "price"],
+            [[str(k), float(v)] for k, v in list(prices.items())[:keep]],
+            total=len(prices),
         )
     alloc = sol.get("allocation", [])
     if alloc:
         print_table(
-            f"allocation ({len(alloc)} rows{', first 30' if len(alloc) > 30 else ''})",
+            f"allocation ({len(alloc)} rows)",
             ["buyer", "seller", "amount"],
-            [[str(r["buyer"]), str(r["seller"]), float(r["amount"])] for r in alloc[:30]],
+            [[str(r["buyer"]), str(r["seller"]), float(r["amount"])] for r in alloc[:keep]],
+            total=len(alloc),
         )
     if not res.certificate.passed:
         print_table(
@@ -95,7 +106,16 @@ def solve(
     scaling: float = typer.Option(
         2.0, "--scaling", help="PSP ε-scaling factor (> 1; 0 = plain dynamics at ε from the start)."
     ),
+    time_limit: float | None = typer.Option(
+        None,
+        "--time-limit",
+        help="Seconds allowed to the route (solver or auction rounds); a run that hits it ends with "
+        "status time_limit (exit 3). Default: the route's own (KKT MILP: 120 s; others: none).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    show_all: bool = typer.Option(
+        False, "--all", help="Print every price and allocation row (default: the first 30 of each)."
+    ),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Save the full result (market embedded) for `datamarkets verify`."
     ),
@@ -104,8 +124,10 @@ def solve(
 
     --method optimum: maximise total value (a QP, LP or cone program); the sellers' prices are its
     duals. --method kkt: the optimality (KKT) conditions as a MILP, for small markets. --method psp:
-    rounds of the PSP auction until no buyer can gain more than ε by re-bidding. Exit 0 certified,
-    2 bad input, 3 solver failure, 4 uncertified.
+    rounds of the PSP auction until no buyer can gain more than ε by re-bidding. Progress (auction
+    rounds, or the solve and certificate steps) is shown on stderr when it is a terminal
+    (DATAMARKETS_NO_PROGRESS=1 turns it off). Exit 0 certified, 2 bad input, 3 solver failure or
+    time limit, 4 uncertified.
     """
 
     if method not in _METHODS:
@@ -114,9 +136,11 @@ def solve(
         raise InvalidInputError(f"unknown --solver {solver!r}; choose one of {', '.join(_SOLVERS)}")
     if not (scaling == 0 or scaling > 1):
         raise InvalidInputError(f"--scaling must be 0 (off) or > 1, got {scaling!r}")
+    if time_limit is not None and not (math.isfinite(time_limit) and time_limit > 0):
+        raise InvalidInputError(f"--time-limit must be a positive number of seconds, got {time_limit!r}")
     G = _load_market(graph)
     with solver_output_to_stderr():
-        res = _solve(G, method, solver, epsilon, tol, scaling or None)
+        res = _solve(G, method, solver, epsilon, tol, scaling or None, time_limit=time_limit, progress=True)
 
     # the market is embedded (with its hash) so that `datamarkets verify` can re-check the output alone
     name = {"optimum": "auction-welfare", "kkt": "auction-kkt", "psp": "auction-psp"}[method]
@@ -130,34 +154,53 @@ def solve(
     if as_json:
         emit_json(res.to_dict())
     else:
-        _summary(res, f"auction solve --method {method}")
+        _summary(res, f"auction solve --method {method}", show_all)
     if not res.certified:
         raise typer.Exit(EXIT_UNCERTIFIED)
 
 
-def _solve(G: Any, method: str, solver: str, epsilon: float, tol: float, scaling: float | None = 2.0) -> Any:
+def _solve(
+    G: Any,
+    method: str,
+    solver: str,
+    epsilon: float,
+    tol: float,
+    scaling: float | None = 2.0,
+    *,
+    time_limit: float | None = None,
+    progress: bool = False,
+) -> Any:
     from datamarkets.formulations.auction_certificate import (
         certify_allocation,  # lazy: fast --help (no solver stack)
     )
     from datamarkets.formulations.welfare import solve_welfare  # lazy: fast --help (no solver stack)
     from datamarkets.formulations.welfare_program import market_arrays  # lazy: fast --help (no solver stack)
 
+    limit: dict[str, float] = {} if time_limit is None else {"time_limit": float(time_limit)}
     M = market_arrays(G)
+    size = f"{M.n_buyers} buyers, {M.n_resources} sellers"
     if method == "optimum":
-        return solve_welfare(M, solver, certify_tol=tol)
+        with status(f"welfare optimum ({size}): build + solve", progress):
+            return solve_welfare(M, solver, certify_tol=tol, **limit)
     if method == "kkt":
         from datamarkets.formulations.kkt_mpec import (
             solve_kkt,  # lazy: fast --help (no solver stack)
         )
 
-        return solve_kkt(M, certify_tol=tol)
+        with status(f"KKT MILP ({size}): build + HiGHS branch and bound", progress):
+            return solve_kkt(M, certify_tol=tol, **limit)
     from datamarkets.models.psp_dynamics import (
         psp_dynamics,  # lazy: fast --help (no solver stack)
     )
 
+    if limit and "time_limit" not in inspect.signature(psp_dynamics).parameters:
+        raise InvalidInputError("--time-limit is not supported by --method psp in this version")
     # ε-scaling (warm-started stages ε·2^K … ε, same final ε-stopping rule): ~16× fewer rounds
-    res = psp_dynamics(G, epsilon, scaling=scaling)
-    cert = certify_allocation(M, res.solution["allocation"], tol=tol)
+    res = psp_dynamics(G, epsilon, scaling=scaling, progress=progress, **limit)
+    if not res.status.has_solution:
+        return res
+    with status(f"KKT certificate of the auction outcome ({size}): welfare optimum + prices LP", progress):
+        cert = certify_allocation(M, res.solution["allocation"], tol=tol)
     # the auction is an ε-equilibrium: its KKT residuals are reported beside the ε-Nash certificate
     res.solution["kkt_certificate"] = cert.to_dict()
     res.solution["welfare_optimum"] = cert.solution["welfare_optimum"]

@@ -13,6 +13,7 @@ import typer
 
 from datamarkets.cli.common import fail, solver_output_to_stderr, stderr
 from datamarkets.errors import InvalidInputError
+from datamarkets.plotting import figure_format
 from datamarkets.registry import get_formulation
 
 __all__ = ["app"]
@@ -39,8 +40,9 @@ _SOLVERS_HELP = (
     "objective on that instance.\n\n"
     "Written to OUT: bench_solvers.csv and bench_solvers.parquet (one row per size, seed and solver), "
     "bench_solvers.json (medians over seeds and each solver's time relative to HiGHS) and "
-    "bench_solvers-FAMILY.png (log-log plot of time against size). Solvers that are not installed or "
-    "do not apply are listed as skipped, not failed.\n\n"
+    "bench_solvers-FAMILY.png (log-log plot of time against size; --format pdf or svg for papers). "
+    "Solvers that are not installed or do not apply are listed as skipped, not failed. An OUT that "
+    "already holds bench results is refused (nothing is run) unless --overwrite is given.\n\n"
     "Example: datamarkets bench solvers --family auction-welfare --sizes 100,1000 --seeds 3 --out bench/"
 )
 
@@ -75,7 +77,12 @@ def solvers(
     no_warmup: bool = typer.Option(
         False, "--no-warmup", help="Do not run each solver once untimed before measuring."
     ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace bench results already in OUT (refused without this flag)."
+    ),
+    fmt: str = typer.Option("png", "--format", help="Plot format: png | pdf | svg."),
 ) -> None:
+    from datamarkets.cli.bench_report import FILE_STEM  # lazy: fast --help (no pandas)
     from datamarkets.cli.bench_solvers import (  # lazy: fast --help (no solver stack)
         parse_sizes,
         run_solver_bench,
@@ -92,10 +99,19 @@ def solvers(
             get_formulation(family)
         if out.exists() and not out.is_dir():
             raise InvalidInputError(f"--out {str(out)!r} exists and is not a directory")
+        fmt = figure_format(fmt)
+        earlier = sorted(p.name for p in out.glob(f"{FILE_STEM}*")) if out.is_dir() else []
+        if earlier and not overwrite:
+            raise InvalidInputError(
+                f"--out {str(out)!r} already holds bench results ({', '.join(earlier[:3])}"
+                f"{', …' if len(earlier) > 3 else ''}); choose another directory or pass --overwrite"
+            )
         wanted = [s for s in solver_names.split(",") if s.strip()] or None
         with solver_output_to_stderr():
             df = run_solver_bench(family, size_list, seeds, wanted, time_limit, warmup=not no_warmup)
-        paths = write_bench(df, out)
+        for stale in earlier:  # --overwrite: no plot of an earlier run survives beside the new table
+            (out / stale).unlink(missing_ok=True)
+        paths = write_bench(df, out, fmt=fmt)
     except InvalidInputError as exc:
         fail(str(exc))
     stderr.print(f"wrote {', '.join(str(p) for p in paths.values())}")

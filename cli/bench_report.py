@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from datamarkets.cli.common import stdout
+from datamarkets.cli.common import print_table
 from datamarkets.errors import InvalidInputError
 from datamarkets.io import atomic_path, atomic_write_csv, atomic_write_json
-from datamarkets.plotting import pyplot, save_figure
+from datamarkets.plotting import figure_format, pyplot, save_figure
 from datamarkets.registry import get_formulation
 from datamarkets.result import provenance
 from datamarkets.status import Status
@@ -206,10 +206,14 @@ def bench_summary(df: pd.DataFrame) -> dict[str, Any]:
 
 
 def plot_bench(df: pd.DataFrame, family: str, path: str | Path) -> Path:
-    """Log–log plot of build and solve time against size, one line per solver (atomic PNG).
+    """Log–log plot of build and solve time against size, one line per solver (atomic; the
+    format follows the suffix of ``path``: ``.png``, ``.pdf`` or ``.svg``).
 
     Each line is the median over seeds of the runs that returned a solution; the band spans the
-    minimum and maximum. Skipped solvers, and solvers that never returned a solution, are absent.
+    minimum and maximum; every solver has its own colour, line style and marker (coincident lines
+    stay distinguishable). Runs stopped by the time limit are black crosses on the solve panel (their
+    time is a lower bound) with a legend entry of their own. Skipped solvers, and solvers that never
+    returned a solution or hit the limit, are absent.
 
     Examples
     --------
@@ -228,30 +232,55 @@ def plot_bench(df: pd.DataFrame, family: str, path: str | Path) -> Path:
         xlabel = f"size = {get_formulation(family).size_meaning}"
     except InvalidInputError:  # a table from a formulation no longer installed
         pass
+    fam = df[df["family"] == family]
+    limited = fam[fam["status"] == Status.TIME_LIMIT.value]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharex=True)
+    # solvers that coincide (same times) stay distinguishable: each its own line style and marker
+    styles = ["-", "--", "-.", ":"]
+    markers = ["o", "s", "^", "D", "v", "P", "X", "*"]
+    solvers = list(dict.fromkeys([*ran["solver"].astype(str), *limited["solver"].astype(str)]))
+    color = {sv: f"C{k % 10}" for k, sv in enumerate(solvers)}
     for ax, col, label in zip(axes, ("build_seconds", "solve_seconds"), ("build", "solve"), strict=True):
-        for solver, g in ran.groupby("solver", sort=False):
+        for k, (solver, g) in enumerate(ran.groupby("solver", sort=False)):
             stats = g.groupby("size")[col].agg(["median", "min", "max"]).sort_index()
             x = stats.index.to_numpy(dtype=float)
             lo = np.maximum(stats["min"].to_numpy(dtype=float), 1e-6)
-            (line,) = ax.plot(
-                x, np.maximum(stats["median"].to_numpy(dtype=float), 1e-6), "o-", label=str(solver)
+            ax.plot(
+                x,
+                np.maximum(stats["median"].to_numpy(dtype=float), 1e-6),
+                linestyle=styles[k % len(styles)],
+                marker=markers[k % len(markers)],
+                color=color[str(solver)],
+                label=str(solver),
             )
             if len(x) > 1:
                 ax.fill_between(
                     x,
                     lo,
                     np.maximum(stats["max"].to_numpy(dtype=float), 1e-6),
-                    alpha=0.2,
-                    color=line.get_color(),
+                    alpha=0.15,
+                    color=color[str(solver)],
                 )
+        if len(limited) and col == "solve_seconds":
+            # a run stopped by the time limit: its time is a lower bound, drawn as a black cross
+            t = pd.to_numeric(limited[col], errors="coerce").fillna(0.0).to_numpy(dtype=float)
+            ax.scatter(
+                limited["size"].to_numpy(dtype=float),
+                np.maximum(t, 1e-6),
+                marker="x",
+                s=60,
+                linewidths=2,
+                color="black",
+                zorder=5,
+                label="hit the time limit (time ≥ shown)",
+            )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_ylabel(f"{label} time [s]")
         ax.set_title(f"{label} (median over seeds, band = min–max)", fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
-    if len(ran):
-        axes[1].legend(fontsize=8)
+    if len(ran) or len(limited):
+        axes[1].legend(fontsize=8, loc="best")
     fig.suptitle(family)
     fig.supxlabel(xlabel, fontsize=9)  # once for both panels: long size descriptions fit
     fig.tight_layout()
@@ -270,8 +299,10 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return recs
 
 
-def write_bench(df: pd.DataFrame, out_dir: str | Path, *, show: bool = True) -> dict[str, Path]:
-    """Write a bench table as CSV, Parquet, JSON summary and one log–log PNG per family.
+def write_bench(
+    df: pd.DataFrame, out_dir: str | Path, *, show: bool = True, fmt: str = "png"
+) -> dict[str, Path]:
+    """Write a bench table as CSV, Parquet, JSON summary and one log–log plot per family.
 
     Every file is written atomically. Files: ``bench_solvers.csv``, ``bench_solvers.parquet``,
     ``bench_solvers.json`` (:func:`bench_summary`) and ``bench_solvers-FAMILY.png``
@@ -285,6 +316,8 @@ def write_bench(df: pd.DataFrame, out_dir: str | Path, *, show: bool = True) -> 
         Directory (created if missing).
     show : bool, default True
         Also print a table of the medians on stdout (:func:`print_bench_summary`).
+    fmt : {"png", "pdf", "svg"}, default "png"
+        Format of the plots (``bench_solvers-FAMILY.FMT``).
 
     Returns
     -------
@@ -299,6 +332,7 @@ def write_bench(df: pd.DataFrame, out_dir: str | Path, *, show: bool = True) -> 
     >>> sorted(write_bench(df, tempfile.mkdtemp(), show=False))
     ['csv', 'parquet', 'plot:chain-equilibrium', 'summary']
     """
+    fmt = figure_format(fmt)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InvalidInputError(f"output path {str(out)!r} exists and is not a directory")
@@ -312,7 +346,7 @@ def write_bench(df: pd.DataFrame, out_dir: str | Path, *, show: bool = True) -> 
     summary = bench_summary(df)
     paths["summary"] = atomic_write_json(out / f"{FILE_STEM}.json", summary)
     for fam in summary["families"]:
-        paths[f"plot:{fam}"] = plot_bench(df, fam, out / f"{FILE_STEM}-{fam}.png")
+        paths[f"plot:{fam}"] = plot_bench(df, fam, out / f"{FILE_STEM}-{fam}.{fmt}")
     if show:
         print_bench_summary(summary)
     return paths
@@ -351,17 +385,8 @@ def read_bench(path: str | Path) -> pd.DataFrame:
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
-    from rich import box
-    from rich.table import Table
-
-    table = Table(
-        title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, title_justify="left"
-    )
-    for i, c in enumerate(columns):
-        table.add_column(c, justify="left" if i == 0 else "right", no_wrap=True)
-    for r in rows:
-        table.add_row(*map(str, r))
-    stdout.print(table)
+    # wide tables are split by columns and long cells wrap: nothing is cut at the console width
+    print_table(title, columns, [[str(v) for v in r] for r in rows], compact=True)
 
 
 def print_bench_summary(summary: Mapping[str, Any]) -> None:
@@ -406,5 +431,5 @@ def print_bench_summary(summary: Mapping[str, Any]) -> None:
             _table(
                 f"{fam}: failed runs",
                 ["solver", "size", "seed", "error"],
-                [[x["solver"], x["size"], x["seed"], x["error"][:80]] for x in s["failures"]],
+                [[x["solver"], x["size"], x["seed"], x["error"]] for x in s["failures"]],
             )

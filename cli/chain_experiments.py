@@ -41,7 +41,7 @@ from datamarkets.models.chain_equilibrium import solve_equilibrium
 from datamarkets.models.chain_mechanism_opt import optimize_mechanism
 from datamarkets.models.chain_simulation import METRICS, simulate
 from datamarkets.models.chain_valuations import paper_model
-from datamarkets.plotting import pyplot, save_figure
+from datamarkets.plotting import figure_format, pyplot, save_figure
 from datamarkets.progress import track
 from datamarkets.result import provenance
 
@@ -52,6 +52,7 @@ __all__ = [
     "cell_seed_sequence",
     "figure3_rows",
     "monte_carlo_cell",
+    "paper_name",
     "plot_figure2",
     "plot_figure3",
     "reproduce",
@@ -94,6 +95,22 @@ def cell_seed_sequence(root_seed: int, model: str, n: int, mechanism: str) -> np
     digest = hashlib.sha256(f"{model}|{int(n)}|{str(mechanism).lower()}".encode()).digest()[:16]
     key = tuple(int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4))
     return np.random.SeedSequence(int(root_seed), spawn_key=key)
+
+
+# coincident curves stay distinguishable (OPT = AVE happens): each mechanism its own style and marker
+_STYLES = {"raw": ("-", "o"), "ave": ("--", "s"), "opt": (":", "^")}
+_HATCHES = {"raw": "", "ave": "//", "opt": ".."}
+
+
+def paper_name(model: str) -> str:
+    """The paper's name of a built-in model: ``"paper-2"`` → ``"Model 2"`` (others unchanged).
+
+    Examples
+    --------
+    >>> paper_name("paper-4"), paper_name("mine")
+    ('Model 4', 'mine')
+    """
+    return f"Model {model.split('-', 1)[1]}" if model.startswith("paper-") else model
 
 
 def _opt(model: str, n: int, **kw: Any) -> Any:
@@ -332,23 +349,30 @@ def plot_figure2(rows: list[dict[str, Any]], path: str | Path, models: Sequence[
                 ]
                 idx = np.array([x["index"] for x in sel])
                 val = np.array([x["exact"] for x in sel])
-                ax.bar(idx + (m_i - 1) * width, val, width, label=mech.upper(), color=_COLORS[mech])
+                ax.bar(
+                    idx + (m_i - 1) * width,
+                    val,
+                    width,
+                    label=mech.upper(),
+                    color=_COLORS[mech],
+                    hatch=_HATCHES[mech],
+                    edgecolor="white",
+                )
             ax.set_xticks(idx)
             if quantity == "trade_success":
-                ax.set_title(f"{model}: trade success")
+                ax.set_title(f"{paper_name(model)}: trade success")
                 ax.set_xlabel("trade i")
                 ax.set_ylim(0, 1.05)
-                ax.set_ylabel("P(trade i occurs)")
+                ax.set_ylabel(r"$P(\mathrm{trade}\ i\ \mathrm{occurs})$")
             else:
-                ax.set_title(f"{model}: expected utility")
+                ax.set_title(f"{paper_name(model)}: expected utility")
                 ax.set_xlabel("player i")
-                ax.set_ylabel("E[U_i]")
+                ax.set_ylabel(r"$E[U_i]$")
                 ax.axhline(0, color="black", lw=0.6)
             ax.grid(axis="y", alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper right", ncol=3, frameon=False)
-    fig.suptitle("Figure 2 (n = 5, exact): per-trade success and per-player utility at equilibrium", x=0.4)
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    axes[0][0].legend(loc="best", ncol=3, fontsize=8)  # inside the axes
+    fig.suptitle("Per-trade success and per-player utility at equilibrium (n = 5, exact)")
+    fig.tight_layout()
     return save_figure(fig, path)
 
 
@@ -368,18 +392,20 @@ def plot_figure3(rows: list[dict[str, Any]], path: str | Path, models: Sequence[
                 ax.plot(
                     [x["n"] for x in sel],
                     [x[key] for x in sel],
-                    marker="o",
+                    linestyle=_STYLES[mech][0],
+                    marker=_STYLES[mech][1],
+                    markersize=7 - 1.5 * MECHANISMS.index(mech),  # a smaller marker on top stays visible
                     label=mech.upper(),
                     color=_COLORS[mech],
                 )
-            ax.set_title(f"{model}: {label}")
+            ax.set_title(f"{paper_name(model)}: {label}")
+            ax.set_xticks(sorted({x["n"] for x in rows}))  # chain lengths are integers
             ax.set_xlabel("chain length n")
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper right", ncol=3, frameon=False)
-    fig.suptitle("Figure 3 (exact): welfare and transaction volume vs chain length", x=0.4)
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    axes[0][0].legend(loc="best", fontsize=8)  # inside the axes
+    fig.suptitle("Expected welfare and transaction volume against chain length (exact)")
+    fig.tight_layout()
     return save_figure(fig, path)
 
 
@@ -399,6 +425,7 @@ def reproduce(
     certify: bool = True,
     progress: bool = True,
     root_seed: int = MC_ROOT_SEED,
+    fmt: str = "png",
 ) -> dict[str, Any]:
     """Regenerate Table 1, Figure 2 and Figure 3 into ``out``.
 
@@ -430,12 +457,15 @@ def reproduce(
         Rich progress bars on stderr.
     root_seed : int, default MC_ROOT_SEED
         Root of the per-cell Monte Carlo streams.
+    fmt : {"png", "pdf", "svg"}, default "png"
+        Format of the figures (``figure2.FMT``, ``figure3.FMT``; files keys ``figure2_FMT``, ...).
 
     Returns
     -------
     dict
         Summary: ``table1`` rows, file paths, timings, provenance.
     """
+    fmt = figure_format(fmt)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -461,9 +491,9 @@ def reproduce(
         "table1_csv": atomic_write_csv(out / "table1.csv", table),
         "table1_md": atomic_write_text(out / "table1.md", _table1_markdown(table)),
         "figure2_csv": atomic_write_csv(out / "figure2.csv", fig2),
-        "figure2_png": plot_figure2(fig2, out / "figure2.png", models),
+        f"figure2_{fmt}": plot_figure2(fig2, out / f"figure2.{fmt}", models),
         "figure3_csv": atomic_write_csv(out / "figure3.csv", fig3),
-        "figure3_png": plot_figure3(fig3, out / "figure3.png", models),
+        f"figure3_{fmt}": plot_figure3(fig3, out / f"figure3.{fmt}", models),
         "opt_mechanisms": atomic_write_json(
             out / "opt_mechanisms.json", {"table1": opt_table, "figure3": opt_sweep}
         ),

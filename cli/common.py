@@ -31,6 +31,33 @@ EXIT_ALGORITHM = 3  # a solver or algorithm could not deliver (infeasible, limit
 EXIT_UNCERTIFIED = 4  # a result was produced but its certificate failed
 
 stdout = Console()
+
+
+def _flags_take_no_value() -> None:
+    """Show on/off options (``--json``, ``--help``) as flags in ``--help``, not as ``<bool>``.
+
+    Typer's rich help prints every option's type, including flags, which reads as if ``--json``
+    needed a value. This hides the type of options that take none (a display fix only: parsing
+    is click's and unchanged). Kept working if a typer release changes the method it patches.
+    """
+    try:
+        from typer.core import TyperOption
+    except ImportError:  # pragma: no cover - a typer without the class
+        return
+    original = getattr(TyperOption, "display_type_rich", None)
+    if original is None or getattr(original, "_datamarkets_flag_fix", False):
+        return
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        if getattr(self, "is_flag", False) and self.metavar is None:
+            return None
+        return original(self, ctx)
+
+    display_type_rich._datamarkets_flag_fix = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_take_no_value()
 stderr = Console(stderr=True)
 
 
@@ -42,14 +69,66 @@ def emit_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
-def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
-    """Print a rich table on stdout."""
-    table = Table(title=title)
-    for c in columns:
-        table.add_column(c, justify="right" if c != columns[0] else "left")
-    for r in rows:
-        table.add_row(*[_fmt(v) for v in r])
-    stdout.print(table)
+def print_table(
+    title: str,
+    columns: list[str],
+    rows: list[list[Any]],
+    *,
+    total: int | None = None,
+    more: str = "--all prints every row, --json the full result",
+    compact: bool = False,
+) -> None:
+    """Print a rich table on stdout; never cut a row, a column or a cell silently.
+
+    ``rows`` may be the first rows of a longer table of ``total`` rows: a line after the table then
+    says how many are hidden and how to get them (``more``). Columns that do not fit the console width are
+    printed as several tables (each repeating the first column, titled "columns a–b of n"), and
+    long cells wrap instead of ending in "…". ``compact`` uses the borderless style of the bench
+    tables.
+    """
+    from rich import box
+    from rich.measure import Measurement
+    from rich.text import Text
+
+    cells = [[Text(_fmt(v)) for v in r] for r in rows]  # Text: a "[...]" in a value is not markup
+    width = max(stdout.width, 40)
+    hidden = (total - len(rows)) if total is not None and total > len(rows) else 0
+    style: dict[str, Any] = (
+        {"box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True, "title_justify": "left"}
+        if compact
+        else {}
+    )
+
+    def build(idx: list[int], part: str = "") -> Table:
+        table = Table(title=title + part, **style)
+        for i in idx:
+            table.add_column(columns[i], justify="left" if i == 0 else "right", overflow="fold")
+        for r in cells:
+            table.add_row(*[r[i] if i < len(r) else Text("") for i in idx])
+        return table
+
+    def natural_width(idx: list[int]) -> int:  # the width at which no cell wraps
+        return Measurement.get(stdout, stdout.options, build(idx)).maximum
+
+    # columns after the first go into groups that fit the console; the first is repeated in each
+    groups: list[list[int]] = [[]]
+    for i in range(1, len(columns)):
+        if groups[-1] and natural_width([0, *groups[-1], i]) >= width:
+            groups.append([])
+        groups[-1].append(i)
+    for group in groups:
+        part = ""
+        if len(groups) > 1:
+            span = f"column {group[0] + 1}" if len(group) == 1 else f"columns {group[0] + 1}–{group[-1] + 1}"
+            part = f" ({span} of {len(columns)})"
+        stdout.print(build([0, *group], part))
+    if hidden:
+        stdout.print(
+            f"{title}: {len(rows)} of {total} rows shown, {hidden} hidden ({more})",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
 
 
 def _fmt(v: Any) -> str:

@@ -32,6 +32,7 @@ from datamarkets.cli.common import (
 )
 from datamarkets.errors import InvalidInputError
 from datamarkets.io import atomic_write_csv
+from datamarkets.plotting import figure_format
 from datamarkets.progress import track
 from datamarkets.registry import get_formulation
 
@@ -137,17 +138,24 @@ def _print_human(rep: dict[str, Any]) -> None:
     print_table("GNE of competing data buyers", ["quantity", "value"], rows)
     if rep.get("d"):
         srcs = rep["sources"]
-        print_table(
-            "d (rows: buyers) / effort",
-            ["", *srcs],
+        rows = (
             [[b, *[rep["d"][b][s] for s in srcs]] for b in rep["buyers"]]
             + [["e* (17)", *[rep["effort_equilibrium"][s] for s in srcs]]]
             + (
                 [["e_hat (28)", *[rep["effort_optimal"][s] for s in srcs]]]
                 if rep.get("effort_optimal")
                 else []
-            ),
+            )
         )
+        if len(srcs) > len(rows):  # many sources: one row per source reads better than wide tables
+            print_table(
+                "d (columns: buyers) / effort",
+                ["source", *[r[0] for r in rows]],
+                [[s, *[r[1 + j] for r in rows]] for j, s in enumerate(srcs)],
+                compact=True,
+            )
+        else:
+            print_table("d (rows: buyers) / effort", ["", *srcs], rows)
         print_table(
             "payment range over the c-polytope (expected total payment)",
             ["buyer", "least", "most"],
@@ -327,26 +335,42 @@ def two_firm_sweep(
 
 
 _FIGURES = {
-    "fig1_gamma": ("γ (log scale)", ["gamma_b1_s1", "gamma_b1_s2"], True),
-    "fig2_xi": ("ξ", ["xi_b1_12", "xi_b1_21"], False),
-    "fig3_d": ("d (log scale)", ["d_b1_s1", "d_b1_s2", "d_b2_s1", "d_b2_s2"], True),
-    "fig4_price_of_anarchy": ("L(e*) / L(ê)", ["price_of_anarchy"], False),
+    "fig1_gamma": (r"$\gamma$ (log scale)", ["gamma_b1_s1", "gamma_b1_s2"], True),
+    "fig2_xi": (r"$\xi$", ["xi_b1_12", "xi_b1_21"], False),
+    "fig3_d": (r"$d$ (log scale)", ["d_b1_s1", "d_b1_s2", "d_b2_s1", "d_b2_s2"], True),
+    "fig4_price_of_anarchy": (r"$L(e^*)\,/\,L(\hat e)$", ["price_of_anarchy"], False),
 }
 
+# mathtext (rendered by matplotlib, no TeX installation needed), never raw TeX in a legend
 _LABELS = {
-    "gamma_b1_s1": "γ_1 (= γ_1^1 = γ_1^2)",
-    "gamma_b1_s2": "γ_2 (= γ_2^1 = γ_2^2)",
-    "xi_b1_12": "ξ_{1,2} (both buyers)",
-    "xi_b1_21": "ξ_{2,1} (both buyers)",
-    "d_b1_s1": "d_1^1",
-    "d_b1_s2": "d_2^1",
-    "d_b2_s1": "d_1^2",
-    "d_b2_s2": "d_2^2",
+    "gamma_b1_s1": r"$\gamma_1$ ($=\gamma_1^1=\gamma_1^2$)",
+    "gamma_b1_s2": r"$\gamma_2$ ($=\gamma_2^1=\gamma_2^2$)",
+    "xi_b1_12": r"$\xi_{1,2}$ (both buyers)",
+    "xi_b1_21": r"$\xi_{2,1}$ (both buyers)",
+    "d_b1_s1": r"$d_1^1$",
+    "d_b1_s2": r"$d_2^1$",
+    "d_b2_s1": r"$d_1^2$",
+    "d_b2_s2": r"$d_2^2$",
     "price_of_anarchy": "price of anarchy",
 }
+# the two buyers of the example are symmetric, so d^1 and d^2 coincide: styles and markers that
+# show both curves where they overlap
+_STYLES = [("-", "o", 6), ("--", "s", 4), (":", "^", 6), ("-.", "v", 4)]
 
 
-def _write_figures(rows: list[dict[str, Any]], out: Path, collapse_margin: float) -> list[Path]:
+def _math_number(v: float) -> str:
+    r"""``1e-06`` → ``10^{-6}`` (mathtext), other numbers as ``%g`` with a mantissa ``\cdot 10^{k}``."""
+    import math
+
+    if v > 0 and math.log10(v).is_integer() and v != 1:
+        return f"10^{{{int(math.log10(v))}}}"
+    m, _, e = f"{v:g}".partition("e")
+    return f"{m} \\cdot 10^{{{int(e)}}}" if e else m
+
+
+def _write_figures(
+    rows: list[dict[str, Any]], out: Path, collapse_margin: float, fmt: str = "png"
+) -> list[Path]:
     import numpy as np
 
     from datamarkets.plotting import (  # lazy: fast --help (no solver stack)
@@ -358,18 +382,28 @@ def _write_figures(rows: list[dict[str, Any]], out: Path, collapse_margin: float
 
     x = np.array([r["x1"] for r in rows])
     bad = np.array([r["regime"] != "equilibrium" for r in rows])
+    every = max(1, len(rows) // 15)  # markers on a sparse subset of the points
     written = []
     for name, (ylabel, cols, logy) in _FIGURES.items():
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        for c in cols:
+        for k, c in enumerate(cols):
             y = np.array([np.nan if r.get(c) is None else r[c] for r in rows], dtype=float)
             if name in ("fig1_gamma", "fig2_xi"):
                 y = np.where(np.array([r["regime"] == "singular" for r in rows]), np.nan, y)
             else:
                 y = np.where(bad, np.nan, y)
-            ax.plot(x, y, label=_LABELS.get(c, c))
+            ls, marker, ms = _STYLES[k % len(_STYLES)]
+            ax.plot(
+                x,
+                y,
+                linestyle=ls,
+                marker=marker,
+                markersize=ms,
+                markevery=(k % every, every),
+                label=_LABELS.get(c, c),
+            )
         if name == "fig4_price_of_anarchy":
-            ax.axhline(2.0, color="grey", lw=0.8, ls=":", label="asymptote 2 (x1 → x2)")
+            ax.axhline(2.0, color="grey", lw=0.8, ls=":", label=r"asymptote 2 ($x_1 \to x_2$)")
         if bad.any() and name not in ("fig1_gamma", "fig2_xi"):
             first = int(np.argmax(bad))
             left = float(x[first - 1]) if first > 0 else float(x[first])  # last good point before it
@@ -378,17 +412,17 @@ def _write_figures(rows: list[dict[str, Any]], out: Path, collapse_margin: float
                 float(x.max()),
                 color="red",
                 alpha=0.12,
-                label=f"collapse: 1 − ρ(A) < {collapse_margin:g} / no GNE",
+                label=rf"collapse: $1-\rho(A) < {_math_number(collapse_margin)}$ / no GNE",
             )
         if logy:
             ax.set_yscale("log")
-        ax.set_xlabel("x1 (x2 = 1)")
+        ax.set_xlabel(r"$x_1$ ($x_2 = 1$)")
         ax.set_ylabel(ylabel)
-        ax.set_title(f"§IV two-firm example: {ylabel}")
+        ax.set_title(f"Two-firm example: {ylabel}")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="best")
         fig.tight_layout()
-        written.append(save_figure(fig, out / f"{name}.png"))
+        written.append(save_figure(fig, out / f"{name}.{fmt}"))
     return written
 
 
@@ -402,11 +436,13 @@ def sweep(
     alpha: float = typer.Option(1.0),
     delta: float = typer.Option(0.0),
     collapse_margin: float = typer.Option(1e-6, help="Mark points with 1 - rho(A) below this as collapse."),
+    fmt: str = typer.Option("png", "--format", help="Figure format: png | pdf | svg (vector, for papers)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Regenerate Figures 1-4 of §IV (γ, ξ, d, price of anarchy against x1) as PNG + CSV."""
+    """Regenerate Figures 1-4 of §IV (γ, ξ, d, price of anarchy against x1) as figures + CSV."""
     import numpy as np
 
+    fmt = figure_format(fmt)
     if steps < 2:
         fail(f"--steps must be >= 2, got {steps}", EXIT_INPUT)
     if not (-1.0 <= x1_from < x1_to <= 1.0):
@@ -420,7 +456,7 @@ def sweep(
         rows = two_firm_sweep(xs, x2=x2, alpha=alpha, delta=delta, collapse_margin=collapse_margin)
         out.mkdir(parents=True, exist_ok=True)
         csv_path = atomic_write_csv(out / "sweep.csv", rows)
-        pngs = _write_figures(rows, out, collapse_margin)
+        pngs = _write_figures(rows, out, collapse_margin, fmt)
     eq = [r for r in rows if r["regime"] == "equilibrium"]
     bad = [r for r in rows if r["regime"] != "equilibrium"]
     summary = {

@@ -116,5 +116,13 @@ def sweep(
         )
         for msg in report.errors[:5]:
             stdout.print(f"  {msg}", markup=False, highlight=False, soft_wrap=True)
+        if len(report.errors) > 5:
+            stdout.print(
+                f"  … and {len(report.errors) - 5} more error(s): --json lists them all, and "
+                f"datamarkets.sweep.read_store({str(out)!r}) has one row per task",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
     if report.lost:
         fail(f"{report.lost} task(s) did not finish; re-run the same command to retry them", EXIT_ALGORITHM)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -12,12 +13,13 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    SpinnerColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 
-__all__ = ["make_progress", "track"]
+__all__ = ["make_progress", "status", "track"]
 
 T = TypeVar("T")
 
@@ -55,3 +57,32 @@ def track(
         for item in items:
             yield item
             progress.advance(task)
+
+
+@contextlib.contextmanager
+def status(description: str, enabled: bool = True) -> Iterator[None]:
+    """Show a spinner with the elapsed time on stderr while a step of unknown length runs.
+
+    For work without countable steps (building and solving one large program); off when
+    ``enabled`` is False or ``DATAMARKETS_NO_PROGRESS=1``, and nothing is drawn when stderr is
+    not a terminal. Do not nest it inside another progress display.
+
+    Examples
+    --------
+    >>> with status("solving", enabled=False):
+    ...     x = 1 + 1
+    >>> x
+    2
+    """
+    if not enabled or _disabled():
+        yield
+        return
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        TimeElapsedColumn(),
+        console=Console(file=sys.stderr),
+        transient=True,
+    ) as progress:
+        progress.add_task(description, total=None)
+        yield

@@ -75,6 +75,7 @@ def test_wheel_installs_and_imports(tmp_path):
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
     py = env_dir / "bin" / "python"
+    _inherit_site_packages(py)
     subprocess.run(
         [
             sys.executable,
@@ -105,3 +106,25 @@ def test_wheel_installs_and_imports(tmp_path):
         [str(env_dir / "bin" / "datamarkets"), "version"], capture_output=True, text=True, cwd=tmp_path
     )
     assert cli.returncode == 0 and cli.stdout.strip() == "0.1.0"
+
+
+def _inherit_site_packages(py: Path) -> None:
+    """Let the venv at ``py`` see the dependencies of the environment running the tests.
+
+    ``venv`` always builds from the *base* interpreter, so ``system_site_packages=True`` alone
+    exposes the base installation's packages, not those of the virtualenv a user runs pytest from
+    (a fresh ``python -m venv`` + ``pip install -e ".[test]"`` has typer, numpy, … only there).
+    A ``.pth`` file appends this environment's site-packages *after* the new venv's own, so the
+    installed wheel still wins over an editable install of the source tree (``.pth`` lines that
+    are plain paths do not run the editable finder hooks of the directories they add).
+    """
+    import site
+
+    parents = [p for p in site.getsitepackages() if Path(p).is_dir()]
+    child = subprocess.run(
+        [str(py), "-c", "import site; print(site.getsitepackages()[0])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    (Path(child) / "_datamarkets_test_parent_env.pth").write_text("\n".join(parents) + "\n")
