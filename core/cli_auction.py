@@ -13,7 +13,15 @@ from typing import Any
 
 import typer
 
-from datamarkets.cli_common import EXIT_UNCERTIFIED, emit_json, fail, print_table, solver_output_to_stderr
+from datamarkets.cli_common import (
+    EXIT_UNCERTIFIED,
+    check_options,
+    check_out,
+    emit_json,
+    fail,
+    print_table,
+    solver_output_to_stderr,
+)
 
 app = typer.Typer(
     short_help="Data auctions on market graphs: welfare optimum, KKT system, PSP auction dynamics.",
@@ -110,6 +118,8 @@ def solve(
         raise InvalidInputError(f"unknown --solver {solver!r}; choose one of {', '.join(_SOLVERS)}")
     if not (scaling == 0 or scaling > 1):
         raise InvalidInputError(f"--scaling must be 0 (off) or > 1, got {scaling!r}")
+    check_options(tol=tol)
+    check_out(out)
     G = _load_market(graph)
     with solver_output_to_stderr():
         res = _solve(G, method, solver, epsilon, tol, scaling or None)
@@ -172,8 +182,9 @@ def verify(
     from datamarkets.formulations.auction_certificate import certify_allocation
     from datamarkets.io import read_json
 
+    check_options(tol=tol)
     G = _load_market(graph)
-    alloc = read_json(allocation)
+    alloc = read_json(allocation, "allocation file")
     with solver_output_to_stderr():
         res = certify_allocation(G, alloc, tol=tol)
     if as_json:
@@ -295,6 +306,7 @@ def generate(
 
     if buyers < 1 or sellers < 1 or edges_per_buyer < 1:
         raise InvalidInputError("--buyers, --sellers and --edges-per-buyer must be ≥ 1")
+    check_out(out)
     G = random_bipartite_market(
         buyers, sellers, min(edges_per_buyer, sellers), seed=seed, valuation=valuation
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from datamarkets.cli_common import fail, solver_output_to_stderr, stderr
+from datamarkets.cli_common import check_options, check_out, fail, solver_output_to_stderr, stderr
 
 __all__ = ["app"]
 
@@ -82,12 +82,10 @@ def solvers(
         size_list = parse_sizes(sizes)
         if seeds < 1:
             raise InvalidInputError(f"--seeds must be at least 1, got {seeds!r}")
-        if time_limit is not None and not time_limit > 0:
-            raise InvalidInputError(f"--time-limit must be a positive number of seconds, got {time_limit!r}")
+        time_limit = check_options(time_limit=time_limit)
         if family != "all":
             get_formulation(family)
-        if out.exists() and not out.is_dir():
-            raise InvalidInputError(f"--out {str(out)!r} exists and is not a directory")
+        check_out(out, directory=True)
         wanted = [s for s in solver_names.split(",") if s.strip()] or None
         with solver_output_to_stderr():
             df = run_solver_bench(family, size_list, seeds, wanted, time_limit, warmup=not no_warmup)

@@ -310,6 +310,10 @@ class Formulation(ABC):
         InvalidInputError
             No instance embedded or given, or an instance that does not match the recorded hash.
         """
+        if not isinstance(saved, Mapping) or not isinstance(saved.get("meta") or {}, Mapping):
+            raise InvalidInputError(
+                f"verify needs a saved result (a Result.to_dict() mapping), got {saved!r:.80}"
+            )
         recorded = (saved.get("meta") or {}).get("instance_hash")
         if instance is None:
             inst_d = saved.get("instance")

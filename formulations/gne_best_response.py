@@ -179,8 +179,7 @@ def build_best_response(
     ------
     InvalidInputError
         ``mode="exact"`` without ``c``; bad shapes.
-    ValueError
-        Unknown ``mode``.
+        Also an unknown ``mode`` (an ``InvalidInputError`` is a ``ValueError``).
     """
     import cvxpy as cp
 
@@ -247,7 +246,7 @@ def build_best_response(
         cons.append(t >= -cp.multiply(1.0 / (2.0 * a * f), log_s) + lin)
         obj = (inp.gamma_tilde[k][used] * r / f) @ z + cp.sum(t) + const / f
         return cp.Problem(cp.Minimize(obj), cons), data
-    raise ValueError(f"unknown mode {mode!r}; use 'lemma1' or 'exact'")
+    raise InvalidInputError(f"unknown mode {mode!r}; use 'lemma1' or 'exact'")
 
 
 def solve_best_response(
@@ -330,7 +329,7 @@ def best_response_gaps(
     if mode == "auto":
         mode = "exact" if inp.N <= EXACT_GAP_MAX_SOURCES else "lemma1"
     if mode not in ("exact", "lemma1"):
-        raise ValueError(f"unknown mode {mode!r}; use 'auto', 'exact' or 'lemma1'")
+        raise InvalidInputError(f"unknown mode {mode!r}; use 'auto', 'exact' or 'lemma1'")
     s_star = variance_response(np.where(inp.uses, d, 0.0).sum(axis=0), inp.alpha)
     gaps = np.zeros(inp.K)
     values = np.zeros((inp.K, 2))
@@ -384,8 +383,8 @@ def best_response_iteration(
 
     Raises
     ------
-    ValueError
-        Unknown ``backend`` or ``scheme``.
+    InvalidInputError
+        Unknown ``backend`` or ``scheme`` (also a ``ValueError``).
 
     Examples
     --------
@@ -398,9 +397,9 @@ def best_response_iteration(
     [[2.0, 2.0], [2.0, 2.0]]
     """
     if backend not in ("cvxpy", "closed"):
-        raise ValueError(f"unknown backend {backend!r}")
+        raise InvalidInputError(f"unknown backend {backend!r}")
     if scheme not in ("gauss-seidel", "jacobi"):
-        raise ValueError(f"unknown scheme {scheme!r}")
+        raise InvalidInputError(f"unknown scheme {scheme!r}")
     inp = as_gne_inputs(market)
     if tol is None:
         tol = 1e-6 if backend == "cvxpy" else 1e-10

@@ -50,7 +50,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from datamarkets.errors import AlgorithmError, SolverError
+from datamarkets.errors import AlgorithmError, InvalidInputError, SolverError
 from datamarkets.formulations.welfare import (
     MarketArrays,
     WelfareResult,
@@ -113,13 +113,11 @@ def derive_big_m(M: MarketArrays, safety: float = 2.0) -> BigM:
 
     Raises
     ------
-    NotImplementedError
+    InvalidInputError
         α-fair valuations (nonlinear stationarity; use the QP/cone routes).
     """
     if "alpha_fair" in M.kinds():
-        raise NotImplementedError(
-            "the KKT-MILP route needs linear stationarity (quadratic / piecewise-linear)"
-        )
+        raise InvalidInputError("the KKT-MILP route needs linear stationarity (quadratic / piecewise-linear)")
     theta0 = M.max_marginal()
     R = M.R.tocsc()
     E = M.n_columns
@@ -413,7 +411,7 @@ def solve_kkt(
     from datamarkets.solvers import PYOMO_NAMES, require_solver, solve_pyomo
 
     if solver not in ("highs", "cbc", "glpk"):
-        raise ValueError(f"unknown KKT MILP solver {solver!r}; choose highs, cbc or glpk")
+        raise InvalidInputError(f"unknown KKT MILP solver {solver!r}; choose highs, cbc or glpk")
     require_solver(solver)
     timer = Timer()
     with timer("validate_seconds"):

@@ -490,8 +490,8 @@ def solve_equilibrium(game: ChainGame, method: str = "fast") -> ChainEquilibrium
 
     Raises
     ------
-    ValueError
-        Unknown ``method``.
+    InvalidInputError
+        Unknown ``method`` (also a ``ValueError``).
 
     Examples
     --------
@@ -501,7 +501,7 @@ def solve_equilibrium(game: ChainGame, method: str = "fast") -> ChainEquilibrium
     ((4, 13), (3, 13))
     """
     if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {METHODS!r}")
+        raise InvalidInputError(f"unknown method {method!r}; choose one of {METHODS!r}")
     if not isinstance(game, ChainGame):
         raise InvalidInputError(f"expected a ChainGame, got {type(game).__name__!r}")
     t0 = time.perf_counter()
