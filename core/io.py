@@ -34,6 +34,7 @@ __all__ = [
     "check_writable",
     "incomplete_marker",
     "instance_hash",
+    "mark_complete",
     "mark_incomplete",
     "read_json",
     "remove_stale_temporaries",
@@ -235,33 +236,33 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
             tmp_path.unlink()
 
 
-@contextlib.contextmanager
-def mark_incomplete(directory: str | os.PathLike[str], what: str = "run") -> Iterator[Path]:
-    """Mark ``directory`` incomplete while its files are written: a killed run leaves the mark.
+def mark_incomplete(directory: str | os.PathLike[str], what: str = "run") -> Path:
+    """Mark ``directory`` incomplete before writing its files; :func:`mark_complete` removes the mark.
 
-    The marker file (:data:`INCOMPLETE_MARKER`) is written first and removed only when the body
-    finishes without an exception; :func:`incomplete_marker` tells a reader (or a re-run) about it.
+    A run killed (or failed) in between leaves the marker file (:data:`INCOMPLETE_MARKER`), and
+    :func:`incomplete_marker` tells a reader or a re-run that the files may be partial.
 
     Examples
     --------
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
-    >>> with mark_incomplete(d, "reproduction"):
-    ...     incomplete_marker(d) is not None
+    >>> _ = mark_incomplete(d, "reproduction")
+    >>> incomplete_marker(d).startswith("This reproduction was started")
     True
-    >>> incomplete_marker(d) is None
+    >>> mark_complete(d); incomplete_marker(d) is None
     True
     """
     d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    marker = d / INCOMPLETE_MARKER
-    atomic_write_text(
-        marker,
+    return atomic_write_text(
+        d / INCOMPLETE_MARKER,
         f"This {what} was started at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} (pid "
         f"{os.getpid()}) and has not finished: the files here may be partial or from an earlier run.\n",
     )
-    yield d
-    marker.unlink(missing_ok=True)
+
+
+def mark_complete(directory: str | os.PathLike[str]) -> None:
+    """Remove the marker :func:`mark_incomplete` wrote: every file of ``directory`` is in place."""
+    (Path(directory) / INCOMPLETE_MARKER).unlink(missing_ok=True)
 
 
 def incomplete_marker(directory: str | os.PathLike[str]) -> str | None:
