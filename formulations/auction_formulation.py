@@ -309,7 +309,9 @@ class AuctionPSPFormulation(_MarketFormulation):
     def solve_program(self, program: Any, solver: str, *, time_limit: float | None = None) -> Result:
         from datamarkets.models.psp_dynamics import psp_dynamics
 
-        res = psp_dynamics(program["market"], program["epsilon"], scaling=program["scaling"] or None)
+        res = psp_dynamics(
+            program["market"], program["epsilon"], scaling=program["scaling"] or None, time_limit=time_limit
+        )
         res.solution["objective"] = res.solution.get("welfare")
         res.meta["solvers"] = {"datamarkets-psp": res.meta.get("version", "")}
         return res

@@ -58,10 +58,12 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from datamarkets.errors import InvalidInputError, SolverError
+from datamarkets.errors import InvalidInputError, SolverError, SolverLimitError
 from datamarkets.models.gne_equilibrium import GNEInputs, as_gne_inputs, solve_leontief, variance_response
 from datamarkets.result import Certificate, Result, provenance
-from datamarkets.status import Status, status_from_cvxpy
+from datamarkets.solvers import Deadline, solver_time_options
+from datamarkets.status import Status, StatusGroup, status_from_cvxpy
+from datamarkets.validation import check_time_limit
 
 __all__ = [
     "BestResponse",
@@ -257,13 +259,19 @@ def solve_best_response(
     *,
     mode: Literal["lemma1", "exact"] = "lemma1",
     solver: str = "CLARABEL",
+    time_limit: float | None = None,
 ) -> BestResponse:
     """Solve buyer ``k``'s best-response program (see module docstring).
+
+    ``time_limit`` (seconds) is passed to the solver under its own keyword
+    (:func:`~datamarkets.solvers.solver_time_options`).
 
     Raises
     ------
     SolverError
         The solver returned no solution.
+    SolverLimitError
+        The solver stopped at ``time_limit`` without a solution.
     """
     inp = as_gne_inputs(market)
     prob, data = build_best_response(inp, k, d, c, mode=mode)
@@ -271,10 +279,16 @@ def solve_best_response(
         with warnings.catch_warnings():
             # with the tight tolerances Clarabel may stop "almost solved": kept as OPTIMAL_INACCURATE
             warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-            prob.solve(solver=solver, **(CLARABEL_OPTIONS if solver == "CLARABEL" else {}))
+            opts = {
+                **(CLARABEL_OPTIONS if solver == "CLARABEL" else {}),
+                **solver_time_options(solver, time_limit),
+            }
+            prob.solve(solver=solver, **opts)
     except Exception as exc:  # cvxpy.SolverError and friends
         raise SolverError(f"best response of buyer {inp.buyers[k]!r}: {exc}") from exc
     status = status_from_cvxpy(prob.status)
+    if not status.has_solution and status.group is StatusGroup.LIMIT:
+        raise SolverLimitError(f"best response of buyer {inp.buyers[k]!r}: solver status {prob.status!r}")
     if not status.has_solution:
         raise SolverError(f"best response of buyer {inp.buyers[k]!r}: solver status {prob.status!r}")
     used = data["used"]
@@ -355,6 +369,7 @@ def best_response_iteration(
     max_iter: int = 500,
     d0: ArrayLike | None = None,
     solver: str = "CLARABEL",
+    time_limit: float | None = None,
 ) -> Result:
     """Iterate the buyers' Lemma-1 best responses until :math:`d` stops moving.
 
@@ -373,13 +388,18 @@ def best_response_iteration(
         Sweeps over all buyers.
     d0 : array, optional
         Start (default :math:`\\tilde\\gamma`).
+    solver : str, default "CLARABEL"
+        cvxpy solver of the best-response programs.
+    time_limit : float, optional
+        Wall-clock seconds: checked before every best response, the remainder passed to the solver.
+        When it runs out the status is ``TIME_LIMIT`` (with the last ``d``).
 
     Returns
     -------
     Result
         ``kind="gne-best-response"``; ``OPTIMAL`` when converged (certificate: agreement with the
         direct Leontief solve), ``ITERATION_LIMIT`` otherwise (e.g. :math:`\\rho(A) \\ge 1`), with
-        ``d``, ``iterations``, ``step_history``.
+        ``d``, ``iterations``, ``step_history``; ``TIME_LIMIT`` when ``time_limit`` ran out.
 
     Raises
     ------
@@ -404,6 +424,7 @@ def best_response_iteration(
     if tol is None:
         tol = 1e-6 if backend == "cvxpy" else 1e-10
     t0 = time.perf_counter()
+    deadline = Deadline(check_time_limit(time_limit, "time_limit"), start=t0)
     d = inp.gamma_tilde.copy() if d0 is None else np.where(inp.uses, np.asarray(d0, float), 0.0)
     steps: list[float] = []
     status = Status.ITERATION_LIMIT
@@ -414,12 +435,25 @@ def best_response_iteration(
         base = d.copy()
         new = d.copy()
         for k in range(inp.K):
+            if deadline.expired:
+                status = Status.TIME_LIMIT
+                break
             src = new if scheme == "gauss-seidel" else base
             if backend == "closed":
                 new[k] = _closed_form_br(inp, src, k)
             else:
-                new[k] = solve_best_response(inp, k, src, mode="lemma1", solver=solver).d
+                try:
+                    new[k] = solve_best_response(
+                        inp, k, src, mode="lemma1", solver=solver, time_limit=deadline.solver_limit()
+                    ).d
+                except (SolverLimitError, SolverError) as exc:
+                    if isinstance(exc, SolverError) and not deadline.expired:
+                        raise
+                    status = Status.TIME_LIMIT  # a solver cut off by the limit (some report a failure)
+                    break
                 n_programs += 1
+        if status is Status.TIME_LIMIT:  # the sweep is incomplete: keep the last complete d
+            break
         if not np.all(np.isfinite(new)) or np.max(np.abs(new)) > 1e300:
             break
         step = float(np.max(np.abs(new - base)) / max(float(np.max(np.abs(base))), 1e-300))

@@ -118,7 +118,9 @@ class GNEFormulation(Formulation):
             from datamarkets.formulations.gne_best_response import best_response_iteration
             from datamarkets.models.gne_equilibrium import c_polytope
 
-            res = best_response_iteration(program, backend="cvxpy", solver=solver.upper())
+            res = best_response_iteration(
+                program, backend="cvxpy", solver=solver.upper(), time_limit=time_limit
+            )
             if res.status.has_solution:
                 d = np.asarray(res.solution["d"], dtype=float)
                 D = d.sum(axis=0)

@@ -368,7 +368,8 @@ def solve_kkt(
     big_m : float, optional
         One M for every pair instead of the derived ones (experiments/tests).
     time_limit : float, optional
-        Seconds for HiGHS.
+        Wall-clock seconds for the whole call: the Pyomo build and big-M transformation (the clock
+        is checked between them) and the MILP (the solver gets what remains).
     mip_tol : float
         HiGHS primal/MIP feasibility tolerance.
     certify_tol : float
@@ -408,8 +409,9 @@ def solve_kkt(
     >>> round(r.solution["prices"]["s"], 9), round(r.solution["welfare"], 9)
     (3.0, 3.5)
     """
-    from datamarkets.solvers import PYOMO_NAMES, require_solver, solve_pyomo
+    from datamarkets.solvers import PYOMO_NAMES, Deadline, require_solver, solve_pyomo, solver_time_options
 
+    deadline = Deadline(time_limit)  # the Pyomo build and transformation count too: checked between phases
     if solver not in ("highs", "cbc", "glpk"):
         raise InvalidInputError(f"unknown KKT MILP solver {solver!r}; choose highs, cbc or glpk")
     require_solver(solver)
@@ -417,18 +419,21 @@ def solve_kkt(
     with timer("validate_seconds"):
         M = G if isinstance(G, MarketArrays) else market_arrays(G, **attrs)
         bigm = derive_big_m(M, safety)
+    deadline.check("the KKT validation")
     with timer("build_seconds"):
         m = build_kkt_model(M, bigm, objective)
+        deadline.check("the KKT model build")
         if transform:
             transform_kkt_model(m, big_m)
     assert_transformed(m)
+    deadline.check("the KKT big-M transformation")
     with timer("solve_seconds"):
         reset_highs_scheduler()
         if solver == "highs":
             info = solve_pyomo(
                 m,
                 "appsi_highs",
-                time_limit=time_limit,
+                time_limit=deadline.solver_limit(),
                 options={
                     "mip_feasibility_tolerance": mip_tol,
                     "primal_feasibility_tolerance": mip_tol,
@@ -443,10 +448,7 @@ def solve_kkt(
                 if solver == "cbc"
                 else {"mipgap": 0.0}
             )
-            if time_limit is not None:
-                opts["sec" if solver == "cbc" else "tmlim"] = (
-                    float(time_limit) if solver == "cbc" else max(1, int(time_limit))
-                )
+            opts.update(solver_time_options(solver, deadline.solver_limit()))
             info = solve_pyomo(m, PYOMO_NAMES[solver], options=opts)
     if info.status in (Status.INFEASIBLE, Status.INFEASIBLE_OR_UNBOUNDED):
         raise SolverError(

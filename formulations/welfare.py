@@ -803,14 +803,15 @@ def _solve_cvxpy(
 ) -> _Raw:
     import cvxpy as cp
 
-    from datamarkets.solvers import require_solver
+    from datamarkets.solvers import require_solver, solver_time_options
 
     if solver not in CVXPY_SOLVERS:
         raise ValueError(f"unknown cvxpy solver {solver!r}; choose one of {tuple(CVXPY_SOLVERS)}")
     version = require_solver(solver)
     prob, hd = built if built is not None else build_welfare_cvxpy(M)
+    opts = {**_cvxpy_options(solver, tol, time_limit), **solver_time_options(solver, time_limit)}
     try:
-        prob.solve(solver=CVXPY_SOLVERS[solver], **_cvxpy_options(solver, tol, time_limit))
+        prob.solve(solver=CVXPY_SOLVERS[solver], **opts)
     except cp.error.SolverError as exc:
         raise SolverError(f"cvxpy/{solver} failed: {exc}") from exc
     status = status_from_cvxpy(prob.status)
