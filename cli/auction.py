@@ -8,14 +8,21 @@ produced but its certificate failed.
 from __future__ import annotations
 
 import inspect
-import math
 import sys
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from datamarkets.cli.common import EXIT_UNCERTIFIED, emit_json, fail, print_table, solver_output_to_stderr
+from datamarkets.cli.common import (
+    EXIT_UNCERTIFIED,
+    check_options,
+    check_out,
+    emit_json,
+    fail,
+    print_table,
+    solver_output_to_stderr,
+)
 from datamarkets.errors import InvalidInputError
 from datamarkets.io import read_json
 from datamarkets.progress import status
@@ -136,8 +143,8 @@ def solve(
         raise InvalidInputError(f"unknown --solver {solver!r}; choose one of {', '.join(_SOLVERS)}")
     if not (scaling == 0 or scaling > 1):
         raise InvalidInputError(f"--scaling must be 0 (off) or > 1, got {scaling!r}")
-    if time_limit is not None and not (math.isfinite(time_limit) and time_limit > 0):
-        raise InvalidInputError(f"--time-limit must be a positive number of seconds, got {time_limit!r}")
+    time_limit = check_options(tol=tol, time_limit=time_limit)
+    check_out(out)
     G = _load_market(graph)
     with solver_output_to_stderr():
         res = _solve(G, method, solver, epsilon, tol, scaling or None, time_limit=time_limit, progress=True)
@@ -226,8 +233,9 @@ def verify(
         certify_allocation,  # lazy: fast --help (no solver stack)
     )
 
+    check_options(tol=tol)
     G = _load_market(graph)
-    alloc = read_json(allocation)
+    alloc = read_json(allocation, "allocation file")
     with solver_output_to_stderr():
         res = certify_allocation(G, alloc, tol=tol)
     if as_json:
@@ -364,6 +372,7 @@ def generate(
 
     if buyers < 1 or sellers < 1 or edges_per_buyer < 1:
         raise InvalidInputError("--buyers, --sellers and --edges-per-buyer must be ≥ 1")
+    check_out(out)
     G = random_bipartite_market(
         buyers, sellers, min(edges_per_buyer, sellers), seed=seed, valuation=valuation
     )

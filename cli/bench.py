@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from datamarkets.cli.common import fail, solver_output_to_stderr, stderr
+from datamarkets.cli.common import check_options, check_out, fail, solver_output_to_stderr, stderr
 from datamarkets.errors import InvalidInputError
 from datamarkets.plotting import figure_format
 from datamarkets.registry import get_formulation
@@ -93,12 +93,10 @@ def solvers(
         size_list = parse_sizes(sizes)
         if seeds < 1:
             raise InvalidInputError(f"--seeds must be at least 1, got {seeds!r}")
-        if time_limit is not None and not time_limit > 0:
-            raise InvalidInputError(f"--time-limit must be a positive number of seconds, got {time_limit!r}")
+        time_limit = check_options(time_limit=time_limit)
         if family != "all":
             get_formulation(family)
-        if out.exists() and not out.is_dir():
-            raise InvalidInputError(f"--out {str(out)!r} exists and is not a directory")
+        check_out(out, directory=True)
         fmt = figure_format(fmt)
         earlier = sorted(p.name for p in out.glob(f"{FILE_STEM}*")) if out.is_dir() else []
         if earlier and not overwrite:

@@ -22,12 +22,15 @@ a seeded search on the exact welfare — not a proven global optimum).
 
 Files written to ``out`` (atomically): ``table1.csv``, ``table1.md``, ``figure2.csv``,
 ``figure2.png``, ``figure3.csv``, ``figure3.png``, ``opt_mechanisms.json``, ``summary.json``.
+An ``INCOMPLETE`` marker is written first and removed after ``summary.json``: a killed run leaves
+it (:func:`datamarkets.io.incomplete_marker`), and a re-run warns before replacing the files.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +39,15 @@ import numpy as np
 
 from datamarkets.errors import InvalidInputError
 from datamarkets.formulations.chain_certificate import certify_equilibrium
-from datamarkets.io import atomic_write_csv, atomic_write_json, atomic_write_text
+from datamarkets.io import (
+    atomic_write_csv,
+    atomic_write_json,
+    atomic_write_text,
+    check_writable,
+    incomplete_marker,
+    mark_complete,
+    mark_incomplete,
+)
 from datamarkets.models.chain_equilibrium import solve_equilibrium
 from datamarkets.models.chain_mechanism_opt import optimize_mechanism
 from datamarkets.models.chain_simulation import METRICS, simulate
@@ -466,8 +477,13 @@ def reproduce(
         Summary: ``table1`` rows, file paths, timings, provenance.
     """
     fmt = figure_format(fmt)
-    out = Path(out)
+    out = check_writable(out, directory=True, what="output directory")
     out.mkdir(parents=True, exist_ok=True)
+    if incomplete_marker(out) is not None:  # a killed or failed earlier run: say so, then replace it
+        warnings.warn(
+            f"{str(out)!r} holds an incomplete earlier run; its files are being replaced", stacklevel=2
+        )
+    mark_incomplete(out, "chain reproduction")  # removed only once summary.json is written
     t0 = time.perf_counter()
     table, fig2, opt_table = table1_rows(
         models,
@@ -531,4 +547,5 @@ def reproduce(
     }
     files["summary"] = atomic_write_json(out / "summary.json", summary)
     summary["files"]["summary"] = str(files["summary"])
+    mark_complete(out)
     return summary

@@ -7,17 +7,21 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.table import Table
 
-from datamarkets.io import to_jsonable
+from datamarkets.io import check_writable, to_jsonable
+from datamarkets.validation import check_time_limit, check_tolerance
 
 __all__ = [
     "EXIT_ALGORITHM",
     "EXIT_INPUT",
     "EXIT_UNCERTIFIED",
+    "check_options",
+    "check_out",
     "emit_json",
     "fail",
     "print_table",
@@ -135,6 +139,39 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.6g}"
     return str(v)
+
+
+def check_out(path: Path | None, *, directory: bool = False, option: str = "--out") -> Path | None:
+    """Check an output destination before any work is done (every command with ``--out`` calls this).
+
+    A file destination must not be a directory and its directory must be writable; a directory
+    destination must be a directory or not exist yet. ``None`` (no output asked for) passes.
+
+    Raises
+    ------
+    InvalidInputError
+        One line naming the option, the path and the reason (the CLI exits 2).
+    """
+    if path is None:
+        return None
+    return check_writable(path, directory=directory, what=option)
+
+
+def check_options(
+    *, tol: float | None = None, time_limit: float | None = None, tol_option: str = "--tol"
+) -> float | None:
+    """Validate the numeric options every command shares, in one place: ``--tol`` must be a finite
+    number > 0 and ``--time-limit`` a number of seconds > 0 (``inf`` = none). Returns the time
+    limit to use (``None`` = none).
+
+    Raises
+    ------
+    InvalidInputError
+        For NaN, negative or zero values (the CLI exits 2).
+    """
+    if tol is not None:
+        check_tolerance(tol, tol_option)
+    return check_time_limit(time_limit, "--time-limit")
 
 
 def fail(message: str, code: int = EXIT_INPUT) -> NoReturn:

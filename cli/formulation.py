@@ -15,6 +15,8 @@ import typer
 from datamarkets.cli.common import (
     EXIT_ALGORITHM,
     EXIT_UNCERTIFIED,
+    check_options,
+    check_out,
     emit_json,
     print_table,
     solver_output_to_stderr,
@@ -120,12 +122,12 @@ def solve(
     it later on its own. Exit 0 certified, 2 bad input, 3 solver failure, 4 not certified.
     """
 
+    time_limit = check_options(time_limit=time_limit)
+    check_out(out)
     f = get_formulation(name)
     if instance is not None and param:
         raise InvalidInputError("give --instance or --param, not both")
-    inst = (
-        f.instance_from_dict(read_json(instance)) if instance is not None else f.instance(parse_params(param))
-    )
+    inst = load_instance(f, instance) if instance is not None else f.instance(parse_params(param))
     with solver_output_to_stderr():
         res = f.solve(inst, solver, time_limit=time_limit)
     if out is not None:
@@ -137,6 +139,26 @@ def solve(
         if out is not None:
             stdout.print(f"saved {out}")
     raise typer.Exit(exit_code(res))
+
+
+def load_instance(f: Any, path: Path) -> Any:
+    """Read an instance file for formulation ``f``; any failure is bad input naming the file.
+
+    Plug-ins' ``instance_from_dict`` may raise plain ``TypeError``/``KeyError``/… on a malformed
+    document: these become :class:`~datamarkets.errors.InvalidInputError` (exit 2), never a traceback.
+    """
+    from datamarkets.errors import DataMarketsError, InvalidInputError
+    from datamarkets.io import read_json
+
+    data = read_json(path, "instance file")
+    try:
+        return f.instance_from_dict(data)
+    except DataMarketsError:
+        raise
+    except (TypeError, KeyError, IndexError, AttributeError, ValueError, RecursionError) as exc:
+        raise InvalidInputError(
+            f"instance file {str(path)!r} is not a valid {f.name} instance: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def exit_code(res: Any) -> int:
@@ -200,7 +222,7 @@ def verify(
     f = formulation_for_kind(str(saved["kind"]), formulation or meta.get("formulation"))
     inst = None
     if instance is not None:
-        inst = f.instance_from_dict(read_json(instance))
+        inst = load_instance(f, instance)
     with solver_output_to_stderr():
         ver = f.verify(saved, instance=inst)
     if as_json:

@@ -25,6 +25,7 @@ import typer
 from datamarkets.cli.common import (
     EXIT_INPUT,
     EXIT_UNCERTIFIED,
+    check_out,
     emit_json,
     fail,
     print_table,
@@ -216,6 +217,7 @@ def solve(
 
     if method not in ("auto", "dense", "gmres", "neumann"):
         fail(f"unknown --method {method!r}", EXIT_INPUT)
+    check_out(out)
     G = read_estimation_market(graph)
     _solve_and_report(G, method, best_response, lp, json_out, include_xi=xi, out=out)
 
@@ -237,6 +239,7 @@ def example(
         two_firm_example,  # lazy: fast --help (no solver stack)
     )
 
+    check_out(out)
     G = two_firm_example(x1, x2=x2, alpha=alpha, delta=delta)
     _solve_and_report(G, "auto", True, True, json_out, out=out)
 
@@ -451,6 +454,7 @@ def sweep(
         fail(f"--delta must lie in [0, 1], got {delta}", EXIT_INPUT)
     if not collapse_margin > 0:
         fail(f"--collapse-margin must be > 0, got {collapse_margin}", EXIT_INPUT)
+    check_out(out, directory=True)
     xs = np.linspace(x1_from, x1_to, steps)
     with solver_output_to_stderr():
         rows = two_firm_sweep(xs, x2=x2, alpha=alpha, delta=delta, collapse_margin=collapse_margin)

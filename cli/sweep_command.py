@@ -21,7 +21,7 @@ from pathlib import Path
 
 import typer
 
-from datamarkets.cli.common import EXIT_ALGORITHM, EXIT_INPUT, emit_json, fail, stdout
+from datamarkets.cli.common import EXIT_ALGORITHM, EXIT_INPUT, check_out, emit_json, fail, stdout
 from datamarkets.errors import InvalidInputError
 
 __all__ = ["sweep"]
@@ -89,6 +89,7 @@ def sweep(
                     f"{len(tasks)} tasks: {len(tasks) - len(todo)} in {str(out)!r}, {len(todo)} to run"
                 )
             return
+        check_out(out, directory=True)
         report = run_sweep(
             spec,
             out,

@@ -29,11 +29,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from datamarkets.errors import InvalidInputError
+from datamarkets.errors import InvalidInputError, SolverLimitError
 from datamarkets.io import instance_hash, to_jsonable
 from datamarkets.result import Certificate, Result, Timer, provenance
+from datamarkets.solvers import Deadline
+from datamarkets.status import Status
+from datamarkets.validation import check_time_limit
 
-__all__ = ["DIRECT", "Formulation", "VerificationResult", "check_params", "positive_int"]
+__all__ = ["DIRECT", "TIME_LIMIT_SLACK", "Formulation", "VerificationResult", "check_params", "positive_int"]
+
+TIME_LIMIT_SLACK = 0.0
+"""Seconds a build + solve may exceed its time limit and still report its own status: none."""
 
 DIRECT = "direct"
 """Solver name of a formulation whose program is solved by its own direct algorithm."""
@@ -234,7 +240,10 @@ class Formulation(ABC):
         solver : str, optional
             One of :attr:`solvers` (default: the first).
         time_limit : float, optional
-            Seconds for the solve phase, where the solver honours it.
+            Wall-clock seconds for build and solve together (certification is not counted). The
+            remaining time is passed to the solver, routes check the clock between iterations,
+            and a result that took longer (beyond :data:`TIME_LIMIT_SLACK`) has status
+            ``time_limit`` — never ``optimal`` — with its solution kept.
 
         Returns
         -------
@@ -251,11 +260,26 @@ class Formulation(ABC):
             The solver is not installed or crashed.
         """
         solver = self._check_solver(instance, solver)
+        time_limit = check_time_limit(time_limit, "time_limit")
         timer = Timer()
+        deadline = Deadline(time_limit)  # build + solve: the limit is the caller's wall clock
         with timer("build_seconds"):
             program = self.build(instance, solver)
         with timer("solve_seconds"):
-            res = self.solve_program(program, solver, time_limit=time_limit)
+            if deadline.expired:
+                res = self._time_limit_result(solver, time_limit, "the limit was used up by the build")
+            else:
+                try:
+                    res = self.solve_program(program, solver, time_limit=deadline.solver_limit())
+                except SolverLimitError as exc:  # a limit is a result, not a crash
+                    res = self._time_limit_result(solver, time_limit, str(exc))
+        if res.status.has_solution and deadline.overran(TIME_LIMIT_SLACK):
+            # never "optimal" after overrunning: the answer is kept, the status says what happened
+            res.meta["status_before_time_limit"] = res.status.value
+            res.meta["message"] = (
+                f"build and solve took {deadline.elapsed():.3g} s, over the time limit of {time_limit:g} s"
+            )
+            res.status = Status.TIME_LIMIT
         # a route that builds inside its solve call reports that part as inner_build_seconds
         inner = float(res.timings.pop("inner_build_seconds", 0.0))
         timer.seconds["build_seconds"] += inner
@@ -266,6 +290,12 @@ class Formulation(ABC):
                 cert.details.update(res.certificate.details)
                 res.certificate = cert
         return self.attach(res, instance, solver, timer.seconds)
+
+    def _time_limit_result(self, solver: str, time_limit: float | None, message: str) -> Result:
+        kind = self.kinds[0] if self.kinds else self.name
+        return Result(
+            kind, Status.TIME_LIMIT, solver, {}, meta={"message": message, "time_limit": time_limit}
+        )
 
     def attach(
         self, res: Result, instance: Any, solver: str, timings: Mapping[str, float] | None = None
@@ -309,6 +339,10 @@ class Formulation(ABC):
         InvalidInputError
             No instance embedded or given, or an instance that does not match the recorded hash.
         """
+        if not isinstance(saved, Mapping) or not isinstance(saved.get("meta") or {}, Mapping):
+            raise InvalidInputError(
+                f"verify needs a saved result (a Result.to_dict() mapping), got {saved!r:.80}"
+            )
         recorded = (saved.get("meta") or {}).get("instance_hash")
         if instance is None:
             inst_d = saved.get("instance")

@@ -16,7 +16,9 @@ import io
 import json
 import math
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,10 +33,23 @@ __all__ = [
     "atomic_write_csv",
     "atomic_write_json",
     "atomic_write_text",
+    "check_writable",
+    "incomplete_marker",
     "instance_hash",
+    "mark_complete",
+    "mark_incomplete",
     "read_json",
+    "remove_stale_temporaries",
     "to_jsonable",
 ]
+
+MAX_JSON_DEPTH = 64
+"""Deepest nesting :func:`read_json` accepts (no datamarkets file format nests deeper than ~8)."""
+
+INCOMPLETE_MARKER = "INCOMPLETE"
+"""File written first into an output directory and removed once every file is in place."""
+
+_PROCESS_START = time.time()  # temporaries older than this belong to an earlier (or killed) writer
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -79,15 +94,130 @@ def to_jsonable(obj: Any) -> Any:
     raise TypeError(f"cannot serialise {type(obj).__name__!r} to JSON")
 
 
+def _temp_pattern(target: Path, suffix: str) -> re.Pattern[str]:
+    # tempfile.mkstemp(prefix=".NAME.", suffix=SUFFIX) names: ".NAME." + 8 of [a-z0-9_] + SUFFIX
+    return re.compile(re.escape(f".{target.name}.") + r"[a-z0-9_]{8}" + re.escape(suffix) + r"\Z")
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str], suffix: str | None = None) -> list[Path]:
+    """Delete temporaries an interrupted atomic write of ``path`` left beside it.
+
+    Only files named as :func:`atomic_path` names its temporaries for this very target
+    (``.NAME.XXXXXXXX.SUFFIX``) and last modified before this process started are removed, so a
+    concurrent writer's live temporary is never touched. Called by every atomic write.
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+
+    Examples
+    --------
+    >>> import os, tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> stale = d / ".r.json.abcd1234.json"
+    >>> _ = stale.write_text("{")
+    >>> os.utime(stale, (0, 0))  # written long ago, by a killed process
+    >>> [p.name for p in remove_stale_temporaries(d / "r.json")]
+    ['.r.json.abcd1234.json']
+    """
+    target = Path(path)
+    pattern = _temp_pattern(target, target.suffix if suffix is None else suffix)
+    removed = []
+    try:
+        candidates = list(target.parent.glob(f".{glob_escape(target.name)}.*"))
+    except OSError:  # pragma: no cover - unreadable directory: the write itself will say so
+        return removed
+    for p in candidates:
+        if not pattern.match(p.name):
+            continue
+        try:
+            if p.is_file() and not p.is_symlink() and p.stat().st_mtime < _PROCESS_START:
+                p.unlink()
+                removed.append(p)
+        except OSError:  # raced with another cleaner, or not ours to delete
+            continue
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob metacharacters escaped (``glob.escape`` for one path component)."""
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+def check_writable(path: str | os.PathLike[str], *, directory: bool = False, what: str = "output") -> Path:
+    """Check, before any work, that ``path`` can be written: fail early rather than after a long solve.
+
+    For a file: ``path`` is not an existing directory and its nearest existing ancestor is a
+    writable directory (missing parents are created by the writers). For a directory: ``path`` is
+    a directory or does not exist yet, under a writable ancestor.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the path and the reason.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> check_writable(d / "r.json") == d / "r.json"
+    True
+    >>> check_writable(d)
+    Traceback (most recent call last):
+    ...
+    datamarkets.errors.InvalidInputError: output ... is a directory, not a file
+    """
+    p = Path(path)
+    if str(p) == "" or p.name in ("", ".", ".."):
+        if not directory:
+            raise InvalidInputError(f"{what} {str(p)!r} is a directory, not a file")
+    if p.exists() or p.is_symlink():
+        if directory and not p.is_dir():
+            raise InvalidInputError(f"{what} {str(p)!r} exists and is not a directory")
+        if not directory and p.is_dir():
+            raise InvalidInputError(f"{what} {str(p)!r} is a directory, not a file")
+        if not directory and not p.is_file():
+            raise InvalidInputError(f"{what} {str(p)!r} exists and is not a regular file")
+    parent = p if directory and p.is_dir() else p.parent
+    while not parent.exists():
+        if parent.is_symlink():  # dangling link
+            raise InvalidInputError(f"{what} {str(p)!r}: {str(parent)!r} is a broken symbolic link")
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InvalidInputError(f"{what} {str(p)!r}: {str(parent)!r} is not a directory")
+    try:  # os.access is fooled by read-only mounts and ACLs: create and remove a probe file
+        fd, probe = tempfile.mkstemp(prefix=".datamarkets-probe.", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InvalidInputError(f"{what} {str(p)!r} cannot be written: {exc.strerror or exc}") from exc
+    return p
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it over ``path``.
 
-    Use this for writers that want a file name (``savefig``, ``to_parquet``).
+    Use this for writers that want a file name (``savefig``, ``to_parquet``). Temporaries that a
+    killed earlier write of the same target left behind are removed first
+    (:func:`remove_stale_temporaries`).
+
+    Raises
+    ------
+    InvalidInputError
+        ``path`` is a directory or its directory cannot be written.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix, dir=target.parent)
+    if target.is_dir():
+        raise InvalidInputError(f"cannot write {str(target)!r}: it is a directory")
+    suffix = suffix or target.suffix
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(target, suffix)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write {str(target)!r}: {exc.strerror or exc}") from exc
     os.close(fd)
     tmp_path = Path(tmp)
     # mkstemp creates 0600; give the file the permissions an ordinary open() would (0666 & ~umask).
@@ -102,6 +232,46 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def mark_incomplete(directory: str | os.PathLike[str], what: str = "run") -> Path:
+    """Mark ``directory`` incomplete before writing its files; :func:`mark_complete` removes the mark.
+
+    A run killed (or failed) in between leaves the marker file (:data:`INCOMPLETE_MARKER`), and
+    :func:`incomplete_marker` tells a reader or a re-run that the files may be partial.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = mark_incomplete(d, "reproduction")
+    >>> incomplete_marker(d).startswith("This reproduction was started")
+    True
+    >>> mark_complete(d); incomplete_marker(d) is None
+    True
+    """
+    d = Path(directory)
+    return atomic_write_text(
+        d / INCOMPLETE_MARKER,
+        f"This {what} was started at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} (pid "
+        f"{os.getpid()}) and has not finished: the files here may be partial or from an earlier run.\n",
+    )
+
+
+def mark_complete(directory: str | os.PathLike[str]) -> None:
+    """Remove the marker :func:`mark_incomplete` wrote: every file of ``directory`` is in place."""
+    (Path(directory) / INCOMPLETE_MARKER).unlink(missing_ok=True)
+
+
+def incomplete_marker(directory: str | os.PathLike[str]) -> str | None:
+    """The text of ``directory``'s incomplete marker, or ``None`` when it is complete (or absent)."""
+    marker = Path(directory) / INCOMPLETE_MARKER
+    try:
+        return marker.read_text(encoding="utf-8").strip() or "incomplete"
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return "incomplete (marker unreadable)"
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -156,18 +326,65 @@ def atomic_write_csv(path: str | os.PathLike[str], rows: Iterable[Mapping[str, A
     return atomic_write_text(path, buf.getvalue())
 
 
-def read_json(path: str | os.PathLike[str]) -> Any:
-    """Read a JSON file, raising :class:`~datamarkets.errors.InvalidInputError` on bad syntax."""
+def read_json(path: str | os.PathLike[str], what: str = "file") -> Any:
+    """Read a JSON file; every problem with it is an :class:`~datamarkets.errors.InvalidInputError`
+    naming the file: missing, a directory, unreadable, not UTF-8, bad syntax, ``NaN``/``Infinity``,
+    or nested deeper than :data:`MAX_JSON_DEPTH`.
 
+    Every datamarkets loader reads its files through this function.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "deep.json"
+    >>> _ = p.write_text("[" * 200000)
+    >>> read_json(p)
+    Traceback (most recent call last):
+    ...
+    datamarkets.errors.InvalidInputError: file '...deep.json' is nested too deeply (more than 64 levels)
+    """
     p = Path(path)
+    if not p.exists():
+        raise InvalidInputError(f"{what} {str(p)!r} does not exist")
     if not p.is_file():
-        raise InvalidInputError(f"file {str(p)!r} does not exist")
+        raise InvalidInputError(f"{what} {str(p)!r} is not a regular file")
     try:
-        return json.loads(p.read_text(encoding="utf-8"), parse_constant=_reject_constant)
+        text = p.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidInputError(f"{str(p)!r} is not UTF-8 text: {exc}") from exc
+        raise InvalidInputError(f"{what} {str(p)!r} is not UTF-8 text: {exc.reason}") from exc
+    except OSError as exc:
+        raise InvalidInputError(f"{what} {str(p)!r} cannot be read: {exc.strerror or exc}") from exc
+    too_deep = f"{what} {str(p)!r} is nested too deeply (more than {MAX_JSON_DEPTH} levels)"
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise InvalidInputError(too_deep) from None
     except json.JSONDecodeError as exc:
-        raise InvalidInputError(f"{str(p)!r} is not valid JSON: {exc}") from exc
+        raise InvalidInputError(f"{what} {str(p)!r} is not valid JSON: {exc}") from exc
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{what} {str(p)!r}: {exc}") from exc
+    if _depth_exceeds(data, MAX_JSON_DEPTH):
+        raise InvalidInputError(too_deep)
+    return data
+
+
+def _depth_exceeds(obj: Any, limit: int) -> bool:
+    """Whether ``obj`` nests containers deeper than ``limit`` (iterative: no recursion to overflow)."""
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        o, depth = stack.pop()
+        if type(o) is dict:
+            items: Iterable[Any] = o.values()
+        elif type(o) is list:
+            items = o
+        else:
+            continue
+        if depth > limit:
+            return True
+        for v in items:
+            if type(v) is dict or type(v) is list:
+                stack.append((v, depth + 1))
+    return False
 
 
 def _reject_constant(token: str) -> Any:

@@ -11,13 +11,14 @@ import dataclasses
 import json
 import platform
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from datamarkets import __version__
+from datamarkets.errors import InvalidInputError
 from datamarkets.io import atomic_write_json, to_jsonable
 from datamarkets.status import Status
 
@@ -175,19 +176,56 @@ class Result:
         return json.dumps(self.to_dict(), indent=indent)
 
     def save(self, path: str | Path) -> Path:
-        """Write the result as JSON atomically."""
+        """Write the result as JSON atomically.
+
+        Raises
+        ------
+        InvalidInputError
+            ``path`` is a directory or cannot be written.
+        """
         return atomic_write_json(path, self.to_dict())
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Result:
+        """Rebuild a result from :meth:`to_dict` output.
+
+        Raises
+        ------
+        InvalidInputError
+            ``d`` is not a saved result: not a mapping, no ``kind``/``status``, an unknown status,
+            or a malformed certificate, timings or meta.
+        """
+        if not isinstance(d, Mapping):
+            raise InvalidInputError(f"a saved result must be a JSON object, got {type(d).__name__!r}")
+        missing = [k for k in ("kind", "status") if k not in d]
+        if missing:
+            raise InvalidInputError(f"not a saved datamarkets result: missing {missing!r}")
+        if not isinstance(d["kind"], str) or not d["kind"]:
+            raise InvalidInputError(f"a saved result's 'kind' must be a non-empty string, got {d['kind']!r}")
+        try:
+            status = Status(d["status"])
+        except ValueError:
+            known = ", ".join(s.value for s in Status)
+            raise InvalidInputError(f"unknown result status {d['status']!r}; known: {known}") from None
         reserved = {"kind", "status", "method", "certificate", "timings", "meta", "instance"}
+        for key in ("certificate", "timings", "meta"):
+            if not isinstance(d.get(key, {}), Mapping):
+                raise InvalidInputError(f"a saved result's {key!r} must be an object, got {d[key]!r}")
+        try:
+            certificate = Certificate.from_dict(d.get("certificate", {}))
+            timings = dict(d.get("timings", {}))
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise InvalidInputError(f"a saved result has a malformed certificate or timings: {exc}") from exc
+        method = d.get("method", "")
+        if not isinstance(method, str):
+            raise InvalidInputError(f"a saved result's 'method' must be a string, got {method!r}")
         return cls(
             kind=d["kind"],
-            status=Status(d["status"]),
-            method=d.get("method", ""),
+            status=status,
+            method=method,
             solution={k: v for k, v in d.items() if k not in reserved},
-            certificate=Certificate.from_dict(d.get("certificate", {})),
-            timings=dict(d.get("timings", {})),
+            certificate=certificate,
+            timings=timings,
             meta=dict(d.get("meta", {})),
             instance=d.get("instance"),
         )

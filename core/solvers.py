@@ -7,16 +7,18 @@ Pyomo build costs ~40× a sparse-array build).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from datamarkets.errors import SolverError
+from datamarkets.errors import SolverError, SolverLimitError
 from datamarkets.status import Status, status_from_highs, status_from_pyomo
 
 __all__ = [
     "PYOMO_NAMES",
     "SOLVER_NAMES",
+    "Deadline",
     "SolveInfo",
     "available_solvers",
     "highs_version",
@@ -25,6 +27,7 @@ __all__ = [
     "reset_highs_scheduler",
     "solve_highs",
     "solve_pyomo",
+    "solver_time_options",
 ]
 
 
@@ -139,6 +142,102 @@ def reset_highs_scheduler() -> None:
     reset = getattr(highspy.Highs, "resetGlobalScheduler", None)
     if reset is not None:
         reset(True)
+
+
+MIN_SOLVER_SECONDS = 1e-3
+"""Smallest limit handed to a solver: OSQP and SCS read a limit of 0 as "no limit"."""
+
+
+class Deadline:
+    """A wall-clock budget shared by every phase of one solve (build, solver calls, iterations).
+
+    ``Deadline(None)`` never expires. Routes pass :meth:`remaining` to their solver and call
+    :meth:`check` (or read :attr:`expired`) between iterations and phases, so that a limit holds
+    whatever the route does; :meth:`overran` says whether the limit was exceeded after the fact, so
+    that a result is never reported ``optimal`` after overrunning it.
+
+    Parameters
+    ----------
+    seconds : float or None
+        The budget; ``None`` or ``inf`` means none.
+    start : float, optional
+        A ``time.perf_counter()`` reading to count from (default: now).
+
+    Examples
+    --------
+    >>> d = Deadline(60.0)
+    >>> 59.0 < d.remaining() <= 60.0, d.expired
+    (True, False)
+    >>> Deadline(None).remaining() is None
+    True
+    >>> Deadline(0.0).check("build")
+    Traceback (most recent call last):
+    ...
+    datamarkets.errors.SolverLimitError: time limit of 0 s reached during build
+    """
+
+    def __init__(self, seconds: float | None, start: float | None = None) -> None:
+        self.seconds = None if seconds is None or seconds == float("inf") else float(seconds)
+        self.start = time.perf_counter() if start is None else float(start)
+
+    def elapsed(self) -> float:
+        """Seconds since the start."""
+        return time.perf_counter() - self.start
+
+    def remaining(self) -> float | None:
+        """Seconds left (≥ 0), or ``None`` without a limit."""
+        if self.seconds is None:
+            return None
+        return max(self.seconds - self.elapsed(), 0.0)
+
+    def solver_limit(self) -> float | None:
+        """:meth:`remaining`, floored at :data:`MIN_SOLVER_SECONDS` (what to hand a solver)."""
+        r = self.remaining()
+        return None if r is None else max(r, MIN_SOLVER_SECONDS)
+
+    @property
+    def expired(self) -> bool:
+        """Whether the budget is used up."""
+        return self.seconds is not None and self.elapsed() >= self.seconds
+
+    def overran(self, slack: float = 0.0) -> bool:
+        """Whether more than ``seconds + slack`` have passed."""
+        return self.seconds is not None and self.elapsed() > self.seconds + slack
+
+    def check(self, what: str = "the solve") -> None:
+        """Raise :class:`~datamarkets.errors.SolverLimitError` when the budget is used up."""
+        if self.expired:
+            raise SolverLimitError(f"time limit of {self.seconds:g} s reached during {what}")
+
+
+def solver_time_options(solver: str, time_limit: float | None) -> dict[str, Any]:
+    """The time-limit option of ``solver`` under its own keyword (what cvxpy / Pyomo pass through).
+
+    HiGHS, Clarabel and OSQP: ``time_limit``; SCS: ``time_limit_secs``; Ipopt: ``max_cpu_time``;
+    GLPK: ``tmlim`` (whole seconds, at least 1); CBC: ``sec``. ECOS has no time limit (``{}``): its
+    routes must check a :class:`Deadline` themselves. Solver names are datamarkets' lower-case names
+    or cvxpy's upper-case ones.
+
+    Examples
+    --------
+    >>> solver_time_options("scs", 2), solver_time_options("OSQP", 0.0), solver_time_options("highs", None)
+    ({'time_limit_secs': 2.0}, {'time_limit': 0.001}, {})
+    """
+    if time_limit is None or time_limit == float("inf"):
+        return {}
+    t = max(float(time_limit), MIN_SOLVER_SECONDS)
+    name = solver.lower()
+    if name in ("highs", "clarabel", "osqp", "appsi_highs"):
+        return {"time_limit": t}
+    if name == "scs":
+        return {"time_limit_secs": t}
+    if name == "ipopt":
+        return {"max_cpu_time": t}
+    if name == "glpk":
+        return {"tmlim": max(1, math.ceil(t))}
+    if name == "cbc":
+        return {"sec": t}
+    return {}
 
 
 def new_highs(time_limit: float | None = None, threads: int = 1, **options: Any) -> Any:

@@ -328,7 +328,9 @@ class AuctionPSPFormulation(_MarketFormulation):
             psp_dynamics,  # lazy: fast plug-in discovery
         )
 
-        res = psp_dynamics(program["market"], program["epsilon"], scaling=program["scaling"] or None)
+        res = psp_dynamics(
+            program["market"], program["epsilon"], scaling=program["scaling"] or None, time_limit=time_limit
+        )
         res.solution["objective"] = res.solution.get("welfare")
         res.meta["solvers"] = {"datamarkets-psp": res.meta.get("version", "")}
         return res

@@ -58,11 +58,13 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from datamarkets.errors import InvalidInputError, SolverError
+from datamarkets.errors import InvalidInputError, SolverError, SolverLimitError
 from datamarkets.models.gne_inputs import GNEInputs, as_gne_inputs, variance_response
 from datamarkets.models.gne_leontief import solve_leontief
 from datamarkets.result import Certificate, Result, provenance
-from datamarkets.status import Status, status_from_cvxpy
+from datamarkets.solvers import Deadline, solver_time_options
+from datamarkets.status import Status, StatusGroup, status_from_cvxpy
+from datamarkets.validation import check_time_limit
 
 __all__ = [
     "BestResponse",
@@ -180,8 +182,7 @@ def build_best_response(
     ------
     InvalidInputError
         ``mode="exact"`` without ``c``; bad shapes.
-    ValueError
-        Unknown ``mode``.
+        Also an unknown ``mode`` (an ``InvalidInputError`` is a ``ValueError``).
     """
     import cvxpy as cp
 
@@ -248,7 +249,7 @@ def build_best_response(
         cons.append(t >= -cp.multiply(1.0 / (2.0 * a * f), log_s) + lin)
         obj = (inp.gamma_tilde[k][used] * r / f) @ z + cp.sum(t) + const / f
         return cp.Problem(cp.Minimize(obj), cons), data
-    raise ValueError(f"unknown mode {mode!r}; use 'lemma1' or 'exact'")
+    raise InvalidInputError(f"unknown mode {mode!r}; use 'lemma1' or 'exact'")
 
 
 def solve_best_response(
@@ -259,13 +260,19 @@ def solve_best_response(
     *,
     mode: Literal["lemma1", "exact"] = "lemma1",
     solver: str = "CLARABEL",
+    time_limit: float | None = None,
 ) -> BestResponse:
     """Solve buyer ``k``'s best-response program (see module docstring).
+
+    ``time_limit`` (seconds) is passed to the solver under its own keyword
+    (:func:`~datamarkets.solvers.solver_time_options`).
 
     Raises
     ------
     SolverError
         The solver returned no solution.
+    SolverLimitError
+        The solver stopped at ``time_limit`` without a solution.
     """
     inp = as_gne_inputs(market)
     prob, data = build_best_response(inp, k, d, c, mode=mode)
@@ -273,10 +280,16 @@ def solve_best_response(
         with warnings.catch_warnings():
             # with the tight tolerances Clarabel may stop "almost solved": kept as OPTIMAL_INACCURATE
             warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-            prob.solve(solver=solver, **(CLARABEL_OPTIONS if solver == "CLARABEL" else {}))
+            opts = {
+                **(CLARABEL_OPTIONS if solver == "CLARABEL" else {}),
+                **solver_time_options(solver, time_limit),
+            }
+            prob.solve(solver=solver, **opts)
     except Exception as exc:  # cvxpy.SolverError and friends
         raise SolverError(f"best response of buyer {inp.buyers[k]!r}: {exc}") from exc
     status = status_from_cvxpy(prob.status)
+    if not status.has_solution and status.group is StatusGroup.LIMIT:
+        raise SolverLimitError(f"best response of buyer {inp.buyers[k]!r}: solver status {prob.status!r}")
     if not status.has_solution:
         raise SolverError(f"best response of buyer {inp.buyers[k]!r}: solver status {prob.status!r}")
     used = data["used"]
@@ -331,7 +344,7 @@ def best_response_gaps(
     if mode == "auto":
         mode = "exact" if inp.N <= EXACT_GAP_MAX_SOURCES else "lemma1"
     if mode not in ("exact", "lemma1"):
-        raise ValueError(f"unknown mode {mode!r}; use 'auto', 'exact' or 'lemma1'")
+        raise InvalidInputError(f"unknown mode {mode!r}; use 'auto', 'exact' or 'lemma1'")
     s_star = variance_response(np.where(inp.uses, d, 0.0).sum(axis=0), inp.alpha)
     gaps = np.zeros(inp.K)
     values = np.zeros((inp.K, 2))
@@ -357,6 +370,7 @@ def best_response_iteration(
     max_iter: int = 500,
     d0: ArrayLike | None = None,
     solver: str = "CLARABEL",
+    time_limit: float | None = None,
 ) -> Result:
     """Iterate the buyers' Lemma-1 best responses until :math:`d` stops moving.
 
@@ -375,18 +389,23 @@ def best_response_iteration(
         Sweeps over all buyers.
     d0 : array, optional
         Start (default :math:`\\tilde\\gamma`).
+    solver : str, default "CLARABEL"
+        cvxpy solver of the best-response programs.
+    time_limit : float, optional
+        Wall-clock seconds: checked before every best response, the remainder passed to the solver.
+        When it runs out the status is ``TIME_LIMIT`` (with the last ``d``).
 
     Returns
     -------
     Result
         ``kind="gne-best-response"``; ``OPTIMAL`` when converged (certificate: agreement with the
         direct Leontief solve), ``ITERATION_LIMIT`` otherwise (e.g. :math:`\\rho(A) \\ge 1`), with
-        ``d``, ``iterations``, ``step_history``.
+        ``d``, ``iterations``, ``step_history``; ``TIME_LIMIT`` when ``time_limit`` ran out.
 
     Raises
     ------
-    ValueError
-        Unknown ``backend`` or ``scheme``.
+    InvalidInputError
+        Unknown ``backend`` or ``scheme`` (also a ``ValueError``).
 
     Examples
     --------
@@ -399,13 +418,14 @@ def best_response_iteration(
     [[2.0, 2.0], [2.0, 2.0]]
     """
     if backend not in ("cvxpy", "closed"):
-        raise ValueError(f"unknown backend {backend!r}")
+        raise InvalidInputError(f"unknown backend {backend!r}")
     if scheme not in ("gauss-seidel", "jacobi"):
-        raise ValueError(f"unknown scheme {scheme!r}")
+        raise InvalidInputError(f"unknown scheme {scheme!r}")
     inp = as_gne_inputs(market)
     if tol is None:
         tol = 1e-6 if backend == "cvxpy" else 1e-10
     t0 = time.perf_counter()
+    deadline = Deadline(check_time_limit(time_limit, "time_limit"), start=t0)
     d = inp.gamma_tilde.copy() if d0 is None else np.where(inp.uses, np.asarray(d0, float), 0.0)
     steps: list[float] = []
     status = Status.ITERATION_LIMIT
@@ -416,12 +436,25 @@ def best_response_iteration(
         base = d.copy()
         new = d.copy()
         for k in range(inp.K):
+            if deadline.expired:
+                status = Status.TIME_LIMIT
+                break
             src = new if scheme == "gauss-seidel" else base
             if backend == "closed":
                 new[k] = _closed_form_br(inp, src, k)
             else:
-                new[k] = solve_best_response(inp, k, src, mode="lemma1", solver=solver).d
+                try:
+                    new[k] = solve_best_response(
+                        inp, k, src, mode="lemma1", solver=solver, time_limit=deadline.solver_limit()
+                    ).d
+                except (SolverLimitError, SolverError) as exc:
+                    if isinstance(exc, SolverError) and not deadline.expired:
+                        raise
+                    status = Status.TIME_LIMIT  # a solver cut off by the limit (some report a failure)
+                    break
                 n_programs += 1
+        if status is Status.TIME_LIMIT:  # the sweep is incomplete: keep the last complete d
+            break
         if not np.all(np.isfinite(new)) or np.max(np.abs(new)) > 1e300:
             break
         step = float(np.max(np.abs(new - base)) / max(float(np.max(np.abs(base))), 1e-300))

@@ -135,7 +135,9 @@ class GNEFormulation(Formulation):
                 c_polytope,  # lazy: fast plug-in discovery
             )
 
-            res = best_response_iteration(program, backend="cvxpy", solver=solver.upper())
+            res = best_response_iteration(
+                program, backend="cvxpy", solver=solver.upper(), time_limit=time_limit
+            )
             if res.status.has_solution:
                 d = np.asarray(res.solution["d"], dtype=float)
                 D = d.sum(axis=0)

@@ -50,13 +50,20 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from datamarkets.errors import AlgorithmError, SolverError
+from datamarkets.errors import AlgorithmError, InvalidInputError, SolverError
 from datamarkets.formulations.welfare import _add_kkt_certificate
 from datamarkets.formulations.welfare_allocation import WelfareResult, _allocation_rows
 from datamarkets.formulations.welfare_kkt import _marginals, kkt_residuals, welfare_of
 from datamarkets.formulations.welfare_program import MarketArrays, market_arrays
 from datamarkets.result import Certificate, Timer, provenance
-from datamarkets.solvers import PYOMO_NAMES, require_solver, reset_highs_scheduler, solve_pyomo
+from datamarkets.solvers import (
+    PYOMO_NAMES,
+    Deadline,
+    require_solver,
+    reset_highs_scheduler,
+    solve_pyomo,
+    solver_time_options,
+)
 from datamarkets.status import Status
 
 __all__ = [
@@ -107,13 +114,11 @@ def derive_big_m(M: MarketArrays, safety: float = 2.0) -> BigM:
 
     Raises
     ------
-    NotImplementedError
+    InvalidInputError
         α-fair valuations (nonlinear stationarity; use the QP/cone routes).
     """
     if "alpha_fair" in M.kinds():
-        raise NotImplementedError(
-            "the KKT-MILP route needs linear stationarity (quadratic / piecewise-linear)"
-        )
+        raise InvalidInputError("the KKT-MILP route needs linear stationarity (quadratic / piecewise-linear)")
     theta0 = M.max_marginal()
     R = M.R.tocsc()
     E = M.n_columns
@@ -364,7 +369,8 @@ def solve_kkt(
     big_m : float, optional
         One M for every pair instead of the derived ones (experiments/tests).
     time_limit : float, optional
-        Seconds for HiGHS.
+        Wall-clock seconds for the whole call: the Pyomo build and big-M transformation (the clock
+        is checked between them) and the MILP (the solver gets what remains).
     mip_tol : float
         HiGHS primal/MIP feasibility tolerance.
     certify_tol : float
@@ -405,25 +411,29 @@ def solve_kkt(
     (3.0, 3.5)
     """
 
+    deadline = Deadline(time_limit)  # the Pyomo build and transformation count too: checked between phases
     if solver not in ("highs", "cbc", "glpk"):
-        raise ValueError(f"unknown KKT MILP solver {solver!r}; choose highs, cbc or glpk")
+        raise InvalidInputError(f"unknown KKT MILP solver {solver!r}; choose highs, cbc or glpk")
     require_solver(solver)
     timer = Timer()
     with timer("validate_seconds"):
         M = G if isinstance(G, MarketArrays) else market_arrays(G, **attrs)
         bigm = derive_big_m(M, safety)
+    deadline.check("the KKT validation")
     with timer("build_seconds"):
         m = build_kkt_model(M, bigm, objective)
+        deadline.check("the KKT model build")
         if transform:
             transform_kkt_model(m, big_m)
     assert_transformed(m)
+    deadline.check("the KKT big-M transformation")
     with timer("solve_seconds"):
         reset_highs_scheduler()
         if solver == "highs":
             info = solve_pyomo(
                 m,
                 "appsi_highs",
-                time_limit=time_limit,
+                time_limit=deadline.solver_limit(),
                 options={
                     "mip_feasibility_tolerance": mip_tol,
                     "primal_feasibility_tolerance": mip_tol,
@@ -438,10 +448,7 @@ def solve_kkt(
                 if solver == "cbc"
                 else {"mipgap": 0.0}
             )
-            if time_limit is not None:
-                opts["sec" if solver == "cbc" else "tmlim"] = (
-                    float(time_limit) if solver == "cbc" else max(1, int(time_limit))
-                )
+            opts.update(solver_time_options(solver, deadline.solver_limit()))
             info = solve_pyomo(m, PYOMO_NAMES[solver], options=opts)
     if info.status in (Status.INFEASIBLE, Status.INFEASIBLE_OR_UNBOUNDED):
         raise SolverError(

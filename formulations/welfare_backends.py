@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from datamarkets.errors import SolverError
+from datamarkets.errors import InvalidInputError, SolverError
 from datamarkets.formulations.welfare_kkt import _marginals
 from datamarkets.formulations.welfare_program import MarketArrays, WelfareArrays
 from datamarkets.solvers import (
@@ -20,6 +20,7 @@ from datamarkets.solvers import (
     require_solver,
     reset_highs_scheduler,
     solve_pyomo,
+    solver_time_options,
 )
 from datamarkets.status import Status, status_from_cvxpy, status_from_highs
 
@@ -260,11 +261,12 @@ def _solve_cvxpy(
     import cvxpy as cp
 
     if solver not in CVXPY_SOLVERS:
-        raise ValueError(f"unknown cvxpy solver {solver!r}; choose one of {tuple(CVXPY_SOLVERS)}")
+        raise InvalidInputError(f"unknown cvxpy solver {solver!r}; choose one of {tuple(CVXPY_SOLVERS)}")
     version = require_solver(solver)
     prob, hd = built if built is not None else build_welfare_cvxpy(M)
+    opts = {**_cvxpy_options(solver, tol, time_limit), **solver_time_options(solver, time_limit)}
     try:
-        prob.solve(solver=CVXPY_SOLVERS[solver], **_cvxpy_options(solver, tol, time_limit))
+        prob.solve(solver=CVXPY_SOLVERS[solver], **opts)
     except cp.error.SolverError as exc:
         raise SolverError(f"cvxpy/{solver} failed: {exc}") from exc
     status = status_from_cvxpy(prob.status)

@@ -31,6 +31,7 @@ from numpy.typing import ArrayLike, NDArray
 from datamarkets.errors import GraphError, InvalidInputError
 from datamarkets.graphs.estimators import distribution_from_spec, estimator_from_spec
 from datamarkets.io import atomic_write_json, read_json, to_jsonable
+from datamarkets.validation import check_node_link, real_array, real_number
 
 __all__ = [
     "BUYER_ATTRS",
@@ -67,10 +68,8 @@ def buyer_nodes(G: nx.Graph) -> list[Any]:
 
 
 def _position(node: Any, x: Any) -> NDArray[np.float64]:
-    try:
-        a = np.atleast_1d(np.asarray(x, dtype=float))
-    except (TypeError, ValueError) as exc:
-        raise GraphError(f"source {node!r} has a non-numeric position x={x!r}") from exc
+    bad = f"source {node!r} has a non-numeric position x={x!r}"
+    a = np.atleast_1d(real_array(x, "x", error=GraphError, message=bad))
     if a.ndim != 1 or a.size == 0 or not np.all(np.isfinite(a)):
         raise GraphError(f"source {node!r} needs a finite scalar or vector position, got x={x!r}")
     return a
@@ -96,11 +95,12 @@ def delta_matrix(
 
 
 def _positive(node: Any, name: str, value: Any) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError) as exc:
-        raise GraphError(f"node {node!r} has a non-numeric {name}={value!r}") from exc
-    if isinstance(value, bool) or not (math.isfinite(v) and v > 0):
+    needs = f"node {node!r} needs {name} > 0 (finite), got {value!r}"
+    bad = (
+        needs if isinstance(value, (bool, np.bool_)) else f"node {node!r} has a non-numeric {name}={value!r}"
+    )
+    v = real_number(value, name, finite=False, error=GraphError, message=bad)
+    if not (math.isfinite(v) and v > 0):
         raise GraphError(f"node {node!r} needs {name} > 0 (finite), got {value!r}")
     return v
 
@@ -172,11 +172,9 @@ def validate_estimation_market(G: nx.Graph) -> None:
                     f"buyer–buyer edge {(u, v)!r} must carry exactly 'delta', has {sorted(data)!r}"
                 )
             d = data["delta"]
-            try:
-                dv = float(d)
-            except (TypeError, ValueError) as exc:
-                raise GraphError(f"buyer–buyer edge {(u, v)!r} has a non-numeric delta={d!r}") from exc
-            if isinstance(d, bool) or not (0.0 <= dv <= 1.0):
+            bad = f"buyer–buyer edge {(u, v)!r} has a non-numeric delta={d!r}"
+            dv = real_number(d, "delta", finite=False, error=GraphError, message=bad)
+            if not (0.0 <= dv <= 1.0):
                 raise GraphError(f"buyer–buyer edge {(u, v)!r} has delta={d!r} outside [0, 1]")
         elif data:
             raise GraphError(f"source–buyer edge {(u, v)!r} carries unknown attributes {sorted(data)!r}")
@@ -230,18 +228,14 @@ def _delta_pairs(buyers: list[Any], delta: Any) -> dict[tuple[Any, Any], float]:
             if k == j:
                 raise InvalidInputError(f"delta of buyer {k!r} with itself is meaningless")
             pair = (k, j) if pos[k] < pos[j] else (j, k)
-            try:
-                v = float(val)
-            except (TypeError, ValueError) as exc:
-                raise InvalidInputError(f"delta of buyers {pair!r} is not a number: {val!r}") from exc
+            v = real_number(
+                val, "delta", finite=False, message=f"delta of buyers {pair!r} is not a number: {val!r}"
+            )
             if pair in out and out[pair] != v:
                 raise InvalidInputError(f"delta is asymmetric for buyers {pair!r}: {out[pair]} vs {v}")
             out[pair] = v
         return out
-    try:
-        D = np.asarray(delta, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"delta must be numeric, got {delta!r}") from exc
+    D = real_array(delta, "delta", message=f"delta must be numeric, got {delta!r}")
     if D.ndim == 0:
         D = np.full((K, K), float(D))
         np.fill_diagonal(D, 0.0)
@@ -409,7 +403,7 @@ def estimation_market_from_dict(data: Any, source: str = "estimation market") ->
     """
     if not isinstance(data, Mapping) or "nodes" not in data:
         raise GraphError(f"{source!r} is not a node-link JSON graph (no 'nodes')")
-    data = dict(data)
+    data = check_node_link(data, source)
     if data.get("directed") or data.get("multigraph"):
         raise GraphError(f"{source!r}: an estimation market must be undirected and simple")
     key = "edges" if "edges" in data else "links"

@@ -49,6 +49,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from datamarkets.errors import GraphError, InvalidInputError
+from datamarkets.validation import real_array, real_number
 
 if TYPE_CHECKING:
     pass
@@ -210,14 +211,19 @@ def distribution_from_spec(spec: Mapping[str, Any], dim: int, *, node: Any = Non
         if kind == "uniform":
             if "low" not in spec or "high" not in spec:
                 raise GraphError(f"{where}uniform F needs 'low' and 'high'")
-            lo = np.atleast_1d(np.asarray(spec["low"], dtype=float))
-            hi = np.atleast_1d(np.asarray(spec["high"], dtype=float))
+            lo = np.atleast_1d(real_array(spec["low"], "F low"))
+            hi = np.atleast_1d(real_array(spec["high"], "F high"))
             if lo.shape != (dim,) or hi.shape != (dim,):
                 raise GraphError(f"{where}uniform F bounds must have dimension {dim}")
             return UniformDistribution(tuple(lo.tolist()), tuple(hi.tolist()))
         if "points" not in spec:
             raise GraphError(f"{where}discrete F needs 'points'")
-        return DiscreteDistribution(spec["points"], spec.get("weights"), dim=dim)
+        weights = spec.get("weights")
+        return DiscreteDistribution(
+            real_array(spec["points"], "F points"),
+            None if weights is None else real_array(weights, "F weights"),
+            dim=dim,
+        )
     except GraphError:
         raise
     except (InvalidInputError, TypeError, ValueError) as exc:
@@ -524,7 +530,10 @@ def estimator_from_spec(spec: Mapping[str, Any], dim: int, *, node: Any = None) 
         if "bandwidth" not in spec or "centers" not in spec:
             raise GraphError(f"{where}kernel estimator needs 'bandwidth' and 'centers'")
         return KernelLeastSquares(
-            centers=spec["centers"], bandwidth=spec["bandwidth"], dim=dim, underdetermined=under
+            centers=real_array(spec["centers"], "kernel centers"),
+            bandwidth=real_number(spec["bandwidth"], "kernel bandwidth"),
+            dim=dim,
+            underdetermined=under,
         )
     except GraphError:
         raise

@@ -26,7 +26,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import numbers
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +44,7 @@ from datamarkets.graphs.valuations import (
     stack_quadratic,
 )
 from datamarkets.io import atomic_path, atomic_write_json, read_json, to_jsonable
+from datamarkets.validation import check_node_link, is_real
 
 __all__ = [
     "MarketArrays",
@@ -74,13 +74,7 @@ SELLER_ATTRS = {"role", "supply", "link"}
 # ------------------------------------------------------------------------------ validation
 def _number(x: Any) -> float | None:
     # a real number only: "65" or true in a JSON market file is bad input, not silently coerced
-    if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Real):
-        return None
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v
+    return float(x) if is_real(x) else None
 
 
 def validate_market(G: nx.Graph) -> None:
@@ -558,7 +552,7 @@ def _to_node_link(G: nx.Graph) -> dict[str, Any]:
 def _from_node_link(data: Any, source: str) -> nx.Graph:
     if not isinstance(data, Mapping) or "nodes" not in data:
         raise GraphError(f"{source!r} is not node-link JSON (no 'nodes')")
-    data = dict(data)
+    data = check_node_link(data, source)
     if "edges" not in data and "links" in data:
         data["edges"] = data.pop("links")
     # networkx reads a missing "multigraph" key as True: a hand-written market file without it

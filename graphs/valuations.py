@@ -40,7 +40,6 @@ data-share market", Information 2021 (Definition 2).
 from __future__ import annotations
 
 import math
-import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -49,6 +48,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from datamarkets.errors import InvalidInputError
+from datamarkets.validation import is_real
 
 __all__ = [
     "AlphaFairValuation",
@@ -65,9 +65,7 @@ __all__ = [
 ]
 
 
-def _is_real(x: Any) -> bool:
-    """A real number, not a bool and not a string ("1" or True in a JSON file is bad input)."""
-    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
+_is_real = is_real  # a real number, not a bool and not a string ("1" or True in a JSON file is bad input)
 
 
 def _real_array(name: str, xs: Any) -> np.ndarray:

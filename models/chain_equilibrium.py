@@ -588,10 +588,9 @@ def solve_equilibrium(
 
     Raises
     ------
-    ValueError
-        Unknown ``method``.
     InvalidInputError
-        Not a ChainGame, an unknown tie rule, or a negative/non-finite ``time_limit``.
+        Unknown ``method`` (also a ``ValueError``), not a ChainGame, an unknown tie rule, or a
+        negative/non-finite ``time_limit``.
     SolverLimitError
         ``time_limit`` passed before the equilibrium was computed.
 
@@ -609,7 +608,7 @@ def solve_equilibrium(
     (True, [0.201, 0.2437])
     """
     if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {METHODS!r}")
+        raise InvalidInputError(f"unknown method {method!r}; choose one of {METHODS!r}")
     if not isinstance(game, ChainGame):
         raise InvalidInputError(f"expected a ChainGame, got {type(game).__name__!r}")
     rule = game.tie_rule if tie_rule is None else check_tie_rule(tie_rule)

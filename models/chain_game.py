@@ -29,6 +29,7 @@ import numpy as np
 
 from datamarkets.errors import InvalidInputError, MechanismError
 from datamarkets.io import read_json
+from datamarkets.validation import real_array
 
 __all__ = [
     "MAX_TRADES",
@@ -319,11 +320,7 @@ def _parse_float(s: str, what: str) -> float:
 # the game
 # ----------------------------------------------------------------------------------------------
 def _as_float_array(x: Any, name: str) -> np.ndarray:
-    try:
-        arr = np.asarray(x, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{name} must be numeric: {exc}") from exc
-    return arr
+    return real_array(x, name)  # strings / bools are bad input, not numbers (shared with every loader)
 
 
 def _check_distribution(p: np.ndarray, where: str) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 from datamarkets.errors import InvalidInputError
 from datamarkets.models.chain_equilibrium import ChainEquilibrium, solve_equilibrium
 from datamarkets.models.chain_game import ChainGame
+from datamarkets.validation import check_seed
 
 __all__ = ["METRICS", "paper_protocol", "sample_paths", "simulate"]
 
@@ -124,6 +125,7 @@ def simulate(
     """
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 2:
         raise InvalidInputError(f"samples must be an integer >= 2, got {samples!r}")
+    check_seed(seed)
     if eq.thresholds.shape != (game.n + 1, game.L):
         raise InvalidInputError(
             f"equilibrium thresholds have shape {eq.thresholds.shape!r}, game needs {(game.n + 1, game.L)!r}"

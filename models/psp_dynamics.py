@@ -58,7 +58,9 @@ from datamarkets.models.psp import PriceCurve, _price_curve_sorted, _sup_quantit
 from datamarkets.models.psp import _allocate as allocate
 from datamarkets.progress import make_progress
 from datamarkets.result import Certificate, Result, Timer, provenance
+from datamarkets.solvers import Deadline
 from datamarkets.status import Status
+from datamarkets.validation import check_time_limit
 
 __all__ = ["PSPState", "buyer_utilities", "psp_dynamics"]
 
@@ -475,6 +477,7 @@ def psp_dynamics(
     start_epsilon: float = 0.1,
     skip_unchanged: bool = True,
     progress: bool = False,
+    time_limit: float | None = None,
 ) -> Result:
     """Run PSP ε-best-reply dynamics on a market graph until no bid moves.
 
@@ -505,6 +508,10 @@ def psp_dynamics(
         identical bid profile, rounds and messages, only more ``evaluations``.
     progress : bool
         Show a progress bar over rounds on stderr.
+    time_limit : float, optional
+        Wall-clock seconds for the whole run (build included); the clock is checked before every
+        window of replies. When it runs out the result has status ``time_limit``, the bids reached
+        so far and no reply-gain certificate (no ε-Nash claim is made).
 
     Returns
     -------
@@ -543,6 +550,7 @@ def psp_dynamics(
         raise InvalidInputError(f"max_rounds must be >= 1, got {max_rounds!r}")
     if scaling is not None and not (math.isfinite(scaling) and scaling > 1):
         raise InvalidInputError(f"scaling must be a finite number > 1, got {scaling!r}")
+    deadline = Deadline(check_time_limit(time_limit, "time_limit"))
     timer = Timer()
     with timer("build_seconds"):
         m = market_arrays(G)
@@ -557,6 +565,7 @@ def psp_dynamics(
     evaluations = 0
     recomputed = 0
     rounds = 0
+    timed_out = False
     stage_rounds: list[int] = []
     # ε-scaling (Bertsekas' remedy for the same creep in auction algorithms): optional coarse
     # stages ε·scaling^K, ..., ε·scaling, each warm-started from the previous profile; the
@@ -587,6 +596,9 @@ def psp_dynamics(
                 moves = []
                 pos = 0
                 while pos < visit.size:
+                    if deadline.expired:
+                        timed_out = True
+                        break
                     # a window of the visit order; replies of its buyers that are due now are
                     # computed in one batch against the current profile and used only if nothing
                     # changed at their sellers before their turn (else recomputed): identical to
@@ -639,16 +651,20 @@ def psp_dynamics(
                         st.price[mv[0]], st.quantity[mv[0]] = mv[1], mv[2]
                         version[mv[3]] += 1
                 bar.update(task, advance=1)
+                if timed_out:
+                    break
                 if not moves:
                     converged = True
                     break
             stage_rounds.append(rounds - r0)
+            if timed_out:
+                break
             if not converged:
                 raise ConvergenceError(f"PSP dynamics ({order}) still moving bids", rounds)
     with timer("certificate_seconds"):
         a_e, c_e, A, U = buyer_utilities(st)
         gains = np.zeros(m.n_buyers)
-        for i in range(m.n_buyers):
+        for i in range(m.n_buyers if not timed_out else 0):  # no ε-Nash claim after a time limit
             _, u_cur, u_new = _reply(st, i, eps[i])
             gains[i] = u_new - u_cur
     welfare = float(sum(float(v.value(x)) for v, x in zip(m.valuations, A, strict=True)))
@@ -676,12 +692,13 @@ def psp_dynamics(
         else np.bincount(m.edge_seller, weights=a_e, minlength=m.n_sellers)
     )
     cert.add("supply_excess_max", float(np.max(load - m.supply, initial=0.0)), 1e-9 * (1 + m.supply.max()))
-    cert.add(
-        "reply_gain_over_eps_max",
-        float(np.max(gains - eps, initial=0.0)),
-        1e-9 * max(1.0, float(np.max(np.abs(U), initial=0.0))),
-    )
-    cert.details["max_reply_gain"] = float(gains.max(initial=0.0))
+    if not timed_out:
+        cert.add(
+            "reply_gain_over_eps_max",
+            float(np.max(gains - eps, initial=0.0)),
+            1e-9 * max(1.0, float(np.max(np.abs(U), initial=0.0))),
+        )
+        cert.details["max_reply_gain"] = float(gains.max(initial=0.0))
     B, S = m.buyers, m.sellers
     sol = {
         "welfare": welfare,
@@ -725,6 +742,10 @@ def psp_dynamics(
             "replies_recomputed": recomputed,
         }
     )
+    if timed_out:
+        meta["message"] = f"time limit of {time_limit:g} s reached after {rounds} rounds; bids still moving"
+        meta["time_limit"] = time_limit
+        return Result("auction-psp", Status.TIME_LIMIT, "psp", sol, cert, timer.seconds, meta)
     return Result("auction-psp", Status.OPTIMAL, "psp", sol, cert, timer.seconds, meta)
 
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from datamarkets.errors import AlgorithmError, SolverError
+from datamarkets.errors import AlgorithmError, InvalidInputError, SolverError
 from datamarkets.formulations.kkt_mpec import (
     assert_transformed,
     build_kkt_model,
@@ -96,7 +96,7 @@ def test_too_small_big_m_is_not_a_quiet_infeasible():
 
 def test_alpha_fair_not_supported():
     G = single_resource(1.0, [AlphaFairValuation(1.0, 0.5)])
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(InvalidInputError, match="linear stationarity"):
         solve_kkt(G)
 
 
