@@ -13,7 +13,14 @@ from typing import Any
 
 import typer
 
-from datamarkets.cli_common import EXIT_UNCERTIFIED, emit_json, fail, print_table, solver_output_to_stderr
+from datamarkets.cli_common import (
+    EXIT_UNCERTIFIED,
+    emit_json,
+    fail,
+    fail_no_solution,
+    print_table,
+    solver_output_to_stderr,
+)
 
 app = typer.Typer(
     short_help="Data auctions on market graphs: welfare optimum, KKT system, PSP auction dynamics.",
@@ -54,7 +61,7 @@ def _summary(res: Any, title: str) -> None:
             ["status", res.status.value],
             ["method", res.method],
             ["welfare", sol.get("welfare")],
-            ["certified", res.certificate.passed],
+            ["certified", res.certified],
             *[[f"time {k}", v] for k, v in res.timings.items()],
         ],
     )
@@ -128,6 +135,8 @@ def solve(
         emit_json(res.to_dict())
     else:
         _summary(res, f"auction solve --method {method}")
+    if not res.status.has_solution:
+        fail_no_solution(res, f"auction solve --method {method}")
     if not res.certified:
         raise typer.Exit(EXIT_UNCERTIFIED)
 

@@ -16,6 +16,7 @@ from datamarkets.cli_common import (
     EXIT_ALGORITHM,
     EXIT_UNCERTIFIED,
     emit_json,
+    fail_no_solution,
     print_table,
     solver_output_to_stderr,
     stdout,
@@ -138,6 +139,8 @@ def solve(
         _print_result(res, f.objective(res))
         if out is not None:
             stdout.print(f"saved {out}")
+    if exit_code(res) == EXIT_ALGORITHM:
+        fail_no_solution(res, f"solve {name}")
     raise typer.Exit(exit_code(res))
 
 

@@ -31,8 +31,8 @@ from typing import Any, ClassVar
 
 from datamarkets.errors import InvalidInputError
 from datamarkets.io import instance_hash, to_jsonable
-from datamarkets.result import Certificate, Result, Timer, provenance
-from datamarkets.status import Status
+from datamarkets.result import NO_SOLUTION, Certificate, Result, Timer, provenance
+from datamarkets.status import Status, StatusGroup
 
 __all__ = ["DIRECT", "Formulation", "VerificationResult", "check_params", "positive_int"]
 
@@ -310,7 +310,16 @@ class Formulation(ABC):
         InvalidInputError
             No instance embedded or given, or an instance that does not match the recorded hash.
         """
-        recorded = (saved.get("meta") or {}).get("instance_hash")
+        if not isinstance(saved, Mapping):
+            raise InvalidInputError(f"a saved result must be a JSON object, got {type(saved).__name__}")
+        kind = saved.get("kind")
+        if kind not in self.kinds:
+            raise InvalidInputError(
+                f"result of kind {kind!r} cannot be verified by formulation {self.name!r}, which produces "
+                f"{', '.join(map(repr, self.kinds)) or 'no kinds'}"
+            )
+        meta_d = saved.get("meta") if isinstance(saved.get("meta"), Mapping) else {}
+        recorded = meta_d.get("instance_hash")
         if instance is None:
             inst_d = saved.get("instance")
             if not isinstance(inst_d, Mapping):
@@ -339,6 +348,15 @@ class Formulation(ABC):
         with timer("verify_seconds"):
             if claimed.status.has_solution:
                 cert = self.certify(instance, claimed.solution)
+            elif claimed.status.group in (StatusGroup.LIMIT, StatusGroup.ERROR):
+                # no answer at all: nothing to re-derive, never a pass
+                cert = Certificate(
+                    details={
+                        "note": f"saved status {claimed.status.value!r}: the route returned no solution, "
+                        "so there is nothing to verify"
+                    }
+                )
+                cert.add(NO_SOLUTION, 1.0, 0.0)
             else:
                 cert = self.certify_no_solution(instance, claimed)
                 if cert is None:  # nothing re-derived: the claim is not verified (never a pass)
@@ -349,13 +367,20 @@ class Formulation(ABC):
                         }
                     )
                     cert.add("unverified_no_solution_claim", 1.0, 0.0)
+        saved_cert = saved.get("certificate")
+        claimed_passed = saved_cert.get("passed") if isinstance(saved_cert, Mapping) else None
+        if claimed_passed is True and claimed.status.group in (StatusGroup.LIMIT, StatusGroup.ERROR):
+            cert.add("passed_claimed_without_solution", 1.0, 0.0)
+            cert.details["passed_claimed_without_solution"] = (
+                f"the file claims a passed certificate for status {claimed.status.value!r} (no solution)"
+            )
         return VerificationResult(
             kind="verification",
             status=claimed.status,
             method=f"verify:{self.name}",
             solution={
                 "verified_kind": claimed.kind,
-                "claimed_passed": claimed.certificate.passed,
+                "claimed_passed": claimed_passed,
                 "claimed_residuals": claimed.certificate.residuals,
             },
             certificate=cert,
@@ -400,7 +425,15 @@ class Formulation(ABC):
 
 
 class VerificationResult(Result):
-    """Result of :meth:`Formulation.verify`: the re-derived certificate of a saved result."""
+    """Result of :meth:`Formulation.verify`: the re-derived certificate of a saved result.
+
+    Its status is the saved one; its certificate judges the saved claim (a re-derived "no
+    equilibrium" can pass), so no :data:`~datamarkets.result.NO_SOLUTION` residual is added here —
+    :meth:`Formulation.verify` puts one in for results that hold no answer at all.
+    """
+
+    def mark_no_solution(self) -> Result:
+        return self
 
 
 def status_of(value: str) -> Status:
