@@ -165,11 +165,18 @@ def _solve_and_report(
     include_xi: bool = True,
     out: Path | None = None,
 ) -> None:
+    from datamarkets.formulations.gne_certificate import certify_gne
     from datamarkets.models.gne_equilibrium import solve_gne
     from datamarkets.registry import get_formulation
 
     with solver_output_to_stderr():
-        res = solve_gne(G, method=method, best_response_gap=best_response, lp_check=lp)  # type: ignore[arg-type]
+        res = solve_gne(G, method=method)  # type: ignore[arg-type]
+        if res.status.has_solution:  # the one GNE certificate (the plug-in's and verify's)
+            cert = certify_gne(G, res.solution, kind=res.kind, best_response=best_response, lp_check=lp)
+            cert.details = {**res.certificate.details, **cert.details}
+            res.certificate = cert
+            if best_response and "best_response_gap" in cert.details:
+                res.solution["best_response_gap"] = cert.details["best_response_gap"]
     if out is not None:
         get_formulation("gne").attach(res, G, "direct").save(out)
     rep = gne_report(res)

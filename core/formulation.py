@@ -219,6 +219,15 @@ class Formulation(ABC):
         """Residuals of the optimality conditions of ``solution`` on ``instance``, each with its
         tolerance — computed from these two alone."""
 
+    def certify_result(self, instance: Any, result: Result) -> Certificate:
+        """Certificate of a result with a solution: :meth:`certify` of its solution by default.
+
+        :meth:`solve` and :meth:`verify` both call this, so one answer gets one certificate.
+        Override when the tolerances depend on the result's ``kind`` (e.g. a direct algorithm and
+        an iterative route of the same formulation).
+        """
+        return self.certify(instance, result.solution)
+
     def objective(self, result: Result) -> float | None:
         """The number solvers are compared on in benchmarks (``None`` when absent)."""
         v = result.solution.get("objective")
@@ -263,7 +272,7 @@ class Formulation(ABC):
         timer.seconds["solve_seconds"] = max(timer.seconds["solve_seconds"] - inner, 0.0)
         with timer("certify_seconds"):
             if res.status.has_solution:
-                cert = self.certify(instance, res.solution)
+                cert = self.certify_result(instance, res)
                 cert.details.update(res.certificate.details)
                 res.certificate = cert
         return self.attach(res, instance, solver, timer.seconds)
@@ -347,7 +356,7 @@ class Formulation(ABC):
         timer = Timer()
         with timer("verify_seconds"):
             if claimed.status.has_solution:
-                cert = self.certify(instance, claimed.solution)
+                cert = self.certify_result(instance, claimed)
             elif claimed.status.group in (StatusGroup.LIMIT, StatusGroup.ERROR):
                 # no answer at all: nothing to re-derive, never a pass
                 cert = Certificate(

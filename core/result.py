@@ -20,7 +20,7 @@ from typing import Any
 from datamarkets.io import atomic_write_json, to_jsonable
 from datamarkets.status import Status
 
-__all__ = ["NO_SOLUTION", "NOT_CHECKED", "Certificate", "Result", "Timer", "provenance"]
+__all__ = ["NOT_CHECKED", "NO_SOLUTION", "Certificate", "Result", "Timer", "provenance"]
 
 NO_SOLUTION = "no_solution"
 """Residual (1, tolerance 0: always a failure) carried by the certificate of every result whose status
