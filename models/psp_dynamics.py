@@ -53,7 +53,7 @@ import numpy as np
 
 from datamarkets.errors import ConvergenceError, InvalidInputError
 from datamarkets.graphs.market import MarketArrays, market_arrays
-from datamarkets.models.psp import PriceCurve, _price_curve_sorted, _sup_quantity, best_reply
+from datamarkets.models.psp import TIE_RTOL, PriceCurve, _price_curve_sorted, _sup_quantity, best_reply
 from datamarkets.models.psp import _allocate as allocate
 from datamarkets.models.psp_certificate import (
     buyer_epsilons,
@@ -122,7 +122,7 @@ def _alloc_cost(curve, Q, p_o, d_o, p_i: float, d_i: float) -> tuple[float, floa
     """
     if d_i <= 0:
         return 0.0, 0.0
-    if np.any(p_o == p_i):
+    if np.any(np.abs(p_o - p_i) <= TIE_RTOL * abs(p_i)):  # a tie within TIE_RTOL
         return _tie_alloc_cost(Q, p_o, d_o, p_i, d_i)
     lv, w = curve.levels, curve.widths
     k = int(np.searchsorted(lv, p_i, side="right"))  # levels ≤ p_i
@@ -218,7 +218,7 @@ class _BipartiteReplies:
         cum = np.cumsum(np.take_along_axis(d2, o, 2), axis=2)
         total = cum[:, :, -1]
         end = np.ones((k, n, K), dtype=bool)
-        np.not_equal(ps[:, :, 1:], ps[:, :, :-1], out=end[:, :, :-1])
+        np.greater(ps[:, :, 1:] - ps[:, :, :-1], TIE_RTOL * np.abs(ps[:, :, :-1]), out=end[:, :, :-1])
         last = np.minimum.accumulate(np.where(end, np.arange(K), K)[:, :, ::-1], axis=2)[:, :, ::-1]
         above = total[:, :, None] - np.take_along_axis(cum, last, 2)  # Σ_{k≠i: p_k > p} d_k
         zero = ps <= 0
@@ -289,7 +289,9 @@ class _BipartiteReplies:
         pos = db > 0
         a = np.where(pos, a, 0.0)
         c = np.where(pos & (a > 0), c, 0.0)
-        tie = pos & np.any(np.concatenate((p2, p2), axis=1) == pb[:, :, None], axis=2)
+        p22 = np.concatenate((p2, p2), axis=1)
+        with np.errstate(invalid="ignore"):  # the sentinel ∞ never ties
+            tie = pos & np.any(np.abs(p22 - pb[:, :, None]) <= TIE_RTOL * np.abs(pb[:, :, None]), axis=2)
         for r, t in zip(*np.nonzero(tie), strict=True):  # a tie: the allocation and charge rules
             real = nb[r, t % n] < E
             a[r, t], c[r, t] = _tie_alloc_cost(
@@ -318,7 +320,7 @@ class _BipartiteReplies:
         cum = np.cumsum(d2[r2, o], axis=1)
         total = cum[:, -1]
         end = np.ones((n, K), dtype=bool)
-        np.not_equal(ps[:, 1:], ps[:, :-1], out=end[:, :-1])
+        np.greater(ps[:, 1:] - ps[:, :-1], TIE_RTOL * np.abs(ps[:, :-1]), out=end[:, :-1])
         last = np.minimum.accumulate(np.where(end, np.arange(K), K)[:, ::-1], axis=1)[:, ::-1]
         above = total[:, None] - cum[r2, last]  # Σ_{k≠i: p_k > p} d_k
         zero = ps <= 0
@@ -368,7 +370,8 @@ class _BipartiteReplies:
         pos = db > 0
         a = np.where(pos, a, 0.0)
         c = np.where(pos & (a > 0), c, 0.0)
-        tie = pos & np.any(p2[rr] == pb[:, None], axis=1)
+        with np.errstate(invalid="ignore"):  # the sentinel ∞ never ties
+            tie = pos & np.any(np.abs(p2[rr] - pb[:, None]) <= TIE_RTOL * np.abs(pb[:, None]), axis=1)
         if tie.any():  # a tie with another bid: the allocation and exclusion-compensation rules
             for t in np.flatnonzero(tie):
                 real = nb[t % n] < self.P.size - 1
