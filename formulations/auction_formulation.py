@@ -30,7 +30,13 @@ from datamarkets.errors import InvalidInputError
 from datamarkets.formulation import DIRECT, Formulation, check_params, positive_int
 from datamarkets.result import Certificate, Result
 
-__all__ = ["AuctionKKTFormulation", "AuctionPSPFormulation", "AuctionWelfareFormulation", "auction_market"]
+__all__ = [
+    "AuctionKKTFormulation",
+    "AuctionPSPFormulation",
+    "AuctionWelfareFormulation",
+    "auction_market",
+    "certify_auction_optimum",
+]
 
 _MARKET_PARAMS: dict[str, Any] = {
     "market": "random",
@@ -110,29 +116,53 @@ class _MarketFormulation(Formulation):
         return None if w is None or not result.status.has_solution else float(w)
 
     def certify(self, instance: Any, solution: Mapping[str, Any]) -> Certificate:
-        """KKT certificate of the saved allocation (best-price LP + welfare gap to the optimum)."""
-        from datamarkets.formulations.auction_certificate import certify_allocation
-
+        """:func:`certify_auction_optimum` at :attr:`certify_tol`."""
         if "allocation" not in solution:
             raise InvalidInputError(f"a {self.name} solution needs an 'allocation'")
-        # interior-point producers (Clarabel, SCS, ECOS) leave ~1e-6 relative flows on columns with
-        # reduced cost ~1e-5: flows above 1e-5 count as active, complementarity is judged at 1e-5,
-        # and optimality by the welfare gap at certify_tol (see certify_allocation)
-        c = certify_allocation(
-            instance,
-            solution["allocation"],
-            tol=self.certify_tol,
-            active_tol=1e-5,
-            complementarity_tol=max(self.certify_tol, 1e-5),
-        )
-        cert = c.certificate
-        _certify_claims(instance, solution, cert, self.certify_tol)
-        cert.details.update(
-            welfare=c.solution["welfare"],
-            welfare_optimum=c.solution["welfare_optimum"],
-            welfare_gap=c.solution["welfare_gap"],
-        )
-        return cert
+        return certify_auction_optimum(instance, solution, tol=self.certify_tol)
+
+
+def certify_auction_optimum(market: Any, solution: Mapping[str, Any], *, tol: float = 1e-6) -> Certificate:
+    """The one certificate of a welfare-optimal allocation (``auction-optimum`` results, whichever
+    route computed them): the KKT certificate of the saved allocation (best-price LP + welfare gap
+    to an independent optimum, :func:`~datamarkets.formulations.auction_certificate.certify_allocation`)
+    and every other reported number recomputed (claimed prices as KKT multipliers, buyers' totals
+    and marginal values, welfare, objective).
+
+    Parameters
+    ----------
+    market : networkx.Graph or MarketArrays
+    solution : mapping
+        Needs ``allocation``.
+    tol : float
+        Relative tolerance (see :func:`certify_allocation`).
+
+    Examples
+    --------
+    >>> f = AuctionWelfareFormulation()
+    >>> G = f.instance({"market": "example1"})
+    >>> r = f.solve(G, "highs")
+    >>> certify_auction_optimum(G, r.solution).passed
+    True
+    """
+    from datamarkets.formulations.auction_certificate import certify_allocation
+
+    if "allocation" not in solution:
+        raise InvalidInputError("an auction-optimum solution needs an 'allocation'")
+    # interior-point producers (Clarabel, SCS, ECOS) leave ~1e-6 relative flows on columns with
+    # reduced cost ~1e-5: flows above 1e-5 count as active, complementarity is judged at 1e-5,
+    # and optimality by the welfare gap at tol (see certify_allocation)
+    c = certify_allocation(
+        market, solution["allocation"], tol=tol, active_tol=1e-5, complementarity_tol=max(tol, 1e-5)
+    )
+    cert = c.certificate
+    _certify_claims(market, solution, cert, tol)
+    cert.details.update(
+        welfare=c.solution["welfare"],
+        welfare_optimum=c.solution["welfare_optimum"],
+        welfare_gap=c.solution["welfare_gap"],
+    )
+    return cert
 
 
 class AuctionWelfareFormulation(_MarketFormulation):
@@ -331,6 +361,7 @@ def _certify_claims(G: Any, solution: Mapping[str, Any], cert: Certificate, tol:
     """
     from datamarkets.claims import compare_claim, unlisted_fields
     from datamarkets.formulations.welfare import (
+        MarketArrays,
         _marginals,
         allocation_vector,
         kkt_residuals,
@@ -338,7 +369,7 @@ def _certify_claims(G: Any, solution: Mapping[str, Any], cert: Certificate, tol:
         welfare_of,
     )
 
-    M = market_arrays(G)
+    M = G if isinstance(G, MarketArrays) else market_arrays(G)
     f = allocation_vector(M, solution["allocation"])
     x = M.B @ f
     W = welfare_of(M, x)
