@@ -202,7 +202,8 @@ def test_psp_uses_epsilon_scaling_by_default(market):
     assert p.returncode == 0, p.stderr
     d = json.loads(p.stdout)
     assert len(d["stage_rounds"]) > 1 and d["certificate"]["passed"]
-    assert 0 <= d["welfare_gap"] <= 1e-2 * d["welfare_optimum"]
+    details = d["certificate"]["details"]
+    assert 0 <= details["welfare_gap"] <= 1e-2 * details["welfare_optimum"]
     p = run(
         "solve", "--graph", str(market), "--method", "psp", "--epsilon", "0.01", "--scaling", "0", "--json"
     )
