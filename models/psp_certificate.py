@@ -293,7 +293,9 @@ def certify_psp(
     cert = Certificate()
     cert.add("best_reply_gain_over_eps_max", float(np.max(over, initial=-math.inf)), 0.0)
     C = np.array([c_e[m.buyer_ptr[i] : m.buyer_ptr[i + 1]].sum() for i in range(m.n_buyers)])
-    excess = np.where(np.isfinite(m.budget), (C - m.budget) / np.maximum(1.0, m.budget), -np.inf)
+    fin = np.isfinite(m.budget)
+    excess = np.full(m.n_buyers, -np.inf)
+    excess[fin] = (C[fin] - m.budget[fin]) / np.maximum(1.0, m.budget[fin])
     cert.add("budget_excess_max", float(max(np.max(excess, initial=-math.inf), 0.0)), tol)
     if m.kind == "routes":
         load = np.array([float(A[m.edge_buyer[m.edge_seller == j]].sum()) for j in range(m.n_sellers)])

@@ -396,6 +396,7 @@ def test_budget_violations_are_reported():
     excess = max((c - 0.5) / 1.0 for c in paid.values())
     assert r.certificate.residuals["budget_excess_max"] == pytest.approx(max(excess, 0.0), abs=1e-12)
     violators = {b for b, c in paid.items() if c > 0.5 + 1e-9}
+    assert len(violators) >= 3  # measured: 4 of 10 buyers end above their budget
     assert set(r.certificate.details["budget_violations"]) == violators
     assert ("budget_excess_max" in r.certificate.failures) == bool(violators)
 
