@@ -20,6 +20,7 @@ from datamarkets.cli.common import (
     check_out,
     emit_json,
     fail,
+    fail_no_solution,
     print_table,
     solver_output_to_stderr,
 )
@@ -72,7 +73,7 @@ def _summary(res: Any, title: str, show_all: bool = False) -> None:
             ["status", res.status.value],
             ["method", res.method],
             ["welfare", sol.get("welfare")],
-            ["certified", res.certificate.passed],
+            ["certified", res.certified],
             *[[f"time {k}", v] for k, v in res.timings.items()],
         ],
     )
@@ -155,13 +156,29 @@ def solve(
     # the solver that actually ran (the --solver route "auto"/"cvxpy"/"pyomo" names no solver)
     optimum_solver = "clarabel" if "clarabel" in res.method else "highs"
     route = {"optimum": optimum_solver, "kkt": "highs", "psp": "direct"}[method]
-    get_formulation(name).attach(res, inst, route)
+    form = get_formulation(name)
+    if name != "auction-psp" and tol != form.certify_tol:  # --tol: the allocation certificate's tolerance
+        import copy
+
+        form = copy.copy(form)
+        form.certify_tol = tol
+    if res.status.has_solution:  # one certificate per answer: the plug-in's (and verify's)
+        with solver_output_to_stderr():
+            cert = form.certify(inst, res.solution)
+        cert.details = {**res.certificate.details, **cert.details}
+        if res.certificate.residuals and name != "auction-psp":
+            cert.details["solver_kkt_residuals"] = dict(res.certificate.residuals)
+        res.certificate = cert
+        res.solution.setdefault("objective", res.solution.get("welfare"))
+    form.attach(res, inst, route)
     if out is not None:
         res.save(out)
     if as_json:
         emit_json(res.to_dict())
     else:
         _summary(res, f"auction solve --method {method}", show_all)
+    if not res.status.has_solution:
+        fail_no_solution(res, f"auction solve --method {method}")
     if not res.certified:
         raise typer.Exit(EXIT_UNCERTIFIED)
 
@@ -209,9 +226,10 @@ def _solve(
     with status(f"KKT certificate of the auction outcome ({size}): welfare optimum + prices LP", progress):
         cert = certify_allocation(M, res.solution["allocation"], tol=tol)
     # the auction is an ε-equilibrium: its KKT residuals are reported beside the ε-Nash certificate
-    res.solution["kkt_certificate"] = cert.to_dict()
-    res.solution["welfare_optimum"] = cert.solution["welfare_optimum"]
-    res.solution["welfare_gap"] = cert.solution["welfare_gap"]
+    # (in the certificate's details: information on the allocation, not part of the answer)
+    res.certificate.details["kkt_certificate"] = cert.to_dict()
+    res.certificate.details["welfare_optimum"] = cert.solution["welfare_optimum"]
+    res.certificate.details["welfare_gap"] = cert.solution["welfare_gap"]
     res.certificate.details["kkt_max_violation"] = cert.solution["max_kkt_violation"]
     res.certificate.details["kkt_prices"] = cert.solution["prices"]
     res.timings["kkt_certificate_seconds"] = sum(cert.timings.values())

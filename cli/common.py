@@ -24,6 +24,7 @@ __all__ = [
     "check_out",
     "emit_json",
     "fail",
+    "fail_no_solution",
     "print_table",
     "solver_output_to_stderr",
     "stderr",
@@ -179,6 +180,14 @@ def fail(message: str, code: int = EXIT_INPUT) -> NoReturn:
     sys.stderr.write(f"datamarkets: error: {message}\n")
     sys.stderr.flush()
     raise SystemExit(code)
+
+
+def fail_no_solution(res: Any, context: str) -> NoReturn:
+    """One line on stderr saying why a route returned no solution (status, solver's own words), exit 3."""
+    meta = getattr(res, "meta", {}) or {}
+    why = meta.get("message") or meta.get("raw_status") or meta.get("reason") or res.solution.get("reason")
+    detail = f" ({why})" if why else ""
+    fail(f"{context}: status {res.status.value}{detail}: no solution, nothing certified", EXIT_ALGORITHM)
 
 
 @contextlib.contextmanager

@@ -18,11 +18,12 @@ from datamarkets.cli.common import (
     check_options,
     check_out,
     emit_json,
+    fail_no_solution,
     print_table,
     solver_output_to_stderr,
     stdout,
 )
-from datamarkets.errors import InvalidInputError
+from datamarkets.errors import DataMarketsError, InvalidInputError
 from datamarkets.io import read_json
 from datamarkets.registry import broken_plugins, formulation_for_kind, get_formulation
 from datamarkets.registry import list_formulations as registered
@@ -138,6 +139,8 @@ def solve(
         _print_result(res, f.objective(res))
         if out is not None:
             stdout.print(f"saved {out}")
+    if exit_code(res) == EXIT_ALGORITHM:
+        fail_no_solution(res, f"solve {name}")
     raise typer.Exit(exit_code(res))
 
 
@@ -147,9 +150,6 @@ def load_instance(f: Any, path: Path) -> Any:
     Plug-ins' ``instance_from_dict`` may raise plain ``TypeError``/``KeyError``/… on a malformed
     document: these become :class:`~datamarkets.errors.InvalidInputError` (exit 2), never a traceback.
     """
-    from datamarkets.errors import DataMarketsError, InvalidInputError
-    from datamarkets.io import read_json
-
     data = read_json(path, "instance file")
     try:
         return f.instance_from_dict(data)

@@ -183,6 +183,7 @@ def _solve_and_report(
     )
 
     with solver_output_to_stderr():
+        # solve_gne certifies with the one GNE certificate (the plug-in's and verify's)
         res = solve_gne(G, method=method, best_response_gap=best_response, lp_check=lp)  # type: ignore[arg-type]
     if out is not None:
         get_formulation("gne").attach(res, G, "direct").save(out)

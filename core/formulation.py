@@ -31,9 +31,9 @@ from typing import Any, ClassVar
 
 from datamarkets.errors import InvalidInputError, SolverLimitError
 from datamarkets.io import instance_hash, to_jsonable
-from datamarkets.result import Certificate, Result, Timer, provenance
+from datamarkets.result import NO_SOLUTION, Certificate, Result, Timer, provenance
 from datamarkets.solvers import Deadline
-from datamarkets.status import Status
+from datamarkets.status import Status, StatusGroup
 from datamarkets.validation import check_time_limit
 
 __all__ = ["DIRECT", "TIME_LIMIT_SLACK", "Formulation", "VerificationResult", "check_params", "positive_int"]
@@ -224,6 +224,15 @@ class Formulation(ABC):
         """Residuals of the optimality conditions of ``solution`` on ``instance``, each with its
         tolerance — computed from these two alone."""
 
+    def certify_result(self, instance: Any, result: Result) -> Certificate:
+        """Certificate of a result with a solution: :meth:`certify` of its solution by default.
+
+        :meth:`solve` and :meth:`verify` both call this, so one answer gets one certificate.
+        Override when the tolerances depend on the result's ``kind`` (e.g. a direct algorithm and
+        an iterative route of the same formulation).
+        """
+        return self.certify(instance, result.solution)
+
     def objective(self, result: Result) -> float | None:
         """The number solvers are compared on in benchmarks (``None`` when absent)."""
         v = result.solution.get("objective")
@@ -286,7 +295,7 @@ class Formulation(ABC):
         timer.seconds["solve_seconds"] = max(timer.seconds["solve_seconds"] - inner, 0.0)
         with timer("certify_seconds"):
             if res.status.has_solution:
-                cert = self.certify(instance, res.solution)
+                cert = self.certify_result(instance, res)
                 cert.details.update(res.certificate.details)
                 res.certificate = cert
         return self.attach(res, instance, solver, timer.seconds)
@@ -339,11 +348,16 @@ class Formulation(ABC):
         InvalidInputError
             No instance embedded or given, or an instance that does not match the recorded hash.
         """
-        if not isinstance(saved, Mapping) or not isinstance(saved.get("meta") or {}, Mapping):
+        if not isinstance(saved, Mapping):
+            raise InvalidInputError(f"a saved result must be a JSON object, got {type(saved).__name__}")
+        kind = saved.get("kind")
+        if kind not in self.kinds:
             raise InvalidInputError(
-                f"verify needs a saved result (a Result.to_dict() mapping), got {saved!r:.80}"
+                f"result of kind {kind!r} cannot be verified by formulation {self.name!r}, which produces "
+                f"{', '.join(map(repr, self.kinds)) or 'no kinds'}"
             )
-        recorded = (saved.get("meta") or {}).get("instance_hash")
+        meta_d = saved.get("meta") if isinstance(saved.get("meta"), Mapping) else {}
+        recorded = meta_d.get("instance_hash")
         if instance is None:
             inst_d = saved.get("instance")
             if not isinstance(inst_d, Mapping):
@@ -371,7 +385,16 @@ class Formulation(ABC):
         timer = Timer()
         with timer("verify_seconds"):
             if claimed.status.has_solution:
-                cert = self.certify(instance, claimed.solution)
+                cert = self.certify_result(instance, claimed)
+            elif claimed.status.group in (StatusGroup.LIMIT, StatusGroup.ERROR):
+                # no answer at all: nothing to re-derive, never a pass
+                cert = Certificate(
+                    details={
+                        "note": f"saved status {claimed.status.value!r}: the route returned no solution, "
+                        "so there is nothing to verify"
+                    }
+                )
+                cert.add(NO_SOLUTION, 1.0, 0.0)
             else:
                 cert = self.certify_no_solution(instance, claimed)
                 if cert is None:  # nothing re-derived: the claim is not verified (never a pass)
@@ -382,13 +405,20 @@ class Formulation(ABC):
                         }
                     )
                     cert.add("unverified_no_solution_claim", 1.0, 0.0)
+        saved_cert = saved.get("certificate")
+        claimed_passed = saved_cert.get("passed") if isinstance(saved_cert, Mapping) else None
+        if claimed_passed is True and claimed.status.group in (StatusGroup.LIMIT, StatusGroup.ERROR):
+            cert.add("passed_claimed_without_solution", 1.0, 0.0)
+            cert.details["passed_claimed_without_solution"] = (
+                f"the file claims a passed certificate for status {claimed.status.value!r} (no solution)"
+            )
         return VerificationResult(
             kind="verification",
             status=claimed.status,
             method=f"verify:{self.name}",
             solution={
                 "verified_kind": claimed.kind,
-                "claimed_passed": claimed.certificate.passed,
+                "claimed_passed": claimed_passed,
                 "claimed_residuals": claimed.certificate.residuals,
             },
             certificate=cert,
@@ -433,4 +463,12 @@ class Formulation(ABC):
 
 
 class VerificationResult(Result):
-    """Result of :meth:`Formulation.verify`: the re-derived certificate of a saved result."""
+    """Result of :meth:`Formulation.verify`: the re-derived certificate of a saved result.
+
+    Its status is the saved one; its certificate judges the saved claim (a re-derived "no
+    equilibrium" can pass), so no :data:`~datamarkets.result.NO_SOLUTION` residual is added here —
+    :meth:`Formulation.verify` puts one in for results that hold no answer at all.
+    """
+
+    def mark_no_solution(self) -> Result:
+        return self

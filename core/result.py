@@ -22,7 +22,14 @@ from datamarkets.errors import InvalidInputError
 from datamarkets.io import atomic_write_json, to_jsonable
 from datamarkets.status import Status
 
-__all__ = ["Certificate", "Result", "Timer", "provenance"]
+__all__ = ["NOT_CHECKED", "NO_SOLUTION", "Certificate", "Result", "Timer", "provenance"]
+
+NO_SOLUTION = "no_solution"
+"""Residual (1, tolerance 0: always a failure) carried by the certificate of every result whose status
+has no solution: nothing was certified, so such a certificate never passes."""
+
+NOT_CHECKED = "not_checked"
+"""Key of ``Certificate.details``: reported numbers a certificate does not re-derive, name → reason."""
 
 
 @dataclass
@@ -152,8 +159,26 @@ class Result:
     meta: dict[str, Any] = field(default_factory=dict)
     instance: dict[str, Any] | None = None
 
+    def __post_init__(self) -> None:
+        self.mark_no_solution()
+
+    def mark_no_solution(self) -> Result:
+        """Give the certificate a failing :data:`NO_SOLUTION` residual when the status has no solution.
+
+        A result without a solution (error, time or iteration limit, infeasible, no equilibrium) never
+        carries a passed certificate: called on construction, by :attr:`certified` and by
+        :meth:`to_dict`, so it holds whatever a route put in the certificate. Returns ``self``.
+        """
+        if not self.status.has_solution and NO_SOLUTION not in self.certificate.residuals:
+            self.certificate.add(NO_SOLUTION, 1.0, 0.0)
+            self.certificate.details[NO_SOLUTION] = (
+                f"status {self.status.value!r}: no solution was returned, so nothing is certified"
+            )
+        return self
+
     @property
     def certified(self) -> bool:
+        self.mark_no_solution()
         return self.status.has_solution and self.certificate.passed
 
     def raise_for_status(self) -> Result:
@@ -163,6 +188,7 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         """Flat JSON-ready dict: solution fields at top level, then status, certificate, timings."""
+        self.mark_no_solution()
         d: dict[str, Any] = {"kind": self.kind, "status": self.status.value, "method": self.method}
         d.update(to_jsonable(self.solution))
         d["certificate"] = self.certificate.to_dict()

@@ -15,7 +15,7 @@ the stationarity, dual feasibility, natural complementarity and primal feasibili
 (:func:`datamarkets.formulations.welfare.kkt_residuals`), the Lagrangian dual bound g(p, μ) ≥ W*,
 and the welfare gap W* − W(x) ≥ 0 to the optimum of :func:`solve_welfare`.
 
-:func:`epsilon_nash_check` replays every buyer's ε-best reply (``datamarkets.models.psp``)
+:func:`epsilon_nash_check` computes every buyer's exact best reply (``datamarkets.models.psp_certificate``)
 against a final bid profile and reports the largest utility gain.
 """
 
@@ -34,7 +34,14 @@ from datamarkets.formulations.welfare_allocation import allocation_vector
 from datamarkets.formulations.welfare_kkt import _marginals, kkt_residuals, welfare_of
 from datamarkets.formulations.welfare_program import MarketArrays, market_arrays
 from datamarkets.graphs.market import market_arrays as ma
-from datamarkets.models.psp import allocate, best_reply, price_curve
+from datamarkets.models.psp import best_reply, price_curve
+from datamarkets.models.psp_certificate import (
+    bid_arrays,
+    buyer_epsilons,
+    buyer_utility,
+    exact_best_replies,
+    psp_outcome,
+)
 from datamarkets.result import Certificate, Result, Timer, provenance
 from datamarkets.status import Status
 
@@ -304,15 +311,15 @@ def epsilon_nash_check(
     relative: bool = True,
     tol: float = 1e-9,
 ) -> Result:
-    """ε-Nash check of a PSP bid profile: no buyer's ε-best reply gains more than ε_i.
+    """ε-Nash check of a PSP bid profile: no buyer's *exact* best reply gains more than ε_i.
 
-    For every buyer i, the market price curves P_i^j(·, s_{-i}^j) of its sellers are rebuilt from
-    the profile (:func:`datamarkets.models.psp.price_curve`), its budget-constrained ε-best reply
-    t_i (:func:`datamarkets.models.psp.best_reply`, draft eqs. 3–4) is computed, and both the
-    current bid and t_i are evaluated with the PSP allocation and exclusion-compensation rules
-    (:func:`datamarkets.models.psp.allocate`). The profile is an ε-Nash point when
-    u_i(t_i, s_{-i}) − u_i(s) ≤ ε_i + tol · max(1, |u_i|) for every i. The gain of the exact best
-    reply (fee 0) is reported beside it.
+    For every buyer i the supremum of u_i(t, s_{-i}) over all its bids t is computed exactly
+    (:func:`datamarkets.models.psp_certificate.exact_best_replies`: θ_i(z) − ∫_0^z P̄_i maximised
+    over z within the budget on that charge, draft eq. 3 with ε = 0; attained by bids above every
+    other price) and compared with u_i(s) by the PSP allocation and exclusion-compensation rules.
+    The profile is an ε-Nash point when sup − u_i(s) ≤ ε_i + tol · max(1, |u_i|) for every i. The
+    gain of replaying the ε-best reply (eqs. 3–4), which may leave up to ε_i on the table, is
+    reported beside it (``epsilon_reply_gains``) but does not decide.
 
     Parameters
     ----------
@@ -330,9 +337,9 @@ def epsilon_nash_check(
     Returns
     -------
     Result
-        kind ``"auction-epsilon-nash"``, method ``"psp-best-reply"``; solution ``gains`` (per
-        buyer), ``max_gain_over_eps`` and ``exact_best_reply_gains``; certificate
-        ``gain_over_eps_max`` (max_i gain_i − ε_i − tol_i ≤ 0).
+        kind ``"auction-epsilon-nash"``, method ``"psp-exact-best-reply"``; solution ``gains`` (per
+        buyer, exact), ``exact_best_reply_gains`` (the same), ``epsilon_reply_gains``, ``epsilons``,
+        ``max_gain_over_eps``; certificate ``best_reply_gain_over_eps_max`` (max_i gain_i − ε_i − tol_i ≤ 0).
 
     Raises
     ------
@@ -340,88 +347,47 @@ def epsilon_nash_check(
         Bad ε or a bid on a non-edge, negative price/quantity.
     """
 
-    if not (isinstance(epsilon, int | float) and math.isfinite(epsilon) and epsilon >= 0):
+    if isinstance(epsilon, bool) or not (
+        isinstance(epsilon, int | float) and math.isfinite(epsilon) and epsilon >= 0
+    ):
         raise InvalidInputError(f"epsilon must be a finite number ≥ 0, got {epsilon!r}")
     timer = Timer()
     m = ma(G)
-    if hasattr(bids, "solution"):
-        bids = bids.solution.get("bids")
-    if isinstance(bids, dict):
-        bids = bids.get("bids")
-    if not isinstance(bids, list | tuple):
-        raise InvalidInputError("bids must be a list of {buyer, seller, price, quantity} rows")
-    key = {(m.buyers[m.edge_buyer[e]], m.sellers[m.edge_seller[e]]): e for e in range(m.n_edges)}
-    skey = {(str(b), str(s)): e for (b, s), e in key.items()}
-    price = np.zeros(m.n_edges)
-    qty = np.zeros(m.n_edges)
-    for row in bids:
-        try:
-            k = (row["buyer"], row["seller"])
-            e = key.get(k, skey.get((str(k[0]), str(k[1]))))
-            p_e, d_e = float(row["price"]), float(row["quantity"])
-        except (KeyError, TypeError, ValueError):
-            raise InvalidInputError(f"bid row {row!r} needs buyer, seller, price and quantity") from None
-        if e is None:
-            raise InvalidInputError(f"bid on {k!r}, which is not an edge of the market")
-        if not (math.isfinite(p_e) and math.isfinite(d_e)) or p_e < 0 or d_e < 0:
-            raise InvalidInputError(
-                f"bid on {k!r} must have finite price and quantity ≥ 0, got ({p_e}, {d_e})"
-            )
-        price[e], qty[e] = p_e, d_e
-    seller_edges = [np.flatnonzero(m.edge_seller == j) for j in range(m.n_sellers)]
+    price, qty = bid_arrays(m, bids)
+    eps = buyer_epsilons(m, float(epsilon), relative)
     route = m.kind == "routes"
-    # ε_i: absolute, or relative to θ_i(z̄_i), z̄_i = min(peak, D_i, Σ (route: min) supplies)
-    eps = np.full(m.n_buyers, float(epsilon))
-    if relative:
-        for i, v in enumerate(m.valuations):
-            sup = m.supply[m.edge_seller[m.buyer_ptr[i] : m.buyer_ptr[i + 1]]]
-            cap = sup.min() if route else sup.sum()
-            eps[i] = epsilon * float(v.value(min(v.peak, m.demand[i], float(cap))))
-
-    def evaluate(i: int, new_p: np.ndarray | None, new_d: np.ndarray | None) -> tuple[list, float]:
-        curves, alloc, cost = [], [], 0.0
-        for t, e in enumerate(range(m.buyer_ptr[i], m.buyer_ptr[i + 1])):
-            j = m.edge_seller[e]
-            idx = seller_edges[j]
-            k = int(np.flatnonzero(idx == e)[0])
-            pj, dj = price[idx].copy(), qty[idx].copy()
-            others = np.ones(idx.size, dtype=bool)
-            others[k] = False
-            curves.append(price_curve(m.supply[j], pj[others], dj[others]))
-            d0 = dj.copy()
-            d0[k] = 0.0
-            a0 = allocate(m.supply[j], pj, d0)
-            if new_p is not None:
-                pj[k], dj[k] = new_p[t], new_d[t]
-            a = allocate(m.supply[j], pj, dj)
-            alloc.append(a[k])
-            cost += float(pj[others] @ (a0[others] - a[others]))
-        agg = min if route else sum
-        u = float(m.valuations[i].value(agg(alloc))) - cost if alloc else 0.0
-        return curves, u
-
-    gains = np.zeros(m.n_buyers)
-    exact = np.zeros(m.n_buyers)
-    tols = np.zeros(m.n_buyers)
     with timer("check_seconds"):
+        _, _, _, U = psp_outcome(m, price, qty)
+        best, _ = exact_best_replies(m, price, qty)
+        gains = best - U
+        # the ε-best reply replayed (informational): its utility by the rules
+        reply_gains = np.zeros(m.n_buyers)
+        order = np.argsort(m.edge_seller, kind="stable")
+        ptr = np.searchsorted(m.edge_seller[order], np.arange(m.n_sellers + 1))
+        seller_edges = [order[ptr[j] : ptr[j + 1]] for j in range(m.n_sellers)]
         for i in range(m.n_buyers):
-            curves, u_cur = evaluate(i, None, None)
-            kw = {"budget": m.budget[i], "demand": m.demand[i], "route": route}
-            r = best_reply(m.valuations[i], curves, float(eps[i]), **kw)
-            _, u_new = evaluate(i, r.prices, r.quantities)
-            r0 = best_reply(m.valuations[i], curves, 0.0, **kw)
-            _, u_0 = evaluate(i, r0.prices, r0.quantities)
-            gains[i] = u_new - u_cur
-            exact[i] = u_0 - u_cur
-            tols[i] = tol * max(1.0, abs(u_cur))
-    over = gains - eps - tols
+            own = np.arange(m.buyer_ptr[i], m.buyer_ptr[i + 1])
+            if own.size == 0:
+                continue
+            curves = []
+            for e in own:
+                idx = seller_edges[m.edge_seller[e]]
+                others = idx[idx != e]
+                curves.append(price_curve(m.supply[m.edge_seller[e]], price[others], qty[others]))
+            r = best_reply(
+                m.valuations[i], curves, float(eps[i]), budget=m.budget[i], demand=m.demand[i], route=route
+            )
+            p2, q2 = price.copy(), qty.copy()
+            p2[own], q2[own] = r.prices, r.quantities
+            reply_gains[i] = buyer_utility(m, p2, q2, i) - U[i]
+    over = gains - eps - tol * np.maximum(1.0, np.abs(U))
     cert = Certificate()
-    cert.add("gain_over_eps_max", float(np.max(over, initial=-math.inf)), 0.0)
+    cert.add("best_reply_gain_over_eps_max", float(np.max(over, initial=-math.inf)), 0.0)
     worst = int(np.argmax(over)) if over.size else None
     cert.details.update(
         worst_buyer=m.buyers[worst] if worst is not None else None,
         numerical_tolerance=f"{tol} * max(1, |u_i|)",
-        exact_best_reply_gain_max=float(np.max(exact, initial=0.0)),
+        epsilon_reply_gain_max=float(np.max(reply_gains, initial=0.0)),
     )
     B = m.buyers
     solution = {
@@ -429,11 +395,12 @@ def epsilon_nash_check(
         "relative": relative,
         "gains": {B[i]: float(gains[i]) for i in range(m.n_buyers)},
         "epsilons": {B[i]: float(eps[i]) for i in range(m.n_buyers)},
-        "exact_best_reply_gains": {B[i]: float(exact[i]) for i in range(m.n_buyers)},
+        "exact_best_reply_gains": {B[i]: float(gains[i]) for i in range(m.n_buyers)},
+        "epsilon_reply_gains": {B[i]: float(reply_gains[i]) for i in range(m.n_buyers)},
         "max_gain_over_eps": float(np.max(over, initial=-math.inf)),
     }
     meta = provenance()
     meta.update(market_kind=m.kind, n_buyers=m.n_buyers)
     return Result(
-        "auction-epsilon-nash", Status.OPTIMAL, "psp-best-reply", solution, cert, timer.seconds, meta
+        "auction-epsilon-nash", Status.OPTIMAL, "psp-exact-best-reply", solution, cert, timer.seconds, meta
     )

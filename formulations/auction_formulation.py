@@ -31,7 +31,13 @@ from datamarkets.formulation import DIRECT, Formulation, check_params, positive_
 from datamarkets.result import Certificate, Result, Timer
 from datamarkets.status import Status
 
-__all__ = ["AuctionKKTFormulation", "AuctionPSPFormulation", "AuctionWelfareFormulation", "auction_market"]
+__all__ = [
+    "AuctionKKTFormulation",
+    "AuctionPSPFormulation",
+    "AuctionWelfareFormulation",
+    "auction_market",
+    "certify_auction_optimum",
+]
 
 _MARKET_PARAMS: dict[str, Any] = {
     "market": "random",
@@ -118,34 +124,55 @@ class _MarketFormulation(Formulation):
         return None if w is None or not result.status.has_solution else float(w)
 
     def certify(self, instance: Any, solution: Mapping[str, Any]) -> Certificate:
-        """KKT certificate of the saved allocation (best-price LP + welfare gap to the optimum)."""
-        from datamarkets.formulations.auction_certificate import (
-            certify_allocation,  # lazy: fast plug-in discovery
-        )
-
+        """:func:`certify_auction_optimum` at :attr:`certify_tol`."""
         if "allocation" not in solution:
             raise InvalidInputError(f"a {self.name} solution needs an 'allocation'")
-        # interior-point producers (Clarabel, SCS, ECOS) leave ~1e-6 relative flows on columns with
-        # reduced cost ~1e-5: flows above 1e-5 count as active, complementarity is judged at 1e-5,
-        # and optimality by the welfare gap at certify_tol (see certify_allocation)
-        c = certify_allocation(
-            instance,
-            solution["allocation"],
-            tol=self.certify_tol,
-            active_tol=1e-5,
-            complementarity_tol=max(self.certify_tol, 1e-5),
-        )
-        cert = c.certificate
-        if solution.get("welfare") is not None:
-            claimed = float(solution["welfare"])
-            W = float(c.solution["welfare"])
-            cert.add("claimed_welfare_rel", abs(claimed - W) / max(1.0, abs(W)), 1e-9)
-        cert.details.update(
-            welfare=c.solution["welfare"],
-            welfare_optimum=c.solution["welfare_optimum"],
-            welfare_gap=c.solution["welfare_gap"],
-        )
-        return cert
+        return certify_auction_optimum(instance, solution, tol=self.certify_tol)
+
+
+def certify_auction_optimum(market: Any, solution: Mapping[str, Any], *, tol: float = 1e-6) -> Certificate:
+    """The one certificate of a welfare-optimal allocation (``auction-optimum`` results, whichever
+    route computed them): the KKT certificate of the saved allocation (best-price LP + welfare gap
+    to an independent optimum, :func:`~datamarkets.formulations.auction_certificate.certify_allocation`)
+    and every other reported number recomputed (claimed prices as KKT multipliers, buyers' totals
+    and marginal values, welfare, objective).
+
+    Parameters
+    ----------
+    market : networkx.Graph or MarketArrays
+    solution : mapping
+        Needs ``allocation``.
+    tol : float
+        Relative tolerance (see :func:`certify_allocation`).
+
+    Examples
+    --------
+    >>> f = AuctionWelfareFormulation()
+    >>> G = f.instance({"market": "example1"})
+    >>> r = f.solve(G, "highs")
+    >>> certify_auction_optimum(G, r.solution).passed
+    True
+    """
+    from datamarkets.formulations.auction_certificate import (
+        certify_allocation,  # lazy: fast plug-in discovery
+    )
+
+    if "allocation" not in solution:
+        raise InvalidInputError("an auction-optimum solution needs an 'allocation'")
+    # interior-point producers (Clarabel, SCS, ECOS) leave ~1e-6 relative flows on columns with
+    # reduced cost ~1e-5: flows above 1e-5 count as active, complementarity is judged at 1e-5,
+    # and optimality by the welfare gap at tol (see certify_allocation)
+    c = certify_allocation(
+        market, solution["allocation"], tol=tol, active_tol=1e-5, complementarity_tol=max(tol, 1e-5)
+    )
+    cert = c.certificate
+    _certify_claims(market, solution, cert, tol)
+    cert.details.update(
+        welfare=c.solution["welfare"],
+        welfare_optimum=c.solution["welfare_optimum"],
+        welfare_gap=c.solution["welfare_gap"],
+    )
+    return cert
 
 
 class AuctionWelfareFormulation(_MarketFormulation):
@@ -336,42 +363,76 @@ class AuctionPSPFormulation(_MarketFormulation):
         return res
 
     def certify(self, instance: Any, solution: Mapping[str, Any]) -> Certificate:
-        """ε-Nash check of the bids, the PSP allocation re-applied to them, feasibility."""
-        from datamarkets.formulations.auction_certificate import (
-            epsilon_nash_check,  # lazy: fast plug-in discovery
-        )
-        from datamarkets.graphs.market import (
-            market_arrays,  # lazy: fast plug-in discovery
+        """:func:`~datamarkets.models.psp_certificate.certify_psp`: every buyer's exact best-reply gain
+        within ε, final charges within budgets, supply, and every reported number recomputed."""
+        from datamarkets.models.psp_certificate import (
+            certify_psp,  # lazy: fast plug-in discovery
         )
 
-        G, eps = instance["market"], instance["epsilon"]
-        if "bids" not in solution:
-            raise InvalidInputError("an auction-psp solution needs 'bids'")
-        check = epsilon_nash_check(G, solution["bids"], eps)
-        cert = check.certificate
-        M = market_arrays(G)
-        if M.kind == "bipartite" and "allocation" in solution:
-            cert.add("allocation_rule_rel", _allocation_rule_residual(G, solution), 1e-9)
-        cert.details["max_gain_over_eps"] = check.solution.get("max_gain_over_eps")
-        return cert
+        return certify_psp(instance["market"], solution, instance["epsilon"])
 
 
-def _allocation_rule_residual(G: Any, solution: Mapping[str, Any]) -> float:
-    """max |claimed a_ij − PSP allocation of seller j's bids| / max(1, supply_j) (draft eq. 1)."""
-    from datamarkets.models.psp import (
-        allocate,  # lazy: fast plug-in discovery
+def _certify_claims(G: Any, solution: Mapping[str, Any], cert: Certificate, tol: float) -> None:
+    """Every number an allocation result reports besides the allocation, recomputed and compared.
+
+    ``prices`` and the buyers' demand-cap multipliers ``mu`` need not be unique (Example 1's clearing
+    prices form intervals), so they are judged as KKT multipliers of the saved allocation (36)–(38)
+    (:func:`~datamarkets.formulations.welfare.kkt_residuals` at the claimed prices): stationarity
+    and dual feasibility within ``tol`` × pscale, natural complementarity within max(tol, 1e-5)
+    (interior-point producers, as in :func:`certify_allocation`). Buyers' totals and marginal
+    values θ_i'(x_i), the welfare and the objective are recomputed from the allocation.
+    """
+    from datamarkets.claims import compare_claim, unlisted_fields  # lazy: fast plug-in discovery
+    from datamarkets.formulations.welfare_allocation import (
+        allocation_vector,  # lazy: fast plug-in discovery
+    )
+    from datamarkets.formulations.welfare_kkt import (  # lazy: fast plug-in discovery
+        _marginals,
+        kkt_residuals,
+        welfare_of,
+    )
+    from datamarkets.formulations.welfare_program import (  # lazy: fast plug-in discovery
+        MarketArrays,
+        market_arrays,
     )
 
-    by_seller: dict[Any, list[tuple[Any, float, float]]] = {}
-    for b in solution["bids"]:
-        by_seller.setdefault(b["seller"], []).append((b["buyer"], float(b["price"]), float(b["quantity"])))
-    claimed = {(r["buyer"], r["seller"]): float(r["amount"]) for r in solution["allocation"]}
-    worst = 0.0
-    for j, rows in by_seller.items():
-        if j not in G:
-            raise InvalidInputError(f"bid names unknown seller {j!r}")
-        Q = float(G.nodes[j]["supply"])
-        a = allocate(Q, np.array([r[1] for r in rows]), np.array([r[2] for r in rows]))
-        for (buyer, _, _), amount in zip(rows, a, strict=True):
-            worst = max(worst, abs(claimed.get((buyer, j), 0.0) - float(amount)) / max(1.0, Q))
-    return worst
+    M = G if isinstance(G, MarketArrays) else market_arrays(G)
+    f = allocation_vector(M, solution["allocation"])
+    x = M.B @ f
+    W = welfare_of(M, x)
+    compare_claim(cert, solution, "welfare", W, tol * 1e-3, floor=1.0)
+    compare_claim(cert, solution, "objective", W, tol * 1e-3, floor=1.0)
+    lo, _ = _marginals(M, x)
+    buyers = solution.get("buyers")
+    mu = np.zeros(M.n_buyers)
+    if isinstance(buyers, list):
+        try:
+            mu_by = {str(r["buyer"]): float(r["mu"]) for r in buyers}
+            mu = np.array([mu_by.get(str(b), 0.0) for b in M.buyers])
+        except (KeyError, TypeError, ValueError):
+            cert.add("claimed_buyers_rel", float("inf"), tol)
+            mu_by = None
+        if mu_by is not None:
+            recomputed = [
+                {"buyer": str(b), "total": float(x[i]), "marginal": float(lo[i]), "mu": float(mu[i])}
+                for i, b in enumerate(M.buyers)
+            ]
+            claimed = [{**r, "buyer": str(r["buyer"])} for r in buyers]
+            compare_claim(cert, {"buyers": claimed}, "buyers", recomputed, tol * 1e-3)
+    prices = solution.get("prices")
+    if isinstance(prices, Mapping) and prices:
+        try:
+            by = {str(k): float(v) for k, v in prices.items()}
+            p = np.array([by[str(r)] for r in M.resources])
+        except (KeyError, TypeError, ValueError):
+            cert.add("claimed_prices_kkt", float("inf"), tol)
+        else:
+            if len(by) != M.n_resources or not np.all(np.isfinite(p)):
+                cert.add("claimed_prices_kkt", float("inf"), tol)
+            else:
+                res = kkt_residuals(M, f, p, mu, active_tol=1e-5)
+                cert.add("claimed_prices_stationarity", res["stationarity"], tol * res["pscale"])
+                cert.add("claimed_prices_dual_feasibility", res["dual_feasibility"], tol * res["pscale"])
+                cert.add("claimed_prices_complementarity", res["complementarity"], max(tol, 1e-5))
+                cert.add("claimed_prices_negative", res["negative_price"], 0.0)
+    unlisted_fields(cert, solution, {"allocation", "welfare", "objective", "buyers", "prices"})

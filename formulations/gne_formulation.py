@@ -7,10 +7,9 @@ exponential-cone program in cvxpy
 (:func:`~datamarkets.formulations.gne_best_response.best_response_iteration`).
 Both report ``d`` (K × N) and a point ``c`` of Theorem 1's c-polytope.
 
-Certificate (:meth:`GNEFormulation.certify`), from ``d``, ``c`` and the market only: the Leontief
-residual ``d − A d − γ̃`` (relative), sign of ``d``, membership of ``c`` in the c-polytope built from
-``d`` (which also says every equilibrium effort is ≥ 0), and every buyer's best-response gap at
-``(c, d)`` (each buyer's own program re-solved).
+Certificate: :func:`~datamarkets.formulations.gne_certificate.certify_gne` (the one certificate of a
+GNE answer, also applied by ``datamarkets gne solve/example`` and ``datamarkets verify``), from ``d``,
+``c`` and the market only, with the tolerances of the result's kind.
 """
 
 from __future__ import annotations
@@ -38,11 +37,13 @@ class GNEFormulation(Formulation):
     Attributes
     ----------
     tol : float
-        Tolerance of the relative Leontief residual, the c-polytope residuals and the best-response
-        gaps (default 1e-5). The cone solvers' best responses are accurate to about 1e-6, and an
-        iteration that stops when a sweep moves d by less than 1e-6 leaves a residual of about that
-        size amplified by 1/(1 − ρ(A)) (measured: 1.1e-6 on the two-firm market at x1 = 0.5, 1.0e-5
-        at ρ = 0.957); the direct route's residuals are ~1e-16.
+        Accuracy of the cone route's answers (1e-5; its backward-error tolerance).
+
+    Tolerances are those of the result's kind
+    (:data:`~datamarkets.formulations.gne_certificate.GNE_TOLERANCES`): the direct route's residuals
+    are ~1e-16; the cone solvers' best responses are accurate to about 1e-6, and an iteration that
+    stops when a sweep moves d by less than 1e-6 leaves a residual of about that size amplified by
+    1/(1 − ρ(A)) (measured: 1.1e-6 on the two-firm market at x1 = 0.5, 1.0e-5 at ρ = 0.957).
 
     Examples
     --------
@@ -155,47 +156,22 @@ class GNEFormulation(Formulation):
         return res
 
     def certify(self, instance: Any, solution: Mapping[str, Any]) -> Certificate:
-        from datamarkets.formulations.gne_best_response import (
-            best_response_gaps,  # lazy: fast plug-in discovery
-        )
-        from datamarkets.models.gne_inputs import (
-            as_gne_inputs,  # lazy: fast plug-in discovery
-        )
-        from datamarkets.models.gne_leontief import (
-            leontief_apply,  # lazy: fast plug-in discovery
-        )
-        from datamarkets.models.gne_polytope import (
-            c_polytope,  # lazy: fast plug-in discovery
+        """:func:`~datamarkets.formulations.gne_certificate.certify_gne` with the tolerances of a
+        direct (``"gne"``) answer."""
+        from datamarkets.formulations.gne_certificate import (
+            certify_gne,  # lazy: fast plug-in discovery
         )
 
-        inp = as_gne_inputs(instance)
-        try:
-            d = np.asarray(solution["d"], dtype=float)
-            c = np.asarray(solution["c_point"], dtype=float)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidInputError(f"a gne solution needs numeric 'd' and 'c_point': {exc}") from exc
-        if d.shape != (inp.K, inp.N) or c.shape != (inp.K, inp.N):
-            raise InvalidInputError(
-                f"'d' and 'c_point' must have shape {(inp.K, inp.N)!r}, got {d.shape!r} and {c.shape!r}"
-            )
-        cert = Certificate()
-        d = np.where(inp.uses, d, 0.0)
-        # (26): d = A d + γ̃ on the pairs in use
-        r = np.where(inp.uses, d - leontief_apply(inp.xi_off, inp.uses, d) - inp.gamma_tilde, 0.0)
-        scale = max(float(np.abs(d).max()), float(np.abs(inp.gamma_tilde).max()), 1e-300)
-        cert.add("leontief_residual_rel", float(np.abs(r).max()) / scale, self.tol)
-        cert.add("d_negativity_rel", float(max(0.0, -d.min())) / scale, self.tol)
-        poly = c_polytope(inp, np.maximum(d, 0.0))
-        e_scale = max(1.0, float(np.abs(poly.total).max()))
-        cert.add("negative_effort", float(max(0.0, -np.min(poly.effort))) / e_scale, self.tol)
-        res_c = poly.residuals(c)
-        cert.add("c_point_equality_rel", res_c["equality"] / e_scale, self.tol)
-        cert.add("c_point_lower_rel", res_c["lower"] / e_scale, self.tol)
-        gaps, values = best_response_gaps(inp, np.maximum(d, 0.0), c)
-        cert.add("best_response_gap_rel_max", float(np.max(np.abs(gaps))), self.tol)
-        cert.details["best_response_gap"] = gaps
-        cert.details["best_response_value"] = values
-        return cert
+        return certify_gne(instance, solution, kind="gne")
+
+    def certify_result(self, instance: Any, result: Result) -> Certificate:
+        """:func:`~datamarkets.formulations.gne_certificate.certify_gne` with the tolerances of the
+        result's kind (``"gne"`` or ``"gne-best-response"``)."""
+        from datamarkets.formulations.gne_certificate import (
+            certify_gne,  # lazy: fast plug-in discovery
+        )
+
+        return certify_gne(instance, result.solution, kind=result.kind)
 
     def certify_no_solution(self, instance: Any, claimed: Result) -> Certificate | None:
         """Re-derive a saved "no equilibrium" claim: the Leontief analysis must reach the same

@@ -14,9 +14,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from datamarkets.errors import ConvergenceError, SolverError
-from datamarkets.formulations.gne_best_response import best_response_gaps
-from datamarkets.formulations.gne_lp import payment_range
+from datamarkets.errors import ConvergenceError
+from datamarkets.formulations.gne_certificate import certify_gne
 from datamarkets.formulations.welfare_effort import welfare_summary
 from datamarkets.models.gne_inputs import as_gne_inputs, variance_response
 from datamarkets.models.gne_leontief import (
@@ -240,24 +239,18 @@ def solve_gne(
     if welfare:
         with timer("welfare_seconds"):
             sol.update(welfare_summary(inp, poly.effort, cert))
-    if lp_check and poly.nonempty:
-        with timer("payment_lp_seconds"):
-            lp = payment_range(inp, d)
-        if lp.status is Status.OPTIMAL:
-            cert.add(
-                "payment_range_lp_vs_closed_form_rel", lp.certificate.residuals["lp_vs_closed_form_rel"], 1e-8
-            )
-        else:
-            cert.add("payment_range_lp_vs_closed_form_rel", float("nan"), 1e-8)
-            cert.details["payment_range_lp"] = lp.status.value
-    if best_response_gap and poly.nonempty:
-        with timer("best_response_seconds"):
-            try:
-                gaps, values = best_response_gaps(inp, d, c_pt)
-            except SolverError as exc:
-                gaps, values = np.full(K, np.nan), None
-                cert.details["best_response_error"] = str(exc)
-        sol["best_response_gap"] = gaps
-        cert.add("best_response_gap_rel_max", float(np.max(np.abs(gaps))), 1e-6)
-        cert.details["best_response_value"] = values
-    return Result("gne", status, f"leontief-{info['method']}", sol, cert, timer.seconds, meta)
+    with timer("certify_seconds"):
+        # the one GNE certificate (plug-in, CLI and verify apply the same): every reported number
+        # recomputed from d and the instance, with the optional LP and best-response cross-checks
+        final = certify_gne(
+            inp,
+            sol,
+            kind="gne",
+            best_response=best_response_gap,
+            lp_check=lp_check,
+            collapse_margin=collapse_margin,
+        )
+    final.details = {**cert.details, **final.details}
+    if "best_response_gap" in final.details:
+        sol["best_response_gap"] = final.details["best_response_gap"]
+    return Result("gne", status, f"leontief-{info['method']}", sol, final, timer.seconds, meta)

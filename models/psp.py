@@ -41,6 +41,7 @@ from datamarkets.errors import InvalidInputError
 from datamarkets.graphs.valuations import Valuation
 
 __all__ = [
+    "TIE_RTOL",
     "BestReply",
     "PriceCurve",
     "allocate",
@@ -53,7 +54,38 @@ __all__ = [
     "price_curve",
     "price_integral",
     "route_curve",
+    "tie_levels",
 ]
+
+
+TIE_RTOL = 1e-12
+"""Bid prices within this relative distance of each other (chained through sorted neighbours) are
+one price level: mathematically equal prices that differ in the last bits tie (Tuffin's proportional
+split) instead of ordering arbitrarily. The same relative tolerance as the chain DP's ``TIE_RTOL``."""
+
+
+def tie_levels(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Price levels of bids ``p`` and each bid's level index, ties within :data:`TIE_RTOL`.
+
+    Like ``np.unique(p, return_inverse=True)``, but a sorted price within ``TIE_RTOL`` (relative) of
+    its predecessor joins its level; a level's price is that of its lowest bid.
+
+    Examples
+    --------
+    >>> lv, inv = tie_levels(np.array([0.1 + 0.2, 0.3, 1.0]))
+    >>> lv.tolist(), inv.tolist()
+    ([0.3, 1.0], [0, 0, 1])
+    """
+    if p.size == 0:
+        return np.zeros(0), np.zeros(0, dtype=np.int64)
+    order = np.argsort(p, kind="stable")
+    ps = p[order]
+    new = np.ones(ps.size, dtype=bool)
+    new[1:] = ps[1:] - ps[:-1] > TIE_RTOL * np.abs(ps[:-1])
+    group = np.cumsum(new) - 1
+    inv = np.empty(p.size, dtype=np.int64)
+    inv[order] = group
+    return ps[new], inv
 
 
 def _bids(Q: float, p: ArrayLike, d: ArrayLike) -> tuple[float, np.ndarray, np.ndarray]:
@@ -138,7 +170,7 @@ def _price_curve(Q: float, p: np.ndarray, d: np.ndarray, owner: int = 0) -> Pric
     """:func:`price_curve` without input checks (hot loop of the dynamics)."""
     keep = d > 0
     p, d = p[keep], d[keep]
-    lv, inv = np.unique(p, return_inverse=True)
+    lv, inv = tie_levels(p)
     gsum = np.bincount(inv, weights=d, minlength=lv.size)
     above = gsum.sum() - np.cumsum(gsum)  # Σ_{p_k > L_m} d_k at each level L_m
     Dbar = np.maximum(Q - above, 0.0)  # D̄(L_m)
@@ -165,7 +197,10 @@ def _price_curve_sorted(Q: float, ps: np.ndarray, ds: np.ndarray) -> PriceCurve:
         )
     cum = np.cumsum(ds)
     total = cum[-1]
-    last = np.searchsorted(ps, ps, side="right") - 1
+    # last index of each bid's tie level (prices within TIE_RTOL are one level)
+    end = np.ones(ps.size, dtype=bool)
+    end[:-1] = ps[1:] - ps[:-1] > TIE_RTOL * np.abs(ps[:-1])
+    last = np.minimum.accumulate(np.where(end, np.arange(ps.size), ps.size)[::-1])[::-1]
     Dbar = np.maximum(Q - (total - cum[last]), 0.0)
     npos = int(np.searchsorted(ps, 0.0, side="right"))  # bids at price 0 are not "above" 0
     D0 = max(Q - (total - (cum[npos - 1] if npos > 0 else 0.0)), 0.0)
@@ -188,7 +223,8 @@ def price_integral(z: ArrayLike, Q: float, p_others: ArrayLike, d_others: ArrayL
 def allocate(Q: float, p: ArrayLike, d: ArrayLike) -> np.ndarray:
     """PSP allocation with Tuffin's proportional tie splitting, for every bidder at once.
 
-    a_i = min{d_i, d_i / Σ_{k: p_k = p_i} d_k · [Q − Σ_{k: p_k > p_i} d_k]^+}.
+    a_i = min{d_i, d_i / Σ_{k: p_k = p_i} d_k · [Q − Σ_{k: p_k > p_i} d_k]^+}, prices equal within
+    :data:`TIE_RTOL` (relative) counting as equal.
 
     Examples
     --------
@@ -203,7 +239,7 @@ def _allocate(Q: float, p: np.ndarray, d: np.ndarray) -> np.ndarray:
     """:func:`allocate` without input checks (hot loop of the dynamics)."""
     if p.size == 0:
         return np.zeros(0)
-    lv, inv = np.unique(p, return_inverse=True)
+    lv, inv = tie_levels(p)
     gsum = np.bincount(inv, weights=d, minlength=lv.size)
     above = gsum.sum() - np.cumsum(gsum)
     avail = np.maximum(Q - above[inv], 0.0)

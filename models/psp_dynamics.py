@@ -54,8 +54,15 @@ import numpy as np
 from datamarkets.errors import ConvergenceError, InvalidInputError
 from datamarkets.graphs.market import MarketArrays, market_arrays
 from datamarkets.graphs.valuations import QuadraticValuation
-from datamarkets.models.psp import PriceCurve, _price_curve_sorted, _sup_quantity, best_reply
+from datamarkets.models.psp import TIE_RTOL, PriceCurve, _price_curve_sorted, _sup_quantity, best_reply
 from datamarkets.models.psp import _allocate as allocate
+from datamarkets.models.psp_certificate import (
+    buyer_epsilons,
+    certify_psp,
+    exact_best_replies,
+    psp_outcome,
+    psp_prices,
+)
 from datamarkets.progress import make_progress
 from datamarkets.result import Certificate, Result, Timer, provenance
 from datamarkets.solvers import Deadline
@@ -117,7 +124,7 @@ def _alloc_cost(curve, Q, p_o, d_o, p_i: float, d_i: float) -> tuple[float, floa
     """
     if d_i <= 0:
         return 0.0, 0.0
-    if np.any(p_o == p_i):
+    if np.any(np.abs(p_o - p_i) <= TIE_RTOL * abs(p_i)):  # a tie within TIE_RTOL
         return _tie_alloc_cost(Q, p_o, d_o, p_i, d_i)
     lv, w = curve.levels, curve.widths
     k = int(np.searchsorted(lv, p_i, side="right"))  # levels ≤ p_i
@@ -213,7 +220,7 @@ class _BipartiteReplies:
         cum = np.cumsum(np.take_along_axis(d2, o, 2), axis=2)
         total = cum[:, :, -1]
         end = np.ones((k, n, K), dtype=bool)
-        np.not_equal(ps[:, :, 1:], ps[:, :, :-1], out=end[:, :, :-1])
+        np.greater(ps[:, :, 1:] - ps[:, :, :-1], TIE_RTOL * np.abs(ps[:, :, :-1]), out=end[:, :, :-1])
         last = np.minimum.accumulate(np.where(end, np.arange(K), K)[:, :, ::-1], axis=2)[:, :, ::-1]
         above = total[:, :, None] - np.take_along_axis(cum, last, 2)  # Σ_{k≠i: p_k > p} d_k
         zero = ps <= 0
@@ -284,7 +291,9 @@ class _BipartiteReplies:
         pos = db > 0
         a = np.where(pos, a, 0.0)
         c = np.where(pos & (a > 0), c, 0.0)
-        tie = pos & np.any(np.concatenate((p2, p2), axis=1) == pb[:, :, None], axis=2)
+        p22 = np.concatenate((p2, p2), axis=1)
+        with np.errstate(invalid="ignore"):  # the sentinel ∞ never ties
+            tie = pos & np.any(np.abs(p22 - pb[:, :, None]) <= TIE_RTOL * np.abs(pb[:, :, None]), axis=2)
         for r, t in zip(*np.nonzero(tie), strict=True):  # a tie: the allocation and charge rules
             real = nb[r, t % n] < E
             a[r, t], c[r, t] = _tie_alloc_cost(
@@ -313,7 +322,7 @@ class _BipartiteReplies:
         cum = np.cumsum(d2[r2, o], axis=1)
         total = cum[:, -1]
         end = np.ones((n, K), dtype=bool)
-        np.not_equal(ps[:, 1:], ps[:, :-1], out=end[:, :-1])
+        np.greater(ps[:, 1:] - ps[:, :-1], TIE_RTOL * np.abs(ps[:, :-1]), out=end[:, :-1])
         last = np.minimum.accumulate(np.where(end, np.arange(K), K)[:, ::-1], axis=1)[:, ::-1]
         above = total[:, None] - cum[r2, last]  # Σ_{k≠i: p_k > p} d_k
         zero = ps <= 0
@@ -363,7 +372,8 @@ class _BipartiteReplies:
         pos = db > 0
         a = np.where(pos, a, 0.0)
         c = np.where(pos & (a > 0), c, 0.0)
-        tie = pos & np.any(p2[rr] == pb[:, None], axis=1)
+        with np.errstate(invalid="ignore"):  # the sentinel ∞ never ties
+            tie = pos & np.any(np.abs(p2[rr] - pb[:, None]) <= TIE_RTOL * np.abs(pb[:, None]), axis=1)
         if tie.any():  # a tie with another bid: the allocation and exclusion-compensation rules
             for t in np.flatnonzero(tie):
                 real = nb[t % n] < self.P.size - 1
@@ -453,18 +463,6 @@ def buyer_utilities(st: PSPState) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     return a_e, c_e, A, U
 
 
-def _epsilons(m: MarketArrays, epsilon: float, relative: bool) -> np.ndarray:
-    if not relative:
-        return np.full(m.n_buyers, float(epsilon))
-    eps = np.empty(m.n_buyers)
-    for i, v in enumerate(m.valuations):
-        sup = m.supply[m.edge_seller[m.buyer_ptr[i] : m.buyer_ptr[i + 1]]]
-        cap = sup.min() if m.kind == "routes" else sup.sum()
-        zbar = min(v.peak, m.demand[i], float(cap))
-        eps[i] = epsilon * float(v.value(zbar))
-    return eps
-
-
 def psp_dynamics(
     G: nx.Graph,
     epsilon: float = 1e-3,
@@ -500,6 +498,10 @@ def psp_dynamics(
         largest not above ``start_epsilon``), then ε·scaling^{K−1}, ..., ε, each stage starting from
         the previous stage's bids. Only the last stage's stopping rule matters for the result (an
         ε-equilibrium at ε); ``rounds``/``messages`` count all stages. Default: one stage.
+        Whatever ``scaling``, when the stage at fee ε stops where some buyer's *exact* best reply
+        gains more than ε_i (possible: the ε-best reply leaves up to ε_i on the table), one more
+        stage at fee ε/2 follows, so the result is an ε-Nash point by the exact best reply
+        (:func:`~datamarkets.models.psp_certificate.certify_psp`).
     start_epsilon : float, default 0.1
         Upper bound of the first stage's (relative or absolute) ε when ``scaling`` is set.
     skip_unchanged : bool, default True
@@ -522,9 +524,9 @@ def psp_dynamics(
         with supply 0, max θ_i'(x_i) over its buyers), ``bids`` (per edge ``price``/``quantity``),
         ``payments`` (per edge), ``buyer_quantity``, ``utilities``, ``epsilons``, ``rounds``,
         ``stage_rounds``, ``messages``, ``evaluations`` (module docstring), ``order``.
-        Certificate: ``supply_excess_max`` (allocations within supply),
-        ``reply_gain_over_eps_max`` (max over buyers of u(t_i) − u(s_i) − ε_i, ≤ 0 at an ε-Nash
-        point, tolerance 10⁻⁹·max(1, |u|)).
+        Certificate: :func:`~datamarkets.models.psp_certificate.certify_psp` (the exact best-reply
+        gain of every buyer within ε_i, the final charges within the budgets, allocations within
+        supply, every reported number recomputed).
 
     Raises
     ------
@@ -555,7 +557,7 @@ def psp_dynamics(
     with timer("build_seconds"):
         m = market_arrays(G)
         st = PSPState.empty(m)
-        eps = _epsilons(m, float(epsilon), relative)
+        eps = buyer_epsilons(m, float(epsilon), relative)
         seller_deg = np.array([idx.size for idx in st.seller_edges])
         fast = _BipartiteReplies(st) if _FAST and m.kind == "bipartite" and m.n_edges else None
         use_batch = fast is not None and fast.quadratic and all(x is not None for x in fast.nb)
@@ -578,7 +580,11 @@ def psp_dynamics(
             factors.append(factors[-1] * float(scaling))
     with timer("solve_seconds"), make_progress() as bar:
         task = bar.add_task("PSP rounds", total=max_rounds, visible=progress)
-        for f in reversed(factors):
+        stages = list(reversed(factors))
+        k_stage = 0
+        while k_stage < len(stages):
+            f = stages[k_stage]
+            k_stage += 1
             eps_stage = eps * f
             # a buyer whose sellers' bids did not change since it last declined to move would
             # compute the same reply and decline again: skip it (exactly the same dynamics)
@@ -661,44 +667,14 @@ def psp_dynamics(
                 break
             if not converged:
                 raise ConvergenceError(f"PSP dynamics ({order}) still moving bids", rounds)
-    with timer("certificate_seconds"):
-        a_e, c_e, A, U = buyer_utilities(st)
-        gains = np.zeros(m.n_buyers)
-        for i in range(m.n_buyers if not timed_out else 0):  # no ε-Nash claim after a time limit
-            _, u_cur, u_new = _reply(st, i, eps[i])
-            gains[i] = u_new - u_cur
+            if k_stage == len(stages) and f == 1.0 and _exact_gain_exceeds(m, st, eps):
+                # the ε-best reply leaves up to ε_i on the table, so a stop at fee ε only bounds the
+                # exact best-reply gain by 2ε_i; one more stage at fee ε/2 stops where every exact
+                # gain is ≤ ε_i (an ε-Nash point; the ε/2-best reply is within ε/2 of the best)
+                stages.append(0.5)
+    a_e, c_e, A, U = buyer_utilities(st)
     welfare = float(sum(float(v.value(x)) for v, x in zip(m.valuations, A, strict=True)))
-    prices = {}
-
-    def slack(won: np.ndarray) -> float:
-        b = m.edge_buyer[won]
-        return float(sum(eps[i] / m.valuations[i].marginal_at_zero for i in b)) + 1e-9 * m.supply.max()
-
-    for j, idx in enumerate(st.seller_edges):
-        won = idx[a_e[idx] > 0]
-        sold = a_e[idx].sum() if m.kind != "routes" else _route_load(m, A, j)
-        if m.supply[j] <= 1e-12:  # nothing to sell: the highest marginal value of a first unit
-            nb = m.edge_buyer[idx]
-            prices[m.sellers[j]] = max((float(m.valuations[i].marginal(A[i])) for i in nb), default=0.0)
-        elif won.size and sold >= m.supply[j] - slack(won) - 1e-12:
-            # sold out up to the winners' ε/θ'(0) step-backs (eq. 3): the lowest winning bid
-            prices[m.sellers[j]] = float(st.price[won].min())
-        else:
-            prices[m.sellers[j]] = 0.0
-    cert = Certificate()
-    load = (
-        np.array([_route_load(m, A, j) for j in range(m.n_sellers)])
-        if m.kind == "routes"
-        else np.bincount(m.edge_seller, weights=a_e, minlength=m.n_sellers)
-    )
-    cert.add("supply_excess_max", float(np.max(load - m.supply, initial=0.0)), 1e-9 * (1 + m.supply.max()))
-    if not timed_out:
-        cert.add(
-            "reply_gain_over_eps_max",
-            float(np.max(gains - eps, initial=0.0)),
-            1e-9 * max(1.0, float(np.max(np.abs(U), initial=0.0))),
-        )
-        cert.details["max_reply_gain"] = float(gains.max(initial=0.0))
+    prices = psp_prices(m, st.price, a_e, A, eps)
     B, S = m.buyers, m.sellers
     sol = {
         "welfare": welfare,
@@ -745,10 +721,15 @@ def psp_dynamics(
     if timed_out:
         meta["message"] = f"time limit of {time_limit:g} s reached after {rounds} rounds; bids still moving"
         meta["time_limit"] = time_limit
-        return Result("auction-psp", Status.TIME_LIMIT, "psp", sol, cert, timer.seconds, meta)
+        # no ε-Nash claim after a time limit: no certificate (Result marks it as not passed)
+        return Result("auction-psp", Status.TIME_LIMIT, "psp", sol, Certificate(), timer.seconds, meta)
+    with timer("certificate_seconds"):  # the one PSP certificate (plug-in, CLI and verify apply it too)
+        cert = certify_psp(m, sol, float(epsilon), relative=relative)
     return Result("auction-psp", Status.OPTIMAL, "psp", sol, cert, timer.seconds, meta)
 
 
-def _route_load(m: MarketArrays, A: np.ndarray, j: int) -> float:
-    users = m.edge_buyer[m.edge_seller == j]
-    return float(A[users].sum())
+def _exact_gain_exceeds(m: MarketArrays, st: PSPState, eps: np.ndarray, tol: float = 1e-9) -> bool:
+    """Whether some buyer's exact best-reply gain exceeds ε_i (the test of :func:`certify_psp`)."""
+    _, _, _, U = psp_outcome(m, st.price, st.quantity)
+    best, _ = exact_best_replies(m, st.price, st.quantity)
+    return bool(np.any(best - U - eps > tol * np.maximum(1.0, np.abs(U))))

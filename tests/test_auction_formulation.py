@@ -366,7 +366,7 @@ def test_psp_verify_round_trip_and_tampering(psp):
     assert ver.certificate.passed and ver.solution["verified_kind"] == "auction-psp"
     bad = copy.deepcopy(saved)
     bad["allocation"][0]["amount"] *= 0.5
-    assert "allocation_rule_rel" in psp.verify(bad).certificate.failures
+    assert "claimed_allocation_rel" in psp.verify(bad).certificate.failures  # the PSP rule re-applied
     bad = copy.deepcopy(saved)
     bad["bids"][0]["quantity"] *= 0.5  # the buyer now forgoes more than its fee: a profitable reply exists
     assert not psp.verify(bad).certificate.passed

@@ -227,9 +227,9 @@ def test_verify_tampered_solution_exit_4(cli, gne_file, tmp_path):
     bad = read_json(gne_file)
     bad["d"][0][0] *= 1.01
     code, out, _ = cli("verify", atomic_write_json(tmp_path / "bad.json", bad))
-    assert code == 4 and "NOT VERIFIED" in out and "leontief_residual_rel" in out
+    assert code == 4 and "NOT VERIFIED" in out and "leontief_backward_error" in out
     code, out, _ = cli("verify", tmp_path / "bad.json", "--json")
-    assert code == 4 and "leontief_residual_rel" in json.loads(out)["certificate"]["failures"]
+    assert code == 4 and "leontief_backward_error" in json.loads(out)["certificate"]["failures"]
 
 
 def test_verify_bad_files_exit_2(cli, gne_file, tmp_path):
