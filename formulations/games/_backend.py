@@ -174,7 +174,9 @@ def clarabel_qp(
         raise SolverError(f"clarabel failed: {exc}") from exc
     name = str(sol.status).rsplit(".", 1)[-1]
     status = _CLARABEL.get(name, Status.ERROR)
-    out = QPOut(status, seconds=time.perf_counter() - t0, extra={"raw_status": name, "iterations": sol.iterations})
+    out = QPOut(
+        status, seconds=time.perf_counter() - t0, extra={"raw_status": name, "iterations": sol.iterations}
+    )
     if status.has_solution:
         out.x = np.asarray(sol.x, dtype=float)
         out.row_dual = np.asarray(sol.z, dtype=float)

@@ -215,4 +215,6 @@ def best_response_iteration(
             return BRIterate(Status.ERROR, x_prev, it, step, time.perf_counter() - t0, hist, "diverged")
         if step <= tol * (1.0 + float(np.abs(x).max(initial=0.0))):
             return BRIterate(Status.OPTIMAL, x, it, step, time.perf_counter() - t0, hist)
-    return BRIterate(Status.ITERATION_LIMIT, x, max_iter, step, time.perf_counter() - t0, hist, "no convergence")
+    return BRIterate(
+        Status.ITERATION_LIMIT, x, max_iter, step, time.perf_counter() - t0, hist, "no convergence"
+    )

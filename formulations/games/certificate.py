@@ -112,7 +112,9 @@ def certify_game(
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"x is not numeric: {exc}") from exc
     if x.size != game.n or not np.all(np.isfinite(x)):
-        raise InvalidInputError(f"x must be {game.n} finite numbers, got {x.size} (finite: {np.isfinite(x).all()})")
+        raise InvalidInputError(
+            f"x must be {game.n} finite numbers, got {x.size} (finite: {np.isfinite(x).all()})"
+        )
     if isinstance(multipliers, dict):
         multipliers = Multipliers.from_solution(game, multipliers)
     recovered = multipliers is None

@@ -27,7 +27,7 @@ def random_lq_game(
     absolute sum ≤ ``coupling`` < 1. Then ``sym(M) ⪰ (1 − coupling) I``: strongly monotone, the VE
     is unique, and best-response maps contract (``‖B_i⁻¹‖ ≤ 1``, ``‖C‖₂ ≤ coupling``). Bounds
     ``0 ≤ x ≤ ub`` (ub ∈ [2, 10]); ``shared`` rows ``A x ≤ b`` with nonnegative coefficients on
-    ``per_row`` variables of distinct players and ``b = 0.3·A ub > 0`` (x = 0 is strictly
+    ``per_row`` variables of distinct players and ``b = 0.1·A ub > 0`` (x = 0 is strictly
     feasible); linear terms ``q ∈ [−5, −1]`` push production up so the shared rows bind.
 
     Parameters
@@ -88,7 +88,9 @@ def random_lq_game(
     for i in range(N):
         b = slice(int(starts[i]), int(starts[i + 1]))
         Ri = sp.csr_array(M[b, :])
-        P = sp.csr_array((np.ones(sizes[i]), (np.arange(sizes[i]), np.arange(b.start, b.stop))), shape=(sizes[i], n))
+        P = sp.csr_array(
+            (np.ones(sizes[i]), (np.arange(sizes[i]), np.arange(b.start, b.stop))), shape=(sizes[i], n)
+        )
         own = sp.csr_array(blocks[i])
         Qi = P.T @ Ri + Ri.T @ P - P.T @ own @ P
         Q.append(sp.csr_array(Qi))
@@ -107,7 +109,7 @@ def random_lq_game(
             ar += [r] * chosen.size
             ac += chosen.tolist()
         A = sp.csr_array((rng.uniform(0.5, 1.5, len(ar)), (ar, ac)), shape=(m, n))
-        b = 0.3 * (A @ ub)
+        b = 0.1 * (A @ ub)
     else:
         A, b = None, None
     return lq_game(sizes.tolist(), Q, c, A, b, lb=lb, ub=ub)

@@ -134,7 +134,12 @@ def kkt_residuals(game: LQGame, x: np.ndarray, mult: Multipliers) -> dict[str, A
     s_lo = 1.0 + np.abs(x) + np.where(lo_fin, np.abs(np.where(lo_fin, game.lb, 0.0)), 0.0)
     s_up = 1.0 + np.abs(x) + np.where(up_fin, np.abs(np.where(up_fin, game.ub, 0.0)), 0.0)
     primal = np.concatenate(
-        [np.maximum(-slack, 0.0) / s_row, eq_res, np.maximum(-lo_slack, 0.0) / s_lo, np.maximum(-up_slack, 0.0) / s_up]
+        [
+            np.maximum(-slack, 0.0) / s_row,
+            eq_res,
+            np.maximum(-lo_slack, 0.0) / s_lo,
+            np.maximum(-up_slack, 0.0) / s_up,
+        ]
     )
     # dual feasibility: λ, ν ≥ 0, and no multiplier on an infinite bound
     dual = np.concatenate(
@@ -247,7 +252,12 @@ def recover_multipliers(game: LQGame, x: np.ndarray, *, variational: bool = True
     I = sp.eye_array(J.size, format="csr")
     blocks += [-I[:, aL], I[:, aU], -I, I]  # ν⁻, ν⁺, e⁺, e⁻
     lbs += [np.zeros(aL.size), np.zeros(aU.size), np.zeros(J.size), np.zeros(J.size)]
-    ubs += [np.full(aL.size, np.inf), np.full(aU.size, np.inf), np.full(J.size, np.inf), np.full(J.size, np.inf)]
+    ubs += [
+        np.full(aL.size, np.inf),
+        np.full(aU.size, np.inf),
+        np.full(J.size, np.inf),
+        np.full(J.size, np.inf),
+    ]
     Bm = sp.hstack(blocks, format="csc")
     ncol = Bm.shape[1]
     cost = np.zeros(ncol)

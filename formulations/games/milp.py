@@ -71,7 +71,9 @@ class _Layout:
         self.ncol = int(self.off[-1])
         self.N = N
 
-    def _pairs(self, Amat: sp.csr_array, variational: bool) -> tuple[sp.csr_array, np.ndarray, np.ndarray | None]:
+    def _pairs(
+        self, Amat: sp.csr_array, variational: bool
+    ) -> tuple[sp.csr_array, np.ndarray, np.ndarray | None]:
         """``B`` (n × pairs) with ``(B y)_j = Σ_r A_rj y_{r, owner(j)}`` and the pairs' rows/players."""
         game = self.game
         coo = sp.coo_array(Amat)
@@ -183,10 +185,12 @@ def _build(
     return R, rl_all, ru_all, clo, chi
 
 
-def _valid_inequalities(game: LQGame, L: _Layout, xlo: np.ndarray, xhi: np.ndarray) -> tuple[sp.csr_array, np.ndarray]:
+def _valid_inequalities(
+    game: LQGame, L: _Layout, xlo: np.ndarray, xhi: np.ndarray
+) -> tuple[sp.csr_array, np.ndarray]:
     """Rows of (12) over the continuous columns (one per player without equality rows in its
     per-player mode; plus the exact summed one in variational mode)."""
-    n, N = game.n, game.N
+    N = game.N
     g_lo, g_hi = _interval_matvec(game.M, xlo, xhi)
     g_lo, g_hi = g_lo + game.q, g_hi + game.q
     with np.errstate(invalid="ignore"):
@@ -230,7 +234,11 @@ def _valid_inequalities(game: LQGame, L: _Layout, xlo: np.ndarray, xhi: np.ndarr
             for idx, pos_off, sign, bnd in ((L.fl, 3, -1.0, game.lb), (L.fu, 4, 1.0, game.ub)):
                 sel = np.flatnonzero((idx >= b.start) & (idx < b.stop))
                 for s in sel:
-                    rows.append(row), cols.append(int(L.off[pos_off]) + int(s)), vals.append(sign * bnd[idx[s]])
+                    (
+                        rows.append(row),
+                        cols.append(int(L.off[pos_off]) + int(s)),
+                        vals.append(sign * bnd[idx[s]]),
+                    )
             rhs.append(U[i])
             continue
         # a β was infinite: drop the partial row
@@ -261,8 +269,16 @@ def _multiplier_bounds(
         return Lam, Mu, np.ones(0, bool), np.ones(0, bool)
     extra = _valid_inequalities(game, L, xlo, xhi)
     R, rl, ru, clo, chi = _build(
-        game, L, xlo, xhi, np.full(nl, np.inf), np.full(nm, np.inf),
-        np.full(L.fl.size, np.inf), np.full(L.fu.size, np.inf), integer=False, extra_rows=extra,
+        game,
+        L,
+        xlo,
+        xhi,
+        np.full(nl, np.inf),
+        np.full(nm, np.inf),
+        np.full(L.fl.size, np.inf),
+        np.full(L.fu.size, np.inf),
+        integer=False,
+        extra_rows=extra,
     )
     h = highs_model(np.zeros(R.shape[1]), clo, chi, R, rl, ru, time_limit=time_limit)
     out = run_highs(h)
@@ -333,7 +349,7 @@ def solve_kkt_milp(
         xlo = np.where(np.isfinite(game.lb), game.lb, -Mb)
         xhi = np.where(np.isfinite(game.ub), game.ub, Mb)
         Lam, Mu = np.full(L.lam_row.size, Mb), np.full(L.mu_row.size, Mb)
-        proven_x = np.zeros(game.n, bool)
+        proven_x = np.isfinite(game.lb) & np.isfinite(game.ub)
         pl, pm = np.ones(L.lam_row.size, bool), np.ones(L.mu_row.size, bool)  # no retries
         Vlo, Vup = np.full(L.fl.size, Mb), np.full(L.fu.size, Mb)
     else:
@@ -355,9 +371,18 @@ def solve_kkt_milp(
         R, rl, ru, clo, chi = _build(game, L, xlo, xhi, Lam, Mu, Vlo, Vup, integer=True)
         nz = R.shape[1] - int(L.off[5])
         integ = np.concatenate([np.zeros(int(L.off[5]), bool), np.ones(nz, bool)])
-        h = highs_model(
-            np.zeros(R.shape[1]), clo, chi, R, rl, ru, integrality=integ, time_limit=left(),
-            primal_feasibility_tolerance=tol, mip_feasibility_tolerance=tol,
+        h = highs_model(  # a feasibility MILP: stop at the first feasible point (= an equilibrium)
+            np.zeros(R.shape[1]),
+            clo,
+            chi,
+            R,
+            rl,
+            ru,
+            integrality=integ,
+            time_limit=left(),
+            primal_feasibility_tolerance=tol,
+            mip_feasibility_tolerance=tol,
+            mip_max_improving_sols=1,
         )
         found: list[tuple[np.ndarray, Multipliers]] = []
         status = Status.OPTIMAL
@@ -366,7 +391,8 @@ def solve_kkt_milp(
         while len(found) < max(1, enumerate) and attempts < 20 * max(1, enumerate):
             attempts += 1
             out = run_highs(h)
-            if out.status is not Status.OPTIMAL or out.x is None:
+            first_feasible = "SolutionLimit" in str(out.extra.get("raw_status")) and out.x is not None
+            if (out.status is not Status.OPTIMAL and not first_feasible) or out.x is None:
                 status = out.status if out.status.group.value == "limit" else Status.INFEASIBLE
                 break
             v = out.x
@@ -390,8 +416,12 @@ def solve_kkt_milp(
             xlo = np.where(proven_x, xlo, np.where(np.isfinite(game.lb), game.lb, 2 * xlo))
             xhi = np.where(proven_x, xhi, np.where(np.isfinite(game.ub), game.ub, 2 * xhi))
             continue
-        if status is Status.INFEASIBLE and not found and fixed_big_m is None and n_try < retries and not (
-            pl.all() and pm.all() and proven_x.all()
+        if (
+            status is Status.INFEASIBLE
+            and not found
+            and fixed_big_m is None
+            and n_try < retries
+            and not (pl.all() and pm.all() and proven_x.all())
         ):
             n_try += 1
             Lam, Mu = np.where(pl, Lam, 2 * Lam), np.where(pm, Mu, 2 * Mu)
@@ -404,8 +434,13 @@ def solve_kkt_milp(
     extra = {"binaries": int(nz), "lambda_bound_max": float(Lam.max(initial=0.0)), "retries": n_try}
     if touched:
         return MILPOut(
-            Status.ITERATION_LIMIT, [], proven, n_try, secs,
-            f"a solution touches an unproven big-M bound after {n_try} doublings", extra,
+            Status.ITERATION_LIMIT,
+            [],
+            proven,
+            n_try,
+            secs,
+            f"a solution touches an unproven big-M bound after {n_try} doublings",
+            extra,
         )
     if found:
         return MILPOut(Status.OPTIMAL, found, proven, n_try, secs, "", extra)
@@ -434,8 +469,15 @@ def _nu_bounds(
 
 
 def _touches(
-    v: np.ndarray, L: _Layout, xlo: np.ndarray, xhi: np.ndarray, Lam: np.ndarray, Mu: np.ndarray,
-    proven_x: np.ndarray, pl: np.ndarray, pm: np.ndarray,
+    v: np.ndarray,
+    L: _Layout,
+    xlo: np.ndarray,
+    xhi: np.ndarray,
+    Lam: np.ndarray,
+    Mu: np.ndarray,
+    proven_x: np.ndarray,
+    pl: np.ndarray,
+    pm: np.ndarray,
 ) -> bool:
     """Whether a value sits at an unproven bound (within 1e-6 relative)."""
     rel = 1e-6

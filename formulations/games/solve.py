@@ -140,7 +140,11 @@ def solve_game(
     route, reason = _choose(game, method, monotone_tol)
     timings: dict[str, float] = {}
     meta: dict[str, Any] = {"route_reason": reason}
-    extra: dict[str, Any] = {"route": route, "route_reason": reason, "monotonicity_min_eig": game.monotonicity_min_eig}
+    extra: dict[str, Any] = {
+        "route": route,
+        "route_reason": reason,
+        "monotonicity_min_eig": game.monotonicity_min_eig,
+    }
     x: np.ndarray | None = None
     mult: Multipliers | None = None
     claim_variational = variational
@@ -202,8 +206,15 @@ def solve_game(
         t2 = time.perf_counter()
         cert = certify_game(game, x, mult, variational=claim_variational, tol=tol)
         timings["certify_seconds"] = time.perf_counter() - t2
-    res = Result(kind="game", status=status, method=method_name, solution=solution, certificate=cert,
-                 timings=timings, meta=meta)
+    res = Result(
+        kind="game",
+        status=status,
+        method=method_name,
+        solution=solution,
+        certificate=cert,
+        timings=timings,
+        meta=meta,
+    )
     res.instance = game.to_dict()
     return res
 
@@ -229,7 +240,13 @@ class LQGameFormulation(Formulation):
     kinds = ("game",)
     solvers = ("clarabel", "highs")
     size_meaning = "variables n (players = max(2, n // 10), shared rows = max(1, n // 20))"
-    parameters: ClassVar[dict[str, Any]] = {"size": 20, "players": 0, "shared": -1, "seed": 0, "method": "auto"}
+    parameters: ClassVar[dict[str, Any]] = {
+        "size": 20,
+        "players": 0,
+        "shared": -1,
+        "seed": 0,
+        "method": "auto",
+    }
     tol: float = DEFAULT_TOL
 
     def instance(self, params: Mapping[str, Any]) -> Any:
@@ -263,7 +280,10 @@ class LQGameFormulation(Formulation):
         game, _ = program
         res = solve_game(game, "auto", qp_solver=solver, time_limit=time_limit, certify=False)
         res.instance = None
-        res.meta["solvers"] = {solver: available_solvers().get(solver) or "", "highs": available_solvers()["highs"]}
+        res.meta["solvers"] = {
+            solver: available_solvers().get(solver) or "",
+            "highs": available_solvers()["highs"],
+        }
         return res
 
     def certify(self, instance: Any, solution: Mapping[str, Any]) -> Certificate:

@@ -83,7 +83,9 @@ def feasible_point(game: LQGame, *, time_limit: float | None = None) -> tuple[St
     return (Status.INFEASIBLE if out.status.group.value == "infeasible_or_unbounded" else out.status), None
 
 
-def gap_qp(game: LQGame) -> tuple[sp.csc_array, np.ndarray, sp.csr_array, np.ndarray, sp.csr_array, np.ndarray]:
+def gap_qp(
+    game: LQGame,
+) -> tuple[sp.csc_array, np.ndarray, sp.csr_array, np.ndarray, sp.csr_array, np.ndarray]:
     """The gap QP (11) in Clarabel form over ``v = (x, λ, μ)``: ``P, c, Aeq, beq, Ale, ble``."""
     n, p = game.n, game.p
     G, h, _, _ = joint_constraints(game)
@@ -198,7 +200,15 @@ def solve_vi(
 
 
 def _highs(
-    P: Any, c: np.ndarray, lb: np.ndarray, ub: np.ndarray, A: Any, rl: np.ndarray, ru: np.ndarray, tl: Any, tol: float
+    P: Any,
+    c: np.ndarray,
+    lb: np.ndarray,
+    ub: np.ndarray,
+    A: Any,
+    rl: np.ndarray,
+    ru: np.ndarray,
+    tl: Any,
+    tol: float,
 ) -> QPOut:
     h = highs_model(
         c,
