@@ -92,6 +92,7 @@ def solve(
     time_limit: float | None = typer.Option(None, "--time-limit", help="Seconds for the route."),
     enumerate_k: int = typer.Option(0, "--enumerate", help="milp: find up to K distinct equilibria."),
     qp_solver: str = typer.Option("clarabel", "--qp-solver", help="vi route's QP solver: clarabel or highs."),
+    tol: float = typer.Option(1e-6, "--tol", help="Relative tolerance of the certificate's residuals."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Save the result for `datamarkets verify`."),
 ) -> None:
@@ -109,6 +110,7 @@ def solve(
                 time_limit=time_limit,
                 enumerate=enumerate_k,
                 qp_solver=qp_solver,
+                tol=tol,
             )
     except InvalidInputError as exc:
         fail(str(exc), EXIT_INPUT)
