@@ -218,3 +218,91 @@ def best_response_iteration(
     return BRIterate(
         Status.ITERATION_LIMIT, x, max_iter, step, time.perf_counter() - t0, hist, "no convergence"
     )
+
+
+@dataclass
+class BatchedReplies:
+    """All players' programs (8) at one profile, stacked into ONE separable QP (block-diagonal
+    Hessian, each shared row copied once per player it involves): its solution is every player's
+    best response to ``x`` at once (a Jacobi step)."""
+
+    H: sp.csr_array
+    g: np.ndarray
+    A: sp.csr_array
+    rhs: np.ndarray
+    Aeq: sp.csr_array
+    rhs_eq: np.ndarray
+
+
+def _per_player_rows(game: LQGame, Amat: sp.csr_array, x: np.ndarray) -> tuple[sp.csr_array, np.ndarray]:
+    """Rows ``A[r, i-block]`` for every incidence pair (r, i) and their right-hand sides
+    ``rhs − A[r, −i] x_{−i}`` (the right-hand side vector is passed separately)."""
+    coo = sp.coo_array(Amat)
+    key = coo.row.astype(np.int64) * game.N + game.owner[coo.col]
+    uniq, inv = np.unique(key, return_inverse=True)
+    Ab = sp.csr_array((coo.data, (inv, coo.col)), shape=(uniq.size, game.n))
+    return Ab, uniq // game.N
+
+
+def batched_replies(game: LQGame, x: np.ndarray) -> BatchedReplies:
+    """The stacked program of every player's best response to ``x`` (vectorised build).
+
+    Examples
+    --------
+    >>> from datamarkets.formulations.games.lq import lq_game
+    >>> g = lq_game([1, 1], [[[2, 1], [1, 0]], [[0, 1], [1, 2]]], [[-9, 0], [0, -8]], lb=0)
+    >>> b = batched_replies(g, np.array([0.0, 2.0]))
+    >>> b.H.toarray().tolist(), b.g.tolist()
+    ([[2.0, 0.0], [0.0, 2.0]], [-7.0, -8.0])
+    """
+    M = sp.coo_array(game.M)
+    own = game.owner[M.row] == game.owner[M.col]
+    H = sp.csr_array((M.data[own], (M.row[own], M.col[own])), shape=(game.n, game.n))
+    g = game.M @ x + game.q - H @ x
+    Ab, rows = _per_player_rows(game, game.A, x)
+    rhs = game.b[rows] - (game.A @ x)[rows] + Ab @ x
+    Eb, rows_e = _per_player_rows(game, game.Aeq, x)
+    rhs_eq = game.beq[rows_e] - (game.Aeq @ x)[rows_e] + Eb @ x
+    return BatchedReplies(H, g, Ab, rhs, Eb, rhs_eq)
+
+
+def solve_batched(
+    game: LQGame, x: np.ndarray, *, solver: str = "auto", time_limit: float | None = None
+) -> tuple[np.ndarray | None, np.ndarray, Status, BatchedReplies]:
+    """Every player's best response to ``x`` in one QP: ``(y, per-player values, status, program)``.
+
+    ``solver="auto"``: HiGHS QP (active set, exact vertices) up to n = 2000, Clarabel above (the
+    active-set QP stalls on large programs, SOLVERS.md).
+    """
+    prog = batched_replies(game, x)
+    use = solver if solver != "auto" else ("highs" if game.n <= 2000 else "clarabel")
+    if use == "highs":
+        A = sp.vstack([prog.A, prog.Aeq], format="csc")
+        rl = np.concatenate([np.full(prog.A.shape[0], -INF), prog.rhs_eq])
+        ru = np.concatenate([prog.rhs, prog.rhs_eq])
+        h = highs_model(
+            prog.g,
+            game.lb,
+            game.ub,
+            A,
+            rl,
+            ru,
+            H=prog.H,
+            time_limit=time_limit,
+            primal_feasibility_tolerance=1e-9,
+            dual_feasibility_tolerance=1e-9,
+        )
+        out = run_highs(h)
+    else:
+        fl = np.flatnonzero(np.isfinite(game.lb))
+        fu = np.flatnonzero(np.isfinite(game.ub))
+        I = sp.eye_array(game.n, format="csr")
+        Ale = sp.vstack([prog.A, -I[fl, :], I[fu, :]], format="csr")
+        ble = np.concatenate([prog.rhs, -game.lb[fl], game.ub[fu]])
+        out = clarabel_qp(prog.H, prog.g, prog.Aeq, prog.rhs_eq, Ale, ble, time_limit=time_limit, tol=1e-10)
+    if out.x is None or not out.status.has_solution:
+        return None, np.full(game.N, np.nan), out.status, prog
+    y = out.x
+    vals = np.zeros(game.N)
+    np.add.at(vals, game.owner, 0.5 * y * (prog.H @ y) + prog.g * y)
+    return y, vals, out.status, prog

@@ -26,8 +26,10 @@ from datamarkets.errors import InvalidInputError, NonConvexGameError
 
 __all__ = ["LQGame", "lq_game", "matrix_from_json", "matrix_to_json", "min_eigenvalue"]
 
-DENSE_EIG_MAX = 2000
-"""Largest order for which eigenvalues are computed densely (``numpy.linalg.eigvalsh``)."""
+DENSE_EIG_MAX = 400
+"""Largest order for which eigenvalues are computed densely (``numpy.linalg.eigvalsh``); above it
+Lanczos on the sparse matrix (measured on the loaded 2-core machine at n = 1000: dense 2.7–3.3 s,
+sparse ``eigsh`` 0.17 s)."""
 
 PSD_TOL = 1e-9
 """A block counts as PSD when its smallest eigenvalue is ≥ −PSD_TOL·max(1, max |entry|)."""
@@ -119,7 +121,8 @@ def matrix_from_json(d: Mapping[str, Any], what: str = "matrix") -> sp.csr_array
 
 def min_eigenvalue(S: sp.sparray | np.ndarray) -> float:
     """Smallest eigenvalue of a symmetric matrix: dense ``eigvalsh`` up to order
-    :data:`DENSE_EIG_MAX`, else shift-invert Lanczos (``eigsh``) around a Gershgorin lower bound.
+    :data:`DENSE_EIG_MAX`, else Lanczos (``eigsh``, smallest algebraic; shift-invert around a
+    Gershgorin lower bound if it does not converge).
 
     Examples
     --------
@@ -132,15 +135,16 @@ def min_eigenvalue(S: sp.sparray | np.ndarray) -> float:
     if n <= DENSE_EIG_MAX:
         dense = S.toarray() if sp.issparse(S) else np.asarray(S, dtype=float)
         return float(np.linalg.eigvalsh(dense)[0])
-    from scipy.sparse.linalg import eigsh
+    from scipy.sparse.linalg import ArpackNoConvergence, eigsh
 
-    S = sp.csc_array(S)
-    diag = S.diagonal()
-    radius = np.asarray(abs(S).sum(axis=1)).ravel() - np.abs(diag)
-    gersh = float(np.min(diag - radius))
-    scale = max(1.0, float(np.max(np.abs(diag) + radius)))
-    sigma = gersh - 1e-3 * scale
-    vals = eigsh(S, k=1, sigma=sigma, which="LM", return_eigenvectors=False, tol=1e-10)
+    S = sp.csr_array(S)
+    try:
+        vals = eigsh(S, k=1, which="SA", return_eigenvectors=False, tol=1e-10, maxiter=20 * n)
+    except ArpackNoConvergence:  # shift-invert around a Gershgorin lower bound (slower, robust)
+        diag = S.diagonal()
+        radius = np.asarray(abs(S).sum(axis=1)).ravel() - np.abs(diag)
+        sigma = float(np.min(diag - radius)) - 1e-3 * max(1.0, float(np.max(np.abs(diag) + radius)))
+        vals = eigsh(sp.csc_array(S), k=1, sigma=sigma, which="LM", return_eigenvectors=False, tol=1e-10)
     return float(np.min(vals))
 
 
