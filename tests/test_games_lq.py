@@ -165,3 +165,18 @@ def test_gap_qp_objective_is_the_complementarity_gap():
         assert obj == pytest.approx(lam @ (h - G @ x), rel=1e-10, abs=1e-10)
         assert obj > 0
     assert abs(solve_vi(g).objective) < 1e-6
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["lq", "kkt", "best_response", "vi", "milp", "certificate", "generate", "solve", "__init__"],
+)
+def test_module_examples_run(module):
+    # tests/test_docstrings.py walks one level of each subpackage; the games modules are one deeper
+    import doctest
+    import importlib
+
+    name = "datamarkets.formulations.games" + ("" if module == "__init__" else f".{module}")
+    mod = importlib.import_module(name)
+    res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert res.failed == 0

@@ -11,8 +11,8 @@ Examples
 >>> from datamarkets.formulations.games import lq_game, solve_game
 >>> g = lq_game([1, 1], [[[2, 1], [1, 0]], [[0, 1], [1, 2]]], [[-9, 0], [0, -8]], lb=0)
 >>> r = solve_game(g)
->>> np.round(r.solution["x"], 8).tolist(), r.solution["route"], r.certified
-([3.33333333, 2.33333333], 'vi', True)
+>>> np.round(r.solution["x"], 6).tolist(), r.solution["route"], r.certified
+([3.333333, 2.333333], 'vi', True)
 """
 
 from datamarkets.formulations.games.best_response import PlayerPrograms, best_response_iteration

@@ -54,9 +54,9 @@ def best_response_gaps(
     --------
     >>> from datamarkets.formulations.games.lq import lq_game
     >>> g = lq_game([1, 1], [[[2, 1], [1, 0]], [[0, 1], [1, 2]]], [[-9, 0], [0, -8]], lb=0)
-    >>> gaps, _, _ = best_response_gaps(g, np.array([3.0, 2.0]))  # BR to 2 is 3.5: gap (0.5)² = 0.25
+    >>> gaps, _, _ = best_response_gaps(g, np.array([3.0, 2.0]))  # BRs 3.5 and 2.5: gaps (0.5)²
     >>> np.round(gaps, 12).tolist()
-    [0.25, 0.444444444444]
+    [0.25, 0.25]
     """
     xs = np.asarray(x, dtype=float)
     if programs is None and game.n > PER_PLAYER_MAX_N:

@@ -22,12 +22,13 @@ def random_lq_game(
 ) -> LQGame:
     """A random strongly monotone LQ game, feasible by construction.
 
-    Player i's own block is ``B_i = R_iR_iᵀ/k + I`` (so ``B_i ⪰ I``); its coupling to the others is a
-    sparse random matrix scaled so that every row and column of the whole off-block part ``C`` has
-    absolute sum ≤ ``coupling`` < 1. Then ``sym(M) ⪰ (1 − coupling) I``: strongly monotone, the VE
-    is unique, and best-response maps contract (``‖B_i⁻¹‖ ≤ 1``, ``‖C‖₂ ≤ coupling``). Bounds
+    Players sit on a ring. Player i's own block is ``B_i = R_iR_iᵀ/k + I`` (so ``B_i ⪰ I``); its
+    coupling to its ring neighbours (i ± 1, i + 2) is a sparse random matrix scaled so that every
+    row and column of the whole off-block part ``C`` has absolute sum ≤ ``coupling`` < 1. Then
+    ``sym(M) ⪰ (1 − coupling) I``: strongly monotone, the VE is unique, and best-response maps
+    contract (``‖B_i⁻¹‖ ≤ 1``, ``‖C‖₂ ≤ coupling``). Bounds
     ``0 ≤ x ≤ ub`` (ub ∈ [2, 10]); ``shared`` rows ``A x ≤ b`` with nonnegative coefficients on
-    ``per_row`` variables of distinct players and ``b = 0.1·A ub > 0`` (x = 0 is strictly
+    ``per_row`` variables of 3 consecutive players and ``b = 0.1·A ub > 0`` (x = 0 is strictly
     feasible); linear terms ``q ∈ [−5, −1]`` push production up so the shared rows bind.
 
     Parameters
@@ -75,8 +76,12 @@ def random_lq_game(
         blocks.append(R @ R.T / k + np.eye(k))
     Bd = sp.block_diag(blocks, format="csr")
     # sparse off-block couplings, 3 per row
+    # each variable couples to 3 random variables of the neighbouring players on a ring (i ± 1, i + 2):
+    # a network game; local couplings keep sparse factorisations cheap (random all-to-all couplings
+    # form an expander graph whose Cholesky/LDL factors fill in)
     rows = np.repeat(np.arange(n), 3)
-    cols = rng.integers(0, n, rows.size)
+    nbr = (owner[rows] + rng.choice([-1, 1, 2], rows.size)) % N
+    cols = starts[nbr] + rng.integers(0, sizes[nbr])
     keep = owner[rows] != owner[cols]
     C = sp.csr_array((rng.uniform(-1, 1, keep.sum()), (rows[keep], cols[keep])), shape=(n, n))
     C.sum_duplicates()
@@ -84,16 +89,19 @@ def random_lq_game(
         s = max(float(abs(C).sum(axis=1).max()), float(abs(C).sum(axis=0).max()))
         C = C * (coupling / s)
     M = sp.csr_array(Bd + C)
+    # Q_i: block row i of M, mirrored into block column i (symmetric; its [−i, −i] block is 0)
+    Mc = sp.coo_array(M)
+    own = owner[Mc.row] == owner[Mc.col]
     Q = []
+    order = np.argsort(owner[Mc.row], kind="stable")
+    bounds = np.searchsorted(owner[Mc.row][order], np.arange(N + 1))
     for i in range(N):
-        b = slice(int(starts[i]), int(starts[i + 1]))
-        Ri = sp.csr_array(M[b, :])
-        P = sp.csr_array(
-            (np.ones(sizes[i]), (np.arange(sizes[i]), np.arange(b.start, b.stop))), shape=(sizes[i], n)
-        )
-        own = sp.csr_array(blocks[i])
-        Qi = P.T @ Ri + Ri.T @ P - P.T @ own @ P
-        Q.append(sp.csr_array(Qi))
+        sel = order[bounds[i] : bounds[i + 1]]
+        r, cidx, v, o = Mc.row[sel], Mc.col[sel], Mc.data[sel], own[sel]
+        rows_i = np.concatenate([r, cidx[~o]])
+        cols_i = np.concatenate([cidx, r[~o]])
+        vals_i = np.concatenate([v, v[~o]])
+        Q.append(sp.csr_array((vals_i, (rows_i, cols_i)), shape=(n, n)))
     q = -rng.uniform(1.0, 5.0, n)
     c = np.zeros((N, n))
     c[owner, np.arange(n)] = q
@@ -102,7 +110,11 @@ def random_lq_game(
     if m > 0:
         ar, ac = [], []
         for r in range(m):
-            chosen = rng.choice(n, size=min(per_row, n), replace=False)
+            first = int(rng.integers(0, N))  # a window of 3 consecutive players on the ring
+            window = np.concatenate(
+                [np.arange(starts[(first + k) % N], starts[(first + k) % N + 1]) for k in range(3)]
+            )
+            chosen = rng.choice(np.unique(window), size=min(per_row, np.unique(window).size), replace=False)
             if np.unique(owner[chosen]).size < 2:  # make it coupling: add a variable of another player
                 other = np.flatnonzero(owner != owner[chosen[0]])
                 chosen = np.append(chosen[:-1], rng.choice(other))
