@@ -16,6 +16,7 @@ from datamarkets.cli.bench import app as bench_app
 from datamarkets.cli.chain import app as chain_app
 from datamarkets.cli.common import EXIT_ALGORITHM, EXIT_INPUT, fail
 from datamarkets.cli.formulation import formulations, solve, verify
+from datamarkets.cli.game import app as game_app
 from datamarkets.cli.gne import app as gne_app
 from datamarkets.cli.sweep_command import sweep
 from datamarkets.errors import DataMarketsError, InvalidInputError
@@ -42,6 +43,7 @@ app = typer.Typer(
 app.add_typer(chain_app, name="chain")
 app.add_typer(auction_app, name="auction")
 app.add_typer(gne_app, name="gne")
+app.add_typer(game_app, name="game")
 app.command("formulations")(formulations)
 app.command("solve")(solve)
 app.command("verify")(verify)

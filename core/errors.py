@@ -5,7 +5,8 @@
     DataMarketsError
     ├── InvalidInputError (also ValueError)      bad data at the door
     │   ├── GraphError                            topology / attribute problems
-    │   └── MechanismError                        reallocation matrix breaks Def. 2.5 / 2.6
+    │   ├── MechanismError                        reallocation matrix breaks Def. 2.5 / 2.6
+    │   └── NonConvexGameError                    a player's own program is not convex / VI not monotone
     └── AlgorithmError                            something went wrong while solving
         ├── InfeasibleError
         ├── UnboundedError
@@ -28,6 +29,7 @@ __all__ = [
     "InfeasibleError",
     "InvalidInputError",
     "MechanismError",
+    "NonConvexGameError",
     "SolverError",
     "SolverLimitError",
     "UnboundedError",
@@ -48,6 +50,11 @@ class GraphError(InvalidInputError):
 
 class MechanismError(InvalidInputError):
     """A reallocation matrix is not budget-feasible (Def. 2.5) or not past-only (Def. 2.6)."""
+
+
+class NonConvexGameError(InvalidInputError):
+    """A game's player program is not convex (own Hessian block not PSD), or a route needs a
+    monotone game and the symmetrised pseudo-gradient has a negative eigenvalue."""
 
 
 class AlgorithmError(DataMarketsError):

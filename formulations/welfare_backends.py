@@ -145,13 +145,13 @@ def _solve_highs(W: WelfareArrays, tol: float, time_limit: float | None) -> _Raw
     lp.a_matrix_.value_ = A.data.astype(float)
     lp.a_matrix_.num_col_ = n
     lp.a_matrix_.num_row_ = A.shape[0]
-    if h.passModel(lp) != highspy.HighsStatus.kOk:
+    if h.passModel(lp) == highspy.HighsStatus.kError:  # kWarning: tiny entries dropped, fine
         raise SolverError("highspy rejected the welfare model (passModel)")
     if is_qp:
         q = np.flatnonzero(W.P_diag > 0)
         start = np.searchsorted(q, np.arange(n + 1)).astype(np.int32)
         hs = h.passHessian(n, q.size, 1, start, q.astype(np.int32), W.P_diag[q])
-        if hs != highspy.HighsStatus.kOk:
+        if hs == highspy.HighsStatus.kError:
             raise SolverError("highspy rejected the Hessian (passHessian)")
     reset_highs_scheduler()
     h.run()

@@ -430,7 +430,7 @@ def test_kill_9_during_out_leaves_nothing_after_the_next_write(tmp_path):
 
 
 def test_interrupted_chain_reproduction_is_marked_incomplete(monkeypatch, tmp_path):
-    import datamarkets.chain_experiments as ce
+    import datamarkets.cli.chain_experiments as ce
     from datamarkets.io import INCOMPLETE_MARKER, incomplete_marker
 
     def interrupted(*a, **k):

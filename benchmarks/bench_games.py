@@ -1,0 +1,140 @@
+"""Benchmark: routes of the LQ games layer on random strongly monotone generalized Nash games.
+
+Games: :func:`~datamarkets.formulations.games.random_lq_game` (n variables, N = max(2, n // 10)
+players, max(1, n // 20) shared rows ``A x ≤ b`` binding at the equilibrium, box bounds, sparse
+couplings; sym(M) ⪰ 0.6 I so the variational equilibrium is unique). Per size, every applicable route
+is timed build + solve + certificate (medians over ``--repeats`` for runs under 5 s, else one run), with the
+certificate's best-response gap (relative) it reaches:
+
+- ``auto`` — the default route (vi: the gap QP on Clarabel) — the baseline of the ratio column;
+- ``vi-highs`` — the same QP on HiGHS's active-set QP (n ≤ 200);
+- ``best_response`` (Gauss–Seidel) — a GNE (not the VE: shared rows) — n ≤ 1000, and 10,000 with
+  a time limit;
+- ``jacobi`` — n ≤ 200;
+- ``milp`` — the KKT MILP with derived big-M (variational), n ≤ 200, and ``milp-fixed-big-m``
+  (blind M = 1e4, no bounding; the baseline of the MILP ratio) at n = 60 and 200.
+
+Usage: ``python benchmarks/bench_games.py [--sizes 20,60,200,1000,10000] [--repeats 3]
+[--time-limit 120] [--out benchmarks/out/games.json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from datamarkets.formulations.games import random_lq_game, solve_game
+
+FIXED_BIG_M = 1e4
+
+
+def _run(game: Any, route: str, time_limit: float) -> dict[str, Any]:
+    kw: dict[str, Any] = {"time_limit": time_limit}
+    method = route
+    if route == "vi-highs":
+        method, kw["qp_solver"] = "vi", "highs"
+    elif route == "milp-fixed-big-m":
+        method, kw["fixed_big_m"] = "milp", FIXED_BIG_M
+    t0 = time.perf_counter()
+    r = solve_game(game, method, **kw)
+    total = time.perf_counter() - t0
+    return {
+        "status": r.status.value,
+        "certified": bool(r.certified),
+        "build_s": r.timings.get("build_seconds", 0.0),
+        "solve_s": r.timings.get("solve_seconds", 0.0),
+        "certify_s": r.timings.get("certify_seconds", 0.0),
+        "total_s": total,
+        "br_gap_rel": r.certificate.residuals.get("br_gap_max"),
+        "iterations": r.solution.get("iterations"),
+    }
+
+
+def routes_for(n: int) -> list[str]:
+    out = ["auto"]
+    if n <= 200:
+        out += ["vi-highs", "jacobi", "milp"]
+    if n in (60, 200):
+        out.append("milp-fixed-big-m")
+    out.append("best_response")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="20,60,200,1000,10000")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--time-limit", type=float, default=120.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="benchmarks/out/games.json")
+    a = ap.parse_args(argv)
+    rows: list[dict[str, Any]] = []
+    for n in [int(s) for s in a.sizes.split(",")]:
+        t0 = time.perf_counter()
+        game = random_lq_game(n, seed=a.seed)
+        gen_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        eig = game.monotonicity_min_eig
+        eig_s = time.perf_counter() - t0
+        print(
+            f"# n={n}: N={game.N} m={game.m}, generated in {gen_s:.2f} s, "
+            f"min eig sym(M) = {eig:.4f} ({eig_s:.2f} s)",
+            flush=True,
+        )
+        base = None
+        for route in routes_for(n):
+            runs = [_run(game, route, a.time_limit)]
+            if runs[0]["total_s"] < 5.0:  # repeat the fast ones (median)
+                runs += [_run(game, route, a.time_limit) for _ in range(a.repeats - 1)]
+            reps = len(runs)
+            row = dict(runs[-1])
+            for k in ("build_s", "solve_s", "certify_s", "total_s"):
+                row[k] = statistics.median(r[k] for r in runs)
+            row.update(n=n, N=game.N, m=game.m, route=route, repeats=reps, eig_s=eig_s)
+            if route == "auto":
+                base = row["total_s"]
+            row["ratio_vs_auto"] = row["total_s"] / base if base else None
+            rows.append(row)
+            print(
+                f"{n:>6} {route:<18} {row['status']:<15} cert={row['certified']!s:<5} "
+                f"build={row['build_s']:.3f} solve={row['solve_s']:.3f} cert={row['certify_s']:.3f} "
+                f"total={row['total_s']:.3f} brgap={row['br_gap_rel']} x{row['ratio_vs_auto']:.2f}",
+                flush=True,
+            )
+    # MILP ratio: fixed big-M / derived big-M, same n
+    milp_ratio = {}
+    for n in {r["n"] for r in rows}:
+        d = [r for r in rows if r["n"] == n and r["route"] == "milp"]
+        f = [r for r in rows if r["n"] == n and r["route"] == "milp-fixed-big-m"]
+        if d and f:
+            milp_ratio[n] = f[0]["total_s"] / d[0]["total_s"]
+    print(
+        "\n| n | N | route | status | certified | build s | solve s | certify s | total s "
+        "| BR gap (rel) | × auto |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        gap = "–" if r["br_gap_rel"] is None else f"{r['br_gap_rel']:.1e}"
+        print(
+            f"| {r['n']} | {r['N']} | {r['route']} | {r['status']} | {r['certified']} | {r['build_s']:.3f} | "
+            f"{r['solve_s']:.3f} | {r['certify_s']:.3f} | {r['total_s']:.3f} | {gap} "
+            f"| {r['ratio_vs_auto']:.2f} |"
+        )
+    for n, v in sorted(milp_ratio.items()):
+        print(f"MILP fixed-big-M / derived-big-M time at n={n}: {v:.2f}×")
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps({"rows": rows, "milp_fixed_over_derived": milp_ratio, "argv": sys.argv[1:]}, indent=2)
+    )
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

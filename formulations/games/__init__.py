@@ -1,0 +1,45 @@
+"""Equilibria of linear-quadratic (generalized) Nash games: data model, derived KKT system, routes,
+and one certificate.
+
+Write a game with :func:`lq_game` (or read one with :meth:`LQGame.from_dict`), solve it with
+:func:`solve_game` (routes ``vi``, ``milp``, ``best_response``, ``jacobi``, ``auto``), and judge any
+candidate profile with :func:`certify_game`.
+
+Examples
+--------
+>>> import numpy as np
+>>> from datamarkets.formulations.games import lq_game, solve_game
+>>> g = lq_game([1, 1], [[[2, 1], [1, 0]], [[0, 1], [1, 2]]], [[-9, 0], [0, -8]], lb=0)
+>>> r = solve_game(g)
+>>> np.round(r.solution["x"], 6).tolist(), r.solution["route"], r.certified
+([3.333333, 2.333333], 'vi', True)
+"""
+
+from datamarkets.formulations.games.best_response import PlayerPrograms, best_response_iteration
+from datamarkets.formulations.games.certificate import DEFAULT_TOL, best_response_gaps, certify_game
+from datamarkets.formulations.games.generate import random_lq_game
+from datamarkets.formulations.games.kkt import Multipliers, kkt_residuals, recover_multipliers
+from datamarkets.formulations.games.lq import LQGame, lq_game
+from datamarkets.formulations.games.milp import solve_kkt_milp
+from datamarkets.formulations.games.solve import METHODS, LQGameFormulation, solve_game
+from datamarkets.formulations.games.vi import feasible_point, solve_vi
+
+__all__ = [
+    "DEFAULT_TOL",
+    "METHODS",
+    "LQGame",
+    "LQGameFormulation",
+    "Multipliers",
+    "PlayerPrograms",
+    "best_response_gaps",
+    "best_response_iteration",
+    "certify_game",
+    "feasible_point",
+    "kkt_residuals",
+    "lq_game",
+    "random_lq_game",
+    "recover_multipliers",
+    "solve_game",
+    "solve_kkt_milp",
+    "solve_vi",
+]

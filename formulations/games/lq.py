@@ -1,0 +1,464 @@
+"""Linear-quadratic games: the data model, its validation at the door, and its JSON form.
+
+N players, ``x = (x_1, …, x_N)`` stacked in player order (``n = Σ sizes`` variables). Player i solves
+
+    min_{x_i}  ½ xᵀ Q_i x + c_iᵀ x   s.t.  lb_i ≤ x_i ≤ ub_i,  A x ≤ b,  Aeq x = beq      (1)
+
+with the others' blocks fixed. ``A x ≤ b`` and ``Aeq x = beq`` are *shared* (coupling) constraints:
+with them the game is a generalized Nash game. Only the symmetric part of ``Q_i`` matters; the
+pseudo-gradient is ``F(x) = M x + q`` with block row i of ``M`` equal to ``Q_i[i, :]`` and ``q_i =
+c_i[i]`` (2). The game is monotone when ``(M + Mᵀ)/2 ⪰ 0`` (3), and then its variational equilibria
+are the solutions of the affine VI(F, X) over the joint feasible set X.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from datamarkets.errors import InvalidInputError, NonConvexGameError
+
+__all__ = ["LQGame", "lq_game", "matrix_from_json", "matrix_to_json", "min_eigenvalue"]
+
+DENSE_EIG_MAX = 400
+"""Largest order for which eigenvalues are computed densely (``numpy.linalg.eigvalsh``); above it
+Lanczos on the sparse matrix (measured on the loaded 2-core machine at n = 1000: dense 2.7–3.3 s,
+sparse ``eigsh`` 0.17 s)."""
+
+PSD_TOL = 1e-9
+"""A block counts as PSD when its smallest eigenvalue is ≥ −PSD_TOL·max(1, max |entry|)."""
+
+
+def _csr(a: Any, shape: tuple[int, int], what: str) -> sp.csr_array:
+    """``a`` (dense, scipy.sparse or JSON sparse dict) as a CSR array of ``shape``; finite entries."""
+    if isinstance(a, Mapping):
+        a = matrix_from_json(a, what)
+    if sp.issparse(a):
+        m = sp.csr_array(a, dtype=float)
+    else:
+        try:
+            arr = np.asarray(a, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"{what} is not numeric: {exc}") from exc
+        if arr.ndim == 1 and shape[0] == 1:
+            arr = arr.reshape(1, -1)
+        if arr.ndim != 2 and not (arr.size == 0 and shape[0] * shape[1] == 0):
+            raise InvalidInputError(f"{what} must be a matrix of shape {shape}, got {arr.ndim}-d array")
+        m = sp.csr_array(arr.reshape(shape) if arr.size == 0 else arr)
+    if m.shape != shape:
+        raise InvalidInputError(f"{what} must have shape {shape}, got {m.shape}")
+    if not np.all(np.isfinite(m.data)):
+        raise InvalidInputError(f"{what} has NaN or infinite entries")
+    m.eliminate_zeros()
+    m.sort_indices()
+    return m
+
+
+def _vec(v: Any, size: int, what: str, *, allow: str = "") -> np.ndarray:
+    """``v`` as a float vector of ``size``; ``allow`` = "+inf"/"-inf" admits that infinity."""
+    try:
+        arr = np.asarray(v, dtype=float).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{what} is not numeric: {exc}") from exc
+    if arr.size == 1 and size != 1:
+        arr = np.full(size, arr[0])
+    if arr.size != size:
+        raise InvalidInputError(f"{what} must have {size} entries, got {arr.size}")
+    if np.any(np.isnan(arr)):
+        raise InvalidInputError(f"{what} has NaN entries (index {int(np.flatnonzero(np.isnan(arr))[0])})")
+    bad = np.isinf(arr)
+    if allow == "+inf":
+        bad &= arr < 0
+    elif allow == "-inf":
+        bad &= arr > 0
+    if np.any(bad):
+        raise InvalidInputError(f"{what} has an infinite entry at index {int(np.flatnonzero(bad)[0])}")
+    return arr
+
+
+def matrix_to_json(m: sp.sparray, *, dense_max: int = 40_000) -> Any:
+    """Lists of lists for small matrices, else ``{"shape", "rows", "cols", "vals"}`` (COO).
+
+    Examples
+    --------
+    >>> matrix_to_json(sp.csr_array(np.eye(2)))
+    [[1.0, 0.0], [0.0, 1.0]]
+    >>> matrix_to_json(sp.csr_array(np.eye(2)), dense_max=1)["rows"]
+    [0, 1]
+    """
+    if m.shape[0] * m.shape[1] <= dense_max:
+        return m.toarray().tolist()
+    coo = sp.coo_array(m)
+    return {
+        "shape": [int(s) for s in m.shape],
+        "rows": coo.row.astype(int).tolist(),
+        "cols": coo.col.astype(int).tolist(),
+        "vals": coo.data.astype(float).tolist(),
+    }
+
+
+def matrix_from_json(d: Mapping[str, Any], what: str = "matrix") -> sp.csr_array:
+    """Inverse of the sparse form of :func:`matrix_to_json`."""
+    try:
+        shape = tuple(int(s) for s in d["shape"])
+        rows = np.asarray(d["rows"], dtype=np.int64)
+        cols = np.asarray(d["cols"], dtype=np.int64)
+        vals = np.asarray(d["vals"], dtype=float)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{what}: sparse form needs shape, rows, cols, vals ({exc})") from exc
+    if len(shape) != 2 or not (rows.size == cols.size == vals.size):
+        raise InvalidInputError(f"{what}: rows, cols and vals must have equal lengths and shape 2 numbers")
+    if rows.size and (rows.min() < 0 or cols.min() < 0 or rows.max() >= shape[0] or cols.max() >= shape[1]):
+        raise InvalidInputError(f"{what}: an index lies outside shape {shape}")
+    return sp.csr_array((vals, (rows, cols)), shape=shape)
+
+
+def min_eigenvalue(S: sp.sparray | np.ndarray) -> float:
+    """Smallest eigenvalue of a symmetric matrix: dense ``eigvalsh`` up to order
+    :data:`DENSE_EIG_MAX`, else Lanczos (``eigsh``, smallest algebraic; shift-invert around a
+    Gershgorin lower bound if it does not converge).
+
+    Examples
+    --------
+    >>> round(min_eigenvalue(np.array([[2.0, 1.0], [1.0, 2.0]])), 12)
+    1.0
+    """
+    n = S.shape[0]
+    if n == 0:
+        return math.inf
+    if n <= DENSE_EIG_MAX:
+        dense = S.toarray() if sp.issparse(S) else np.asarray(S, dtype=float)
+        return float(np.linalg.eigvalsh(dense)[0])
+    from scipy.sparse.linalg import ArpackNoConvergence, eigsh
+
+    S = sp.csr_array(S)
+    try:
+        vals = eigsh(S, k=1, which="SA", return_eigenvectors=False, tol=1e-10, maxiter=20 * n)
+    except ArpackNoConvergence:  # shift-invert around a Gershgorin lower bound (slower, robust)
+        diag = S.diagonal()
+        radius = np.asarray(abs(S).sum(axis=1)).ravel() - np.abs(diag)
+        sigma = float(np.min(diag - radius)) - 1e-3 * max(1.0, float(np.max(np.abs(diag) + radius)))
+        vals = eigsh(sp.csc_array(S), k=1, sigma=sigma, which="LM", return_eigenvectors=False, tol=1e-10)
+    return float(np.min(vals))
+
+
+@dataclass(eq=False)
+class LQGame:
+    """A linear-quadratic (generalized) Nash game (1); build it with :func:`lq_game`.
+
+    Attributes
+    ----------
+    sizes : tuple of int
+        Variables per player.
+    Q : list of scipy.sparse.csr_array
+        Symmetrised n×n cost Hessians, one per player.
+    c : ndarray, shape (N, n)
+        Linear cost terms.
+    A, b : csr_array (m × n), ndarray (m,)
+        Shared inequalities ``A x ≤ b``.
+    Aeq, beq : csr_array (p × n), ndarray (p,)
+        Shared equalities.
+    lb, ub : ndarray (n,)
+        Each player's own bounds (±inf allowed).
+    names : list of str
+        Player names.
+    """
+
+    sizes: tuple[int, ...]
+    Q: list[sp.csr_array]
+    c: np.ndarray
+    A: sp.csr_array
+    b: np.ndarray
+    Aeq: sp.csr_array
+    beq: np.ndarray
+    lb: np.ndarray
+    ub: np.ndarray
+    names: list[str] = field(default_factory=list)
+
+    # ------------------------------------------------------------ structure
+    @property
+    def N(self) -> int:
+        """Number of players."""
+        return len(self.sizes)
+
+    @property
+    def n(self) -> int:
+        """Number of variables."""
+        return int(sum(self.sizes))
+
+    @property
+    def m(self) -> int:
+        """Number of shared inequalities."""
+        return int(self.A.shape[0])
+
+    @property
+    def p(self) -> int:
+        """Number of shared equalities."""
+        return int(self.Aeq.shape[0])
+
+    @cached_property
+    def starts(self) -> np.ndarray:
+        """Block offsets: player i owns ``x[starts[i]:starts[i+1]]``."""
+        return np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int64)
+
+    @cached_property
+    def owner(self) -> np.ndarray:
+        """Player index of every variable."""
+        return np.repeat(np.arange(self.N), self.sizes)
+
+    def block(self, i: int) -> slice:
+        """Slice of player i's variables."""
+        return slice(int(self.starts[i]), int(self.starts[i + 1]))
+
+    @cached_property
+    def M(self) -> sp.csr_array:
+        """Pseudo-gradient matrix (2): block row i is ``Q_i[i, :]``."""
+        return sp.csr_array(sp.vstack([self.Q[i][self.block(i), :] for i in range(self.N)], format="csr"))
+
+    @cached_property
+    def q(self) -> np.ndarray:
+        """Pseudo-gradient constant (2): ``q_i = c_i[i]``."""
+        return np.concatenate([self.c[i, self.block(i)] for i in range(self.N)])
+
+    def F(self, x: np.ndarray) -> np.ndarray:
+        """Pseudo-gradient ``M x + q`` (2)."""
+        return self.M @ x + self.q
+
+    @cached_property
+    def monotonicity_min_eig(self) -> float:
+        """Smallest eigenvalue of ``(M + Mᵀ)/2`` (3): ≥ 0 monotone, > 0 strongly monotone."""
+        return min_eigenvalue(sp.csr_array((self.M + self.M.T) * 0.5))
+
+    @property
+    def scale(self) -> float:
+        """Data scale ``max(1, max|M|, max|q|)`` used by scale-aware tolerances."""
+        mx = float(np.abs(self.M.data).max()) if self.M.nnz else 0.0
+        return max(1.0, mx, float(np.abs(self.q).max()) if self.q.size else 0.0)
+
+    def is_monotone(self, tol: float = 1e-9) -> bool:
+        """Whether the smallest eigenvalue of sym(M) is ≥ −tol·scale."""
+        return self.monotonicity_min_eig >= -tol * self.scale
+
+    @cached_property
+    def is_potential(self) -> bool:
+        """Whether M is symmetric (to 1e-12 relative): then the game has a quadratic potential."""
+        D = self.M - self.M.T
+        return (float(np.abs(D.data).max()) if D.nnz else 0.0) <= 1e-12 * self.scale
+
+    def cost(self, i: int, x: np.ndarray) -> float:
+        """Player i's cost ``½ xᵀQ_i x + c_iᵀx``."""
+        return float(0.5 * x @ (self.Q[i] @ x) + self.c[i] @ x)
+
+    def split(self, x: np.ndarray) -> list[np.ndarray]:
+        """``x`` cut into the players' blocks."""
+        return [np.asarray(x[self.block(i)]) for i in range(self.N)]
+
+    # ----------------------------------------------------------------- JSON
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (matrices as lists of lists, large ones in the sparse COO form)."""
+
+        def bound(v: np.ndarray) -> list[float | str]:
+            return [float(t) if math.isfinite(t) else ("inf" if t > 0 else "-inf") for t in v]
+
+        return {
+            "sizes": [int(s) for s in self.sizes],
+            "names": list(self.names),
+            "Q": [matrix_to_json(Qi) for Qi in self.Q],
+            "c": self.c.tolist() if self.c.size <= 40_000 else matrix_to_json(sp.csr_array(self.c)),
+            "A": matrix_to_json(self.A),
+            "b": self.b.tolist(),
+            "Aeq": matrix_to_json(self.Aeq),
+            "beq": self.beq.tolist(),
+            "lb": bound(self.lb),
+            "ub": bound(self.ub),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> LQGame:
+        """Inverse of :meth:`to_dict` (validated by :func:`lq_game`).
+
+        Raises
+        ------
+        InvalidInputError
+            Missing or malformed fields.
+        """
+        if not isinstance(d, Mapping):
+            raise InvalidInputError(f"a game must be a JSON object, got {type(d).__name__}")
+        missing = [k for k in ("sizes", "Q", "c") if k not in d]
+        if missing:
+            raise InvalidInputError(f"game is missing field(s) {', '.join(map(repr, missing))}")
+        unknown = sorted(set(d) - {"sizes", "names", "Q", "c", "A", "b", "Aeq", "beq", "lb", "ub"})
+        if unknown:
+            raise InvalidInputError(f"game has unknown field(s) {', '.join(map(repr, unknown))}")
+
+        def opt(key: str) -> Any:
+            v = d.get(key)
+            return None if v is None or (isinstance(v, list) and len(v) == 0) else v
+
+        def bound(key: str) -> Any:
+            v = opt(key)
+            if v is None:
+                return None
+            try:
+                return [float(t) for t in v]  # "inf" / "-inf" strings parse
+            except (TypeError, ValueError) as exc:
+                raise InvalidInputError(f"game field {key!r}: {exc}") from exc
+
+        c = d["c"]
+        if isinstance(c, Mapping):
+            c = matrix_from_json(c, "c").toarray()
+        Q = d["Q"]
+        if not isinstance(Q, list):
+            raise InvalidInputError("game field 'Q' must be a list with one matrix per player")
+        return lq_game(
+            d["sizes"],
+            Q,
+            c,
+            opt("A"),
+            opt("b"),
+            opt("Aeq"),
+            opt("beq"),
+            bound("lb"),
+            bound("ub"),
+            names=d.get("names") or None,
+        )
+
+    def __repr__(self) -> str:
+        return f"<LQGame N={self.N} n={self.n} shared: {self.m} ≤, {self.p} =>"
+
+
+def lq_game(
+    sizes: Sequence[int],
+    Q: Sequence[Any],
+    c: Any,
+    A: Any = None,
+    b: Any = None,
+    Aeq: Any = None,
+    beq: Any = None,
+    lb: Any = None,
+    ub: Any = None,
+    *,
+    names: Sequence[str] | None = None,
+) -> LQGame:
+    """A validated linear-quadratic game (1).
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Variables per player (each ≥ 1).
+    Q : sequence of N matrices n×n (dense or scipy.sparse)
+        Cost Hessians; symmetrised here. Player i's own block ``Q_i[i, i]`` must be PSD.
+    c : array (N, n)
+        Linear cost terms.
+    A, b : matrix (m × n), vector (m,), optional
+        Shared inequalities ``A x ≤ b``.
+    Aeq, beq : matrix (p × n), vector (p,), optional
+        Shared equalities.
+    lb, ub : vector (n,) or scalar, optional
+        Own bounds (default −inf / +inf).
+    names : sequence of str, optional
+        Player names (default ``"p0", "p1", …``).
+
+    Returns
+    -------
+    LQGame
+
+    Raises
+    ------
+    InvalidInputError
+        Shapes that do not match ``sizes``, NaN/inf in Q, c, A, b (inf is allowed only in bounds),
+        ``lb > ub``.
+    NonConvexGameError
+        A player's own block is not PSD (the message names the player and the eigenvalue).
+
+    Examples
+    --------
+    Cournot duopoly with inverse demand 10 − x₁ − x₂ and unit costs 1 and 2:
+
+    >>> g = lq_game([1, 1], [[[2, 1], [1, 0]], [[0, 1], [1, 2]]], [[-9, 0], [0, -8]], lb=0)
+    >>> g.M.toarray().tolist(), g.q.tolist()
+    ([[2.0, 1.0], [1.0, 2.0]], [-9.0, -8.0])
+    >>> round(g.monotonicity_min_eig, 12)
+    1.0
+    """
+    try:
+        sizes_t = tuple(int(s) for s in sizes)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"sizes must be a list of integers: {exc}") from exc
+    if not sizes_t or any(s < 1 for s in sizes_t):
+        raise InvalidInputError(f"sizes must be a non-empty list of integers ≥ 1, got {list(sizes_t)}")
+    N, n = len(sizes_t), sum(sizes_t)
+    if isinstance(Q, np.ndarray) and Q.ndim == 3:
+        Q = list(Q)
+    if sp.issparse(Q) or not isinstance(Q, Sequence) or len(Q) != N:
+        got = len(Q) if isinstance(Q, Sequence) else type(Q).__name__
+        raise InvalidInputError(f"Q must be a list of {N} matrices (one per player), got {got}")
+    Qs = []
+    for i, Qi in enumerate(Q):
+        m = _csr(Qi, (n, n), f"Q[{i}]")
+        Qs.append(sp.csr_array((m + m.T) * 0.5))
+    if sp.issparse(c):
+        c = c.toarray()
+    try:
+        c_arr = np.asarray(c, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"c is not numeric: {exc}") from exc
+    if c_arr.shape != (N, n):
+        raise InvalidInputError(f"c must have shape {(N, n)} (players × variables), got {c_arr.shape}")
+    if not np.all(np.isfinite(c_arr)):
+        raise InvalidInputError("c has NaN or infinite entries")
+    if (A is None) != (b is None):
+        raise InvalidInputError("give both A and b (shared inequalities A x ≤ b) or neither")
+    if (Aeq is None) != (beq is None):
+        raise InvalidInputError("give both Aeq and beq (shared equalities Aeq x = beq) or neither")
+    if A is None:
+        A_m, b_v = sp.csr_array((0, n)), np.zeros(0)
+    else:
+        b_v = _vec(b, np.size(np.asarray(b, dtype=object)) if not np.isscalar(b) else 1, "b")
+        A_m = _csr(A, (b_v.size, n), "A")
+    if Aeq is None:
+        Aeq_m, beq_v = sp.csr_array((0, n)), np.zeros(0)
+    else:
+        beq_v = _vec(beq, np.size(np.asarray(beq, dtype=object)) if not np.isscalar(beq) else 1, "beq")
+        Aeq_m = _csr(Aeq, (beq_v.size, n), "Aeq")
+    lb_v = np.full(n, -np.inf) if lb is None else _vec(lb, n, "lb", allow="-inf")
+    ub_v = np.full(n, np.inf) if ub is None else _vec(ub, n, "ub", allow="+inf")
+    if np.any(lb_v > ub_v):
+        j = int(np.flatnonzero(lb_v > ub_v)[0])
+        raise InvalidInputError(f"lb > ub at variable {j}: {lb_v[j]} > {ub_v[j]}")
+    if names is None:
+        names_l = [f"p{i}" for i in range(N)]
+    else:
+        names_l = [str(s) for s in names]
+        if len(names_l) != N or len(set(names_l)) != N:
+            raise InvalidInputError(f"names must be {N} distinct strings, got {names_l}")
+    game = LQGame(sizes_t, Qs, c_arr, A_m, b_v, Aeq_m, beq_v, lb_v, ub_v, names_l)
+    for i in range(N):
+        Bi = Qs[i][game.block(i), game.block(i)]
+        scale = max(1.0, float(np.abs(Bi.data).max()) if Bi.nnz else 0.0)
+        e = _psd_min_eig(Bi, PSD_TOL * scale)
+        if e < -PSD_TOL * scale:
+            raise NonConvexGameError(
+                f"player {names_l[i]!r}: own block Q[{i}][i,i] is not positive semidefinite "
+                f"(smallest eigenvalue {e:.6g}); its program is not convex"
+            )
+    return game
+
+
+def _psd_min_eig(B: sp.csr_array, tol: float) -> float:
+    """Smallest eigenvalue of a symmetric block, or a certificate of PSD-ness for big ones: a
+    sparse Cholesky-free test via shift-invert Lanczos (see :func:`min_eigenvalue`)."""
+    if B.nnz == 0:
+        return 0.0
+    diag = B.diagonal()
+    if B.shape[0] > DENSE_EIG_MAX:
+        off = abs(B).sum(axis=1) - np.abs(diag)
+        if np.all(diag - np.asarray(off).ravel() >= -tol):  # diagonally dominant ⇒ PSD (Gershgorin)
+            return float(np.min(diag - np.asarray(off).ravel()))
+    return min_eigenvalue(B)

@@ -1,0 +1,505 @@
+"""The joint KKT system (4)–(7) of an LQ game as a MILP on HiGHS, with big-M bounds derived from data.
+
+Every complementarity pair ``0 ≤ y ⊥ s ≥ 0`` (a shared-row multiplier and the row's slack; a bound
+multiplier and the distance to the bound) is switched by a binary ``z``: ``y ≤ Y z`` and
+``s ≤ S (1 − z)``. The bounds are derived, never a blind constant:
+
+- primal ``x`` ranges from the box, and by LP (min/max ``x_j`` over the joint set X) where the box
+  is infinite; slack bounds ``S`` by interval arithmetic over those ranges;
+- shared-row multipliers ``Λ`` (and ``|μ|``) by LP over the relaxed KKT polytope (stationarity (4),
+  ``x ∈ X``, signs (6)) strengthened by one valid inequality per player obtained by multiplying
+  player i's stationarity by ``x_i`` and using complementarity:
+
+      Σ_r λ_{i,r} β_{r,i} − Σ_j ν⁻_j lb_j + Σ_j ν⁺_j ub_j ≤ U_i,                               (12)
+
+  ``β_{r,i} = b_r − max A_{r,−i} x_{−i}`` and ``U_i ≥ −x_iᵀ(Mx + q)_i`` over the box (intervals);
+- bound multipliers ``ν`` from (4) by interval arithmetic given ``Λ``.
+
+A bound that cannot be proven finite starts at a stated value; a solution touching an unproven bound
+(within 1e-6 relative) triggers a re-solve with that bound doubled (at most ``retries`` times), and
+never returns silently: the result then has status ``ITERATION_LIMIT`` with the reason.
+``fixed_big_m`` replaces all of this by one blind constant (the benchmark baseline only).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from datamarkets.errors import InvalidInputError
+from datamarkets.formulations.games._backend import INF, highs_model, run_highs
+from datamarkets.formulations.games.kkt import Multipliers
+from datamarkets.formulations.games.lq import LQGame
+from datamarkets.status import Status
+
+__all__ = ["MILPOut", "solve_kkt_milp"]
+
+STATED_BOUND = 1e3
+"""Start value (times the data scale) of a bound that LP bounding could not prove finite."""
+
+
+@dataclass
+class MILPOut:
+    """Outcome of :func:`solve_kkt_milp`: the equilibria found (each ``(x, multipliers)``)."""
+
+    status: Status
+    equilibria: list[tuple[np.ndarray, Multipliers]]
+    bounds_proven: bool
+    retries: int
+    seconds: dict[str, float] = field(default_factory=dict)
+    message: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _Layout:
+    """Columns of the MILP: x | λ pairs | μ pairs | ν⁻ | ν⁺ | z_λ | z⁻ | z⁺."""
+
+    def __init__(self, game: LQGame, variational: bool) -> None:
+        self.game, self.variational = game, variational
+        N = game.N
+        self.Bl, self.lam_row, self.lam_player = self._pairs(game.A, variational)
+        self.Bm, self.mu_row, self.mu_player = self._pairs(game.Aeq, variational)
+        self.fl = np.flatnonzero(np.isfinite(game.lb))
+        self.fu = np.flatnonzero(np.isfinite(game.ub))
+        sizes = [game.n, self.lam_row.size, self.mu_row.size, self.fl.size, self.fu.size]
+        sizes += [self.lam_row.size, self.fl.size, self.fu.size]
+        self.off = np.concatenate([[0], np.cumsum(sizes)])
+        self.ncol = int(self.off[-1])
+        self.N = N
+
+    def _pairs(
+        self, Amat: sp.csr_array, variational: bool
+    ) -> tuple[sp.csr_array, np.ndarray, np.ndarray | None]:
+        """``B`` (n × pairs) with ``(B y)_j = Σ_r A_rj y_{r, owner(j)}`` and the pairs' rows/players."""
+        game = self.game
+        coo = sp.coo_array(Amat)
+        if variational:
+            return sp.csr_array(Amat.T), np.arange(Amat.shape[0]), None
+        key = coo.row.astype(np.int64) * game.N + game.owner[coo.col]
+        uniq, inv = np.unique(key, return_inverse=True)
+        B = sp.csr_array((coo.data, (coo.col, inv)), shape=(game.n, uniq.size))
+        return B, uniq // game.N, uniq % game.N
+
+    def sl(self, k: int) -> slice:
+        return slice(int(self.off[k]), int(self.off[k + 1]))
+
+
+def _interval_matvec(Mat: sp.csr_array, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of ``Mat x`` for ``lo ≤ x ≤ hi`` (interval arithmetic; inf-safe)."""
+    P = sp.csr_array(Mat.maximum(0))
+    Nn = sp.csr_array(Mat.minimum(0))
+    with np.errstate(invalid="ignore"):
+        lo_f, hi_f = np.nan_to_num(lo, neginf=-1e300), np.nan_to_num(hi, posinf=1e300)
+        low = P @ lo_f + Nn @ hi_f
+        high = P @ hi_f + Nn @ lo_f
+    low[np.abs(low) >= 1e299] = -np.inf
+    high[np.abs(high) >= 1e299] = np.inf
+    return low, high
+
+
+def _box(game: LQGame, time_limit: float | None) -> tuple[np.ndarray, np.ndarray, Status]:
+    """Primal ranges: the box, tightened by LP over X where a bound is infinite."""
+    lo, hi = game.lb.copy(), game.ub.copy()
+    need = np.flatnonzero(~np.isfinite(lo) | ~np.isfinite(hi))
+    A = sp.vstack([game.A, game.Aeq], format="csc")
+    rl = np.concatenate([np.full(game.m, -INF), game.beq])
+    ru = np.concatenate([game.b, game.beq])
+    h = highs_model(np.zeros(game.n), game.lb, game.ub, A, rl, ru, time_limit=time_limit)
+    out = run_highs(h)
+    if out.status.group.value == "infeasible_or_unbounded":
+        return lo, hi, Status.INFEASIBLE
+    if out.status is not Status.OPTIMAL:
+        return lo, hi, out.status
+    for j in need:
+        for sense, arr in ((1.0, lo), (-1.0, hi)):
+            if np.isfinite(arr[j]):
+                continue
+            h.changeColCost(int(j), sense)
+            o = run_highs(h)
+            h.changeColCost(int(j), 0.0)
+            if o.status is Status.OPTIMAL and o.x is not None:
+                arr[j] = o.x[j]
+    return lo, hi, Status.OPTIMAL
+
+
+def _build(
+    game: LQGame,
+    L: _Layout,
+    xlo: np.ndarray,
+    xhi: np.ndarray,
+    Lam: np.ndarray,
+    Mu: np.ndarray,
+    Vlo: np.ndarray,
+    Vup: np.ndarray,
+    *,
+    integer: bool,
+    extra_rows: tuple[sp.csr_array, np.ndarray] | None = None,
+) -> tuple[sp.csr_array, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows, row bounds and column bounds of the KKT MILP (or its relaxation without z)."""
+    n, nl, nm = game.n, L.lam_row.size, L.mu_row.size
+    fl, fu = L.fl, L.fu
+    I = sp.eye_array(n, format="csr")
+    zeros = lambda r, c: sp.csr_array((r, c))  # noqa: E731
+    blocks = [
+        [game.M, L.Bl, L.Bm, -I[:, fl], I[:, fu]],  # (4)
+        [game.A, zeros(game.m, nl), zeros(game.m, nm), zeros(game.m, fl.size), zeros(game.m, fu.size)],
+        [game.Aeq, zeros(game.p, nl), zeros(game.p, nm), zeros(game.p, fl.size), zeros(game.p, fu.size)],
+    ]
+    rl = [-game.q, np.full(game.m, -INF), game.beq]
+    ru = [-game.q, game.b, game.beq]
+    R = sp.bmat(blocks, format="csr")
+    if extra_rows is not None:
+        R = sp.vstack([R, extra_rows[0]], format="csr")
+        rl.append(np.full(extra_rows[0].shape[0], -INF))
+        ru.append(extra_rows[1])
+    clo = np.concatenate([xlo, np.zeros(nl), -Mu, np.zeros(fl.size), np.zeros(fu.size)])
+    chi = np.concatenate([xhi, Lam, Mu, Vlo, Vup])
+    if not integer:
+        return R, np.concatenate(rl), np.concatenate(ru), clo, chi
+    # switches: y ≤ Y z,  s ≤ S (1 − z)
+    nz = nl + fl.size + fu.size
+    Axr = sp.csr_array(game.A[L.lam_row, :]) if nl else sp.csr_array((0, n))
+    Ax_lo, _ = _interval_matvec(Axr, xlo, xhi)
+    S = game.b[L.lam_row] - Ax_lo  # slack ≤ S
+    Dlo = xhi[fl] - game.lb[fl]
+    Dup = game.ub[fu] - xlo[fu]
+    Y = np.concatenate([Lam, Vlo, Vup])
+    cont = R.shape[1]
+    # y − Y z ≤ 0
+    cols_y = np.concatenate([np.arange(L.off[1], L.off[2]), np.arange(L.off[3], L.off[5])])
+    Yrows = sp.csr_array((np.ones(nz), (np.arange(nz), cols_y)), shape=(nz, cont))
+    Yrows = sp.hstack([Yrows, -sp.diags_array(Y)], format="csr")
+    # slack rows: −A_r x + S z ≤ S − b_r ; x_j + D z ≤ lb_j + D ; −x_j + D z ≤ D − ub_j
+    Sx = sp.vstack([-Axr, I[fl, :], -I[fu, :]], format="csr")
+    Sx = sp.hstack([Sx, zeros(nz, cont - n), sp.diags_array(np.concatenate([S, Dlo, Dup]))], format="csr")
+    Srhs = np.concatenate([S - game.b[L.lam_row], game.lb[fl] + Dlo, Dup - game.ub[fu]])
+    R = sp.vstack([sp.hstack([R, zeros(R.shape[0], nz)]), Yrows, Sx], format="csr")
+    rl_all = np.concatenate([*rl, np.full(nz, -INF), np.full(nz, -INF)])
+    ru_all = np.concatenate([*ru, np.zeros(nz), Srhs])
+    clo = np.concatenate([clo, np.zeros(nz)])
+    chi = np.concatenate([chi, np.ones(nz)])
+    return R, rl_all, ru_all, clo, chi
+
+
+def _valid_inequalities(
+    game: LQGame, L: _Layout, xlo: np.ndarray, xhi: np.ndarray
+) -> tuple[sp.csr_array, np.ndarray]:
+    """Rows of (12) over the continuous columns (one per player without equality rows in its
+    per-player mode; plus the exact summed one in variational mode)."""
+    N = game.N
+    g_lo, g_hi = _interval_matvec(game.M, xlo, xhi)
+    g_lo, g_hi = g_lo + game.q, g_hi + game.q
+    with np.errstate(invalid="ignore"):
+        prods = np.stack([-xlo * g_lo, -xlo * g_hi, -xhi * g_lo, -xhi * g_hi])
+    prods = np.where(np.isnan(prods), np.inf, prods)
+    u_j = prods.max(axis=0)  # ≥ −x_j g_j over the box
+    U = np.zeros(N)
+    np.add.at(U, game.owner, u_j)
+    cont = int(L.off[5])
+    rows, cols, vals, rhs = [], [], [], []
+    Acoo = sp.coo_array(game.A)
+    # β_{r,i} = b_r − max A_{r,−i} x_{−i} = b_r − (max A_r x − max A_{r,i} x_i)
+    contrib_hi = np.where(Acoo.data > 0, Acoo.data * xhi[Acoo.col], Acoo.data * xlo[Acoo.col])
+    row_hi = np.zeros(game.m)
+    np.add.at(row_hi, Acoo.row, contrib_hi)
+    own_hi: dict[tuple[int, int], float] = {}
+    for r, j, v in zip(Acoo.row, Acoo.col, contrib_hi, strict=True):
+        key = (int(r), int(game.owner[j]))
+        own_hi[key] = own_hi.get(key, 0.0) + float(v)
+    has_eq = np.zeros(N, dtype=bool)
+    has_eq[game.owner[sp.coo_array(game.Aeq).col]] = True
+    k_of = {}
+    if not L.variational:
+        k_of = {(int(r), int(i)): k for k, (r, i) in enumerate(zip(L.lam_row, L.lam_player, strict=True))}
+    for i in range(N):
+        if not np.isfinite(U[i]) or (has_eq[i] and not L.variational):
+            continue
+        row = len(rhs)
+        for (r, pi), oh in own_hi.items():
+            if pi != i:
+                continue
+            beta = game.b[r] - (row_hi[r] - oh)
+            if not np.isfinite(beta):
+                break
+            k = r if L.variational else k_of[(r, i)]
+            rows.append(row), cols.append(int(L.off[1]) + k), vals.append(beta)
+        else:
+            if has_eq[i]:  # variational: μ_r Aeq_{r,i} x_i is not linear — skip this player
+                continue
+            b = game.block(i)
+            for idx, pos_off, sign, bnd in ((L.fl, 3, -1.0, game.lb), (L.fu, 4, 1.0, game.ub)):
+                sel = np.flatnonzero((idx >= b.start) & (idx < b.stop))
+                for s in sel:
+                    (
+                        rows.append(row),
+                        cols.append(int(L.off[pos_off]) + int(s)),
+                        vals.append(sign * bnd[idx[s]]),
+                    )
+            rhs.append(U[i])
+            continue
+        # a β was infinite: drop the partial row
+        keep = [t for t, rr in enumerate(rows) if rr != row]
+        rows, cols, vals = [rows[t] for t in keep], [cols[t] for t in keep], [vals[t] for t in keep]
+    if L.variational and np.all(np.isfinite(U)):
+        row = len(rhs)
+        for r in range(game.m):
+            rows.append(row), cols.append(int(L.off[1]) + r), vals.append(game.b[r])
+        for r in range(game.p):
+            rows.append(row), cols.append(int(L.off[2]) + r), vals.append(game.beq[r])
+        rows += [row] * L.fl.size + [row] * L.fu.size
+        cols += list(int(L.off[3]) + np.arange(L.fl.size)) + list(int(L.off[4]) + np.arange(L.fu.size))
+        vals += list(-game.lb[L.fl]) + list(game.ub[L.fu])
+        rhs.append(float(U.sum()))
+    R = sp.csr_array((vals, (rows, cols)), shape=(len(rhs), cont))
+    return R, np.asarray(rhs, dtype=float)
+
+
+def _multiplier_bounds(
+    game: LQGame, L: _Layout, xlo: np.ndarray, xhi: np.ndarray, time_limit: float | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``Λ``, ``|μ|`` bounds by LP over the strengthened relaxed KKT polytope, and which are proven."""
+    nl, nm = L.lam_row.size, L.mu_row.size
+    Lam = np.full(nl, np.inf)
+    Mu = np.full(nm, np.inf)
+    if nl + nm == 0:
+        return Lam, Mu, np.ones(0, bool), np.ones(0, bool)
+    extra = _valid_inequalities(game, L, xlo, xhi)
+    R, rl, ru, clo, chi = _build(
+        game,
+        L,
+        xlo,
+        xhi,
+        np.full(nl, np.inf),
+        np.full(nm, np.inf),
+        np.full(L.fl.size, np.inf),
+        np.full(L.fu.size, np.inf),
+        integer=False,
+        extra_rows=extra,
+    )
+    h = highs_model(np.zeros(R.shape[1]), clo, chi, R, rl, ru, time_limit=time_limit)
+    out = run_highs(h)
+    if out.status is not Status.OPTIMAL:
+        return Lam, Mu, np.zeros(nl, bool), np.zeros(nm, bool)
+    targets = [(int(L.off[1]) + k, -1.0, Lam, k) for k in range(nl)]
+    targets += [(int(L.off[2]) + k, s, Mu, k) for k in range(nm) for s in (-1.0, 1.0)]
+    for col, s, arr, k in targets:
+        h.changeColCost(col, s)
+        o = run_highs(h)
+        h.changeColCost(col, 0.0)
+        if o.status is Status.OPTIMAL and o.x is not None:
+            arr[k] = max(arr[k] if np.isfinite(arr[k]) else 0.0, abs(o.x[col]))
+        else:
+            arr[k] = np.inf
+    return Lam, Mu, np.isfinite(Lam), np.isfinite(Mu)
+
+
+def solve_kkt_milp(
+    game: LQGame,
+    *,
+    variational: bool = True,
+    enumerate: int = 0,
+    time_limit: float | None = None,
+    fixed_big_m: float | None = None,
+    retries: int = 8,
+    tol: float = 1e-9,
+) -> MILPOut:
+    """Equilibria of ``game`` as solutions of its KKT MILP (see the module docstring).
+
+    Parameters
+    ----------
+    game : LQGame
+    variational : bool
+        Common multipliers on the shared constraints (a variational equilibrium).
+    enumerate : int
+        Find up to this many distinct equilibria (no-good cuts on the binaries); 0 = one.
+    time_limit : float, optional
+        Seconds for the whole route (bounding, every MILP).
+    fixed_big_m : float, optional
+        Benchmark baseline: every big-M is this constant, no bounding, no retries.
+    retries : int
+        Doublings of unproven bounds before giving up.
+    tol : float
+        HiGHS primal / MIP feasibility tolerance.
+
+    Returns
+    -------
+    MILPOut
+
+    Examples
+    --------
+    >>> from datamarkets.formulations.games.lq import lq_game
+    >>> g = lq_game([1, 1], [[[1, -2], [-2, 0]], [[0, -2], [-2, 1]]], [[0.5, 0], [0, 0.5]], lb=0, ub=1)
+    >>> out = solve_kkt_milp(g, enumerate=5)
+    >>> sorted(np.round(x, 9).tolist() for x, _ in out.equilibria)
+    [[0.0, 0.0], [0.5, 0.5], [1.0, 1.0]]
+    """
+    t0 = time.perf_counter()
+    left = lambda: None if time_limit is None else max(time_limit - (time.perf_counter() - t0), 1e-3)  # noqa: E731
+    if enumerate < 0:
+        raise InvalidInputError(f"enumerate must be ≥ 0, got {enumerate}")
+    L = _Layout(game, variational)
+    secs: dict[str, float] = {}
+    ta = time.perf_counter()
+    if fixed_big_m is not None:
+        Mb = float(fixed_big_m)
+        xlo = np.where(np.isfinite(game.lb), game.lb, -Mb)
+        xhi = np.where(np.isfinite(game.ub), game.ub, Mb)
+        Lam, Mu = np.full(L.lam_row.size, Mb), np.full(L.mu_row.size, Mb)
+        proven_x = np.isfinite(game.lb) & np.isfinite(game.ub)
+        pl, pm = np.ones(L.lam_row.size, bool), np.ones(L.mu_row.size, bool)  # no retries
+        Vlo, Vup = np.full(L.fl.size, Mb), np.full(L.fu.size, Mb)
+    else:
+        xlo, xhi, st = _box(game, left())
+        if st is not Status.OPTIMAL:
+            return MILPOut(st, [], True, 0, message=f"joint feasible set: {st.value}")
+        proven_x = np.isfinite(xlo) & np.isfinite(xhi)
+        stated = STATED_BOUND * game.scale
+        xlo = np.where(np.isfinite(xlo), xlo, -stated)
+        xhi = np.where(np.isfinite(xhi), xhi, stated)
+        Lam, Mu, pl, pm = _multiplier_bounds(game, L, xlo, xhi, left())
+        Lam = np.where(pl, Lam, stated)
+        Mu = np.where(pm, Mu, stated)
+    secs["bounding_seconds"] = time.perf_counter() - ta
+    n_try = 0
+    while True:
+        if fixed_big_m is None:
+            Vlo, Vup = _nu_bounds(game, L, xlo, xhi, Lam, Mu)
+        R, rl, ru, clo, chi = _build(game, L, xlo, xhi, Lam, Mu, Vlo, Vup, integer=True)
+        nz = R.shape[1] - int(L.off[5])
+        integ = np.concatenate([np.zeros(int(L.off[5]), bool), np.ones(nz, bool)])
+        h = highs_model(  # a feasibility MILP: stop at the first feasible point (= an equilibrium)
+            np.zeros(R.shape[1]),
+            clo,
+            chi,
+            R,
+            rl,
+            ru,
+            integrality=integ,
+            time_limit=left(),
+            primal_feasibility_tolerance=tol,
+            mip_feasibility_tolerance=tol,
+            mip_max_improving_sols=1,
+        )
+        found: list[tuple[np.ndarray, Multipliers]] = []
+        status = Status.OPTIMAL
+        touched = False
+        attempts = 0
+        while len(found) < max(1, enumerate) and attempts < 20 * max(1, enumerate):
+            attempts += 1
+            out = run_highs(h)
+            first_feasible = "SolutionLimit" in str(out.extra.get("raw_status")) and out.x is not None
+            if (out.status is not Status.OPTIMAL and not first_feasible) or out.x is None:
+                status = out.status if out.status.group.value == "limit" else Status.INFEASIBLE
+                break
+            v = out.x
+            x = v[: game.n]
+            touched = _touches(v, L, xlo, xhi, Lam, Mu, proven_x, pl, pm)
+            if touched:
+                break
+            z = np.round(v[int(L.off[5]) :])
+            if not any(np.abs(x - xf).max() <= 1e-7 * (1 + np.abs(x).max()) for xf, _ in found):
+                found.append((x.copy(), _multipliers(game, L, v)))
+            # no-good cut: Σ_{z*=1}(1 − z) + Σ_{z*=0} z ≥ 1
+            coef = np.where(z > 0.5, -1.0, 1.0)
+            idx = (int(L.off[5]) + np.arange(nz)).astype(np.int32)
+            h.addRow(1.0 - float((z > 0.5).sum()), INF, nz, idx, coef)
+            if enumerate == 0:
+                break
+        if touched and n_try < retries and fixed_big_m is None:
+            n_try += 1
+            Lam = np.where(pl, Lam, 2 * Lam)
+            Mu = np.where(pm, Mu, 2 * Mu)
+            xlo = np.where(proven_x, xlo, np.where(np.isfinite(game.lb), game.lb, 2 * xlo))
+            xhi = np.where(proven_x, xhi, np.where(np.isfinite(game.ub), game.ub, 2 * xhi))
+            continue
+        if (
+            status is Status.INFEASIBLE
+            and not found
+            and fixed_big_m is None
+            and n_try < retries
+            and not (pl.all() and pm.all() and proven_x.all())
+        ):
+            n_try += 1
+            Lam, Mu = np.where(pl, Lam, 2 * Lam), np.where(pm, Mu, 2 * Mu)
+            xlo = np.where(proven_x, xlo, 2 * xlo)
+            xhi = np.where(proven_x, xhi, 2 * xhi)
+            continue
+        break
+    secs["milp_seconds"] = time.perf_counter() - ta - secs["bounding_seconds"]
+    proven = bool(pl.all() and pm.all() and proven_x.all()) and fixed_big_m is None
+    extra = {"binaries": int(nz), "lambda_bound_max": float(Lam.max(initial=0.0)), "retries": n_try}
+    if touched:
+        return MILPOut(
+            Status.ITERATION_LIMIT,
+            [],
+            proven,
+            n_try,
+            secs,
+            f"a solution touches an unproven big-M bound after {n_try} doublings",
+            extra,
+        )
+    if found:
+        return MILPOut(Status.OPTIMAL, found, proven, n_try, secs, "", extra)
+    if status is Status.INFEASIBLE:
+        msg = "the KKT system has no solution" + ("" if proven else " within the stated (unproven) bounds")
+        return MILPOut(Status.NO_EQUILIBRIUM, [], proven, n_try, secs, msg, extra)
+    return MILPOut(status, [], proven, n_try, secs, f"MILP stopped: {status.value}", extra)
+
+
+def _nu_bounds(
+    game: LQGame, L: _Layout, xlo: np.ndarray, xhi: np.ndarray, Lam: np.ndarray, Mu: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """ν bounds from (4): ``ν⁻_j = g_j + (Bλ)_j + (Bμ)_j`` when positive (ν⁺_j = 0 unless fixed)."""
+    g_lo, g_hi = _interval_matvec(game.M, xlo, xhi)
+    g_lo, g_hi = g_lo + game.q, g_hi + game.q
+    bl_lo, bl_hi = _interval_matvec(L.Bl, np.zeros_like(Lam), Lam)
+    bm_lo, bm_hi = _interval_matvec(L.Bm, -Mu, Mu)
+    hi = g_hi + bl_hi + bm_hi
+    lo = g_lo + bl_lo + bm_lo
+    fixed = game.lb == game.ub
+    Vlo = np.maximum(hi, 0.0)
+    Vup = np.maximum(-lo, 0.0)
+    # a fixed variable: ν⁻ − ν⁺ = g + …; one of them may be taken 0, the other bounded as above
+    Vlo[fixed] = np.maximum(Vlo[fixed], 0.0)
+    return Vlo[L.fl] * (1 + 1e-9) + 1e-9, Vup[L.fu] * (1 + 1e-9) + 1e-9
+
+
+def _touches(
+    v: np.ndarray,
+    L: _Layout,
+    xlo: np.ndarray,
+    xhi: np.ndarray,
+    Lam: np.ndarray,
+    Mu: np.ndarray,
+    proven_x: np.ndarray,
+    pl: np.ndarray,
+    pm: np.ndarray,
+) -> bool:
+    """Whether a value sits at an unproven bound (within 1e-6 relative)."""
+    rel = 1e-6
+    x = v[L.sl(0)]
+    lam = v[L.sl(1)]
+    mu = v[L.sl(2)]
+    t = np.any(~proven_x & ((x >= xhi - rel * (1 + np.abs(xhi))) | (x <= xlo + rel * (1 + np.abs(xlo)))))
+    t |= np.any(~pl & (lam >= Lam * (1 - rel)))
+    t |= np.any(~pm & (np.abs(mu) >= Mu * (1 - rel)))
+    return bool(t)
+
+
+def _multipliers(game: LQGame, L: _Layout, v: np.ndarray) -> Multipliers:
+    lam_v, mu_v = v[L.sl(1)], v[L.sl(2)]
+    nl = np.zeros(game.n)
+    nu = np.zeros(game.n)
+    nl[L.fl] = np.maximum(v[L.sl(3)], 0.0)
+    nu[L.fu] = np.maximum(v[L.sl(4)], 0.0)
+    if L.variational:
+        return Multipliers(np.maximum(lam_v, 0.0), mu_v.copy(), nl, nu, True)
+    lam = np.zeros((game.N, game.m))
+    mu = np.zeros((game.N, game.p))
+    lam[L.lam_player, L.lam_row] = np.maximum(lam_v, 0.0)
+    mu[L.mu_player, L.mu_row] = mu_v
+    return Multipliers(lam, mu, nl, nu, False)

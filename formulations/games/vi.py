@@ -1,0 +1,225 @@
+"""Variational equilibria of monotone LQ games as ONE convex QP.
+
+The joint feasible set is ``X = {x : G x ≤ h, E x = e}`` with ``G = [A; −I_L; I_U]`` (shared rows
+and finite bounds) and ``E = Aeq``. A variational equilibrium solves the affine VI
+``(M x + q)ᵀ(y − x) ≥ 0 ∀ y ∈ X`` (9).
+
+- Potential game (``M = Mᵀ``): (9) is the optimality condition of ``min ½xᵀMx + qᵀx`` over X (10),
+  whose duals are the common multipliers.
+- Monotone game (``sym(M) ⪰ 0``): the primal–dual gap QP
+
+      min  xᵀMx + qᵀx + hᵀλ + eᵀμ   s.t.  M x + q + Gᵀλ + Eᵀμ = 0,  G x ≤ h,  E x = e,  λ ≥ 0     (11)
+
+  is convex, and on its feasible set the objective equals ``λᵀ(h − G x) ≥ 0`` (substitute the
+  equality); so its optimum is 0 exactly at the KKT points of (9), i.e. at a VE with its common
+  multipliers. (A non-monotone game makes (11) non-convex; the route refuses it.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from datamarkets.errors import InvalidInputError, NonConvexGameError
+from datamarkets.formulations.games._backend import INF, QPOut, clarabel_qp, highs_model, highs_qp, run_highs
+from datamarkets.formulations.games.kkt import Multipliers
+from datamarkets.formulations.games.lq import LQGame
+from datamarkets.status import Status
+
+__all__ = ["VIOut", "feasible_point", "gap_qp", "joint_constraints", "solve_vi"]
+
+
+@dataclass
+class VIOut:
+    """Outcome of :func:`solve_vi`."""
+
+    status: Status
+    x: np.ndarray | None
+    multipliers: Multipliers | None
+    program: str
+    objective: float = float("nan")
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def joint_constraints(game: LQGame) -> tuple[sp.csr_array, np.ndarray, np.ndarray, np.ndarray]:
+    """``G, h`` of X (shared rows, then finite lower and upper bounds) and the finite-bound indices."""
+    fl = np.flatnonzero(np.isfinite(game.lb))
+    fu = np.flatnonzero(np.isfinite(game.ub))
+    I = sp.eye_array(game.n, format="csr")
+    G = sp.vstack([game.A, -I[fl, :], I[fu, :]], format="csr")
+    h = np.concatenate([game.b, -game.lb[fl], game.ub[fu]])
+    return sp.csr_array(G), h, fl, fu
+
+
+def _split_G_duals(game: LQGame, z: np.ndarray, fl: np.ndarray, fu: np.ndarray) -> Multipliers:
+    m = game.m
+    lam = np.maximum(z[:m], 0.0)
+    nl = np.zeros(game.n)
+    nu = np.zeros(game.n)
+    nl[fl] = np.maximum(z[m : m + fl.size], 0.0)
+    nu[fu] = np.maximum(z[m + fl.size :], 0.0)
+    return Multipliers(lam, np.zeros(game.p), nl, nu, True)
+
+
+def feasible_point(game: LQGame, *, time_limit: float | None = None) -> tuple[Status, np.ndarray | None]:
+    """A point of the joint feasible set X by LP (HiGHS); ``(INFEASIBLE, None)`` when X is empty.
+
+    Examples
+    --------
+    >>> from datamarkets.formulations.games.lq import lq_game
+    >>> g = lq_game([1, 1], [np.eye(2), np.eye(2)], np.zeros((2, 2)), A=[[1, 1]], b=[-1], lb=0)
+    >>> feasible_point(g)[0].value
+    'infeasible'
+    """
+    A = sp.vstack([game.A, game.Aeq], format="csc")
+    rl = np.concatenate([np.full(game.m, -INF), game.beq])
+    ru = np.concatenate([game.b, game.beq])
+    out = highs_qp(None, np.zeros(game.n), game.lb, game.ub, A, rl, ru, time_limit=time_limit)
+    if out.status is Status.OPTIMAL and out.x is not None:
+        return Status.OPTIMAL, out.x
+    return (Status.INFEASIBLE if out.status.group.value == "infeasible_or_unbounded" else out.status), None
+
+
+def gap_qp(
+    game: LQGame,
+) -> tuple[sp.csc_array, np.ndarray, sp.csr_array, np.ndarray, sp.csr_array, np.ndarray]:
+    """The gap QP (11) in Clarabel form over ``v = (x, λ, μ)``: ``P, c, Aeq, beq, Ale, ble``."""
+    n, p = game.n, game.p
+    G, h, _, _ = joint_constraints(game)
+    mG = G.shape[0]
+    M = game.M
+    P = sp.block_diag([M + M.T, sp.csc_array((mG, mG)), sp.csc_array((p, p))], format="csc")
+    c = np.concatenate([game.q, h, game.beq])
+    Aeq = sp.vstack(
+        [
+            sp.hstack([M, G.T, game.Aeq.T]),
+            sp.hstack([game.Aeq, sp.csr_array((p, mG)), sp.csr_array((p, p))]),
+        ],
+        format="csr",
+    )
+    beq = np.concatenate([-game.q, game.beq])
+    Ale = sp.vstack(
+        [
+            sp.hstack([G, sp.csr_array((mG, mG)), sp.csr_array((mG, p))]),
+            sp.hstack([sp.csr_array((mG, n)), -sp.eye_array(mG), sp.csr_array((mG, p))]),
+        ],
+        format="csr",
+    )
+    ble = np.concatenate([h, np.zeros(mG)])
+    return sp.csc_array(P), c, sp.csr_array(Aeq), beq, sp.csr_array(Ale), ble
+
+
+def solve_vi(
+    game: LQGame,
+    *,
+    qp_solver: str = "clarabel",
+    time_limit: float | None = None,
+    tol: float = 1e-9,
+    monotone_tol: float = 1e-9,
+) -> VIOut:
+    """The variational equilibrium of a monotone game: the potential QP (10) when M is symmetric,
+    else the gap QP (11). Returns x and the common multipliers.
+
+    Parameters
+    ----------
+    game : LQGame
+    qp_solver : {"clarabel", "highs"}
+    time_limit : float, optional
+    tol : float
+        Solver tolerance.
+    monotone_tol : float
+        The game counts as monotone when min eig sym(M) ≥ −monotone_tol·scale.
+
+    Raises
+    ------
+    NonConvexGameError
+        The game is not monotone (the message gives the eigenvalue).
+
+    Examples
+    --------
+    >>> from datamarkets.formulations.games.lq import lq_game
+    >>> g = lq_game([1, 1], [[[2, 1], [1, 0]], [[0, 1], [1, 2]]], [[-9, 0], [0, -8]], lb=0)
+    >>> out = solve_vi(g)
+    >>> np.round(out.x, 6).tolist(), out.program
+    ([3.333333, 2.333333], 'potential-qp')
+    """
+    if qp_solver not in ("clarabel", "highs"):
+        raise InvalidInputError(f"qp_solver must be 'clarabel' or 'highs', got {qp_solver!r}")
+    lam_min = game.monotonicity_min_eig
+    if lam_min < -monotone_tol * game.scale:
+        raise NonConvexGameError(
+            f"the vi route needs a monotone game: smallest eigenvalue of sym(M) is {lam_min:.6g} < 0"
+        )
+    n = game.n
+    G, h, fl, fu = joint_constraints(game)
+    if game.is_potential:
+        if qp_solver == "clarabel":
+            out = clarabel_qp(game.M, game.q, game.Aeq, game.beq, G, h, time_limit=time_limit, tol=tol)
+            if not out.status.has_solution:
+                return VIOut(out.status, None, None, "potential-qp", extra=out.extra)
+            y = out.row_dual
+            mult = _split_G_duals(game, y[game.p :], fl, fu)
+            mult.mu = y[: game.p].copy()
+        else:
+            A = sp.vstack([game.A, game.Aeq], format="csc")
+            rl = np.concatenate([np.full(game.m, -INF), game.beq])
+            ru = np.concatenate([game.b, game.beq])
+            out = _highs(game.M, game.q, game.lb, game.ub, A, rl, ru, time_limit, tol)
+            if not out.status.has_solution:
+                return VIOut(out.status, None, None, "potential-qp", extra=out.extra)
+            rd, cd = -out.row_dual, out.col_dual
+            mult = Multipliers(
+                np.maximum(rd[: game.m], 0.0),
+                rd[game.m :],
+                np.where(np.isfinite(game.lb), np.maximum(cd, 0.0), 0.0),
+                np.where(np.isfinite(game.ub), np.maximum(-cd, 0.0), 0.0),
+                True,
+            )
+        return VIOut(out.status, out.x[:n], mult, "potential-qp", out.objective, out.extra)
+    P, c, Aeq, beq, Ale, ble = gap_qp(game)
+    mG = G.shape[0]
+    if qp_solver == "clarabel":
+        out = clarabel_qp(P, c, Aeq, beq, Ale, ble, time_limit=time_limit, tol=tol)
+    else:
+        # bounds as column bounds; λ ≥ 0 as column bounds; G's shared rows as rows
+        lbv = np.concatenate([game.lb, np.zeros(mG), np.full(game.p, -np.inf)])
+        ubv = np.concatenate([game.ub, np.full(mG, np.inf), np.full(game.p, np.inf)])
+        Arows = sp.vstack([Aeq, Ale[: game.m, :]], format="csc")
+        rl = np.concatenate([beq, np.full(game.m, -INF)])
+        ru = np.concatenate([beq, ble[: game.m]])
+        out = _highs(P, c, lbv, ubv, Arows, rl, ru, time_limit, tol)
+    if not out.status.has_solution:
+        return VIOut(out.status, None, None, "gap-qp", extra=out.extra)
+    v = out.x
+    mult = _split_G_duals(game, v[n : n + mG], fl, fu)
+    mult.mu = v[n + mG :].copy()
+    return VIOut(out.status, v[:n], mult, "gap-qp", out.objective, out.extra)
+
+
+def _highs(
+    P: Any,
+    c: np.ndarray,
+    lb: np.ndarray,
+    ub: np.ndarray,
+    A: Any,
+    rl: np.ndarray,
+    ru: np.ndarray,
+    tl: Any,
+    tol: float,
+) -> QPOut:
+    h = highs_model(
+        c,
+        lb,
+        ub,
+        A,
+        rl,
+        ru,
+        H=P,
+        time_limit=tl,
+        primal_feasibility_tolerance=max(tol, 1e-10),
+        dual_feasibility_tolerance=max(tol, 1e-10),
+    )
+    return run_highs(h)
