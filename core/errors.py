@@ -28,6 +28,7 @@ __all__ = [
     "InfeasibleError",
     "InvalidInputError",
     "MechanismError",
+    "NonConvexGameError",
     "SolverError",
     "SolverLimitError",
     "UnboundedError",
@@ -48,6 +49,10 @@ class GraphError(InvalidInputError):
 
 class MechanismError(InvalidInputError):
     """A reallocation matrix is not budget-feasible (Def. 2.5) or not past-only (Def. 2.6)."""
+
+
+class NonConvexGameError(InvalidInputError):
+    """A player's program is not convex in its own variables (non-PSD block, non-DCP/DPP objective)."""
 
 
 class AlgorithmError(DataMarketsError):
