@@ -390,7 +390,9 @@ def lq_args(game: CvxpyGame, *, check: bool = True) -> dict[str, Any]:
     lb, ub = np.full(n, -np.inf), np.full(n, np.inf)
 
     def add_rows(E: NDArray, G: NDArray) -> None:
-        Aeq_rows.extend(E)  # E w = 0
+        for row in E:  # E w = 0, signed so that the first coefficient is positive
+            nzc = np.flatnonzero(row[:n])
+            Aeq_rows.append(-row if nzc.size and row[nzc[0]] < 0 else row)
         A_rows.extend(-G)  # G w >= 0  <=>  -G_x x <= G_1
 
     for i, pl in enumerate(game.players):

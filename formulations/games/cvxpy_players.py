@@ -241,10 +241,12 @@ class CvxpyGame:
         return np.reshape(x[self.slices[var.id]], var.shape, order="F")
 
     def set_values(self, x: ArrayLike) -> None:
-        """Assign the profile to the user's variables (``var.value``)."""
+        """Assign the profile to the user's variables (``var.value``; sign attributes projected)."""
         x = self.check_x(x)
-        for vid, v in self.var_by_id.items():
-            v.value = self.value_of(v, x)
+        for v in self.var_by_id.values():
+            # cvxpy refuses values outside a variable's sign attribute: those are projected here
+            # (the certificate measures the attribute violation on x itself)
+            v.value = _project(self.value_of(v, x), v.attributes)
 
     def current_x(self) -> NDArray[np.float64]:
         """Stacked profile from the variables' ``.value`` (0 where unset; 1 for ``pos`` variables)."""
@@ -318,7 +320,9 @@ class CvxpyGame:
                     if str(sol.status) == "Solved":
                         break
                 else:
-                    with_gap = [t for t in tried if t.x is not None and np.isfinite(t.obj_val - t.obj_val_dual)]
+                    with_gap = [
+                        t for t in tried if t.x is not None and np.isfinite(t.obj_val - t.obj_val_dual)
+                    ]
                     if with_gap:
                         sol = min(with_gap, key=lambda t: abs(t.obj_val - t.obj_val_dual))
                 prob.unpack_results(sol, chain, inv)

@@ -93,7 +93,9 @@ def gne_buyers_game(inputs: Any) -> CvxpyGame:
                 D_over_r = D_over_r + S @ delta[j]
         obj = cp.sum(tau[k]) - cp.sum(cp.multiply(c_over_r, cp.log(tau[k])))
         players.append(
-            Player([delta[k], tau[k]], cp.Minimize(obj), [tau[k] == delta[k] + D_over_r], name=str(inp.buyers[k]))
+            Player(
+                [delta[k], tau[k]], cp.Minimize(obj), [tau[k] == delta[k] + D_over_r], name=str(inp.buyers[k])
+            )
         )
     game = cvxpy_game(players)
     game.meta.update({"inputs": inp, "r": r, "uses_index": idx})
