@@ -5,7 +5,8 @@
     DataMarketsError
     ├── InvalidInputError (also ValueError)      bad data at the door
     │   ├── GraphError                            topology / attribute problems
-    │   └── MechanismError                        reallocation matrix breaks Def. 2.5 / 2.6
+    │   ├── MechanismError                        reallocation matrix breaks Def. 2.5 / 2.6
+    │   └── NonConvexGameError                    a player's own program is not convex / VI not monotone
     └── AlgorithmError                            something went wrong while solving
         ├── InfeasibleError
         ├── UnboundedError
@@ -52,7 +53,8 @@ class MechanismError(InvalidInputError):
 
 
 class NonConvexGameError(InvalidInputError):
-    """A player's program is not convex in its own variables (non-PSD block, non-DCP/DPP objective)."""
+    """A game's player program is not convex (own Hessian block not PSD), or a route needs a
+    monotone game and the symmetrised pseudo-gradient has a negative eigenvalue."""
 
 
 class AlgorithmError(DataMarketsError):

@@ -19,7 +19,7 @@ from datamarkets.formulations.games import (
     cvxpy_game,
     solve_cvxpy_game,
 )
-from datamarkets.formulations.games.cvxpy_kkt import conic_kkt, cone_violation
+from datamarkets.formulations.games.cvxpy_kkt import cone_violation, conic_kkt
 from datamarkets.formulations.games.gne_buyers import buyers_d, buyers_x, gne_buyers_game
 from datamarkets.models.gne_equilibrium import GNEInputs, as_gne_inputs, solve_gne
 from datamarkets.status import Status
@@ -179,6 +179,13 @@ def test_to_lq_defers_to_the_lq_layer_when_present():
     assert isinstance(game.to_lq(), lq.LQGame)
     res = solve_cvxpy_game(game, "auto")
     np.testing.assert_allclose(res.solution["x"], [10 / 3, 7 / 3], rtol=1e-6)
+    assert res.meta["cvxpy_route"] == "lq" and res.solution["x_players"]["f1"] == [res.solution["x"][1]]
+    # the LQ layer's variational equilibrium of the capacity game is a GNE of the cvxpy players
+    cap, _ = capacity_game()
+    r2 = solve_cvxpy_game(cap, "auto")
+    assert r2.certified, r2.certificate.failures
+    cert = certify_cvxpy_game(cap, r2.solution["x"])
+    assert cert.passed, cert.failures
 
 
 # ------------------------------------------------------------------ conic KKT

@@ -477,5 +477,6 @@ def _check_costs(game: CvxpyGame, Q: list[NDArray], c: list[NDArray], consts: li
         got = 0.5 * x @ Q[i] @ x + c[i] @ x + consts[i]
         if not abs(got - want) <= 1e-8 * max(1.0, abs(want), float(np.abs(Q[i]).sum() + np.abs(c[i]).sum())):
             raise SolverError(
-                f"player {game.names[i]!r}: extracted (Q, c) give cost {got!r} at a random profile, cvxpy {want!r}"
+                f"player {game.names[i]!r}: extracted (Q, c) give cost {got!r} at a random profile, "
+                f"cvxpy {want!r}"
             )

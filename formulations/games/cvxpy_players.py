@@ -270,9 +270,9 @@ class CvxpyGame:
         return float("nan") if val is None else float(self.signs[i] * val)
 
     def has_lq_layer(self) -> bool:
-        """True when :mod:`datamarkets.formulations.games.lq` is importable."""
+        """True when the LQ layer (``games.lq`` and ``games.solve``) is importable."""
         try:
-            from datamarkets.formulations.games import lq  # noqa: F401  # lazy: lands with the LQ layer
+            from datamarkets.formulations.games import lq, solve  # noqa: F401  # lazy: the LQ layer
         except ImportError:
             return False
         return True

@@ -138,7 +138,7 @@ def certify_cvxpy_game(
         v = float(np.max(np.nan_to_num(np.asarray(v, dtype=float), nan=np.inf), initial=0.0))
         if v > viol:
             viol, worst = v, where
-    for vid, var in game.var_by_id.items():
+    for var in game.var_by_id.values():
         v = _attribute_violation(var, game.value_of(var, x))
         if v > viol:
             viol, worst = v, f"sign attribute of {var.name()!r}"
@@ -255,8 +255,8 @@ def solve_cvxpy_game(
         method = "best_response"
     if variational and game.shared:
         raise UnsupportedGameError(
-            "variational=True for a game with shared constraints is supported only for linear-quadratic games "
-            "(method='auto' with the LQ layer); best responses compute a generalized Nash equilibrium"
+            "variational=True for a game with shared constraints is supported only for linear-quadratic "
+            "games (method='auto' with the LQ layer); best responses compute a generalized Nash equilibrium"
         )
     scheme = "jacobi" if method == "jacobi" else "gauss-seidel"
     x = game.current_x() if x0 is None else game.check_x(x0).copy()
@@ -332,7 +332,7 @@ def solve_cvxpy_game(
 
 
 def _solve_via_lq(game: CvxpyGame, variational: bool | None, time_limit: float | None, t0: float) -> Result:
-    from datamarkets.formulations.games.lq import solve_game  # lazy: lands with the LQ layer
+    from datamarkets.formulations.games.solve import solve_game  # lazy: lands with the LQ layer
 
     tb = time.perf_counter()
     lq = game.to_lq()

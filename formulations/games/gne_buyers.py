@@ -65,7 +65,7 @@ def gne_buyers_game(inputs: Any) -> CvxpyGame:
     import cvxpy as cp
 
     inp = as_gne_inputs(inputs)
-    K, N, U = inp.K, inp.N, inp.uses
+    K, U = inp.K, inp.uses
     g = inp.gamma_tilde
     r = g.sum(axis=0)
     pos = r[r > 0]
