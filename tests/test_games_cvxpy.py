@@ -332,3 +332,25 @@ def test_certificate_flags_infeasible_profile():
     game, _ = cournot()
     cert = certify_cvxpy_game(game, [-1.0, 2.0])
     assert "primal_feasibility_max" in cert.failures
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "datamarkets.formulations.games.cvxpy_players",
+        "datamarkets.formulations.games.cvxpy_routes",
+        "datamarkets.formulations.games.cvxpy_kkt",
+        "datamarkets.formulations.games.gne_buyers",
+    ],
+)
+def test_module_examples_run(name):
+    # tests/test_docstrings.py walks one level of subpackages only: run this subpackage's examples here
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(name)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    for test in doctest.DocTestFinder(exclude_empty=True).find(mod, name, globs=vars(mod).copy()):
+        runner.run(test)
+    result = runner.summarize(verbose=False)
+    assert result.failed == 0 and (result.attempted > 0 or name.endswith("kkt"))

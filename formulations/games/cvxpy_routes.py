@@ -98,6 +98,23 @@ def certify_cvxpy_game(
         ``x`` of the wrong length or non-finite.
     SolverError
         Clarabel crashed on a player's program.
+
+    Examples
+    --------
+    A player with an exponential-cone objective, :math:`\\min_t t - (2 + s)\\ln t`, and one that
+    copies it, :math:`\\min_s (s - t/2)^2`; the equilibrium is :math:`t = 2 + s`, :math:`s = t/2`,
+    i.e. :math:`(t, s) = (4, 2)`:
+
+    >>> import cvxpy as cp
+    >>> from datamarkets.formulations.games import Player, cvxpy_game
+    >>> t, s = cp.Variable(name="t"), cp.Variable(nonneg=True, name="s")
+    >>> game = cvxpy_game([Player([t], cp.Minimize(t - cp.multiply(2 + s, cp.log(t)))),
+    ...                    Player([s], cp.Minimize(cp.square(s - t / 2)))])
+    >>> certify_cvxpy_game(game, [4.0, 2.0]).passed
+    True
+    >>> cert = certify_cvxpy_game(game, [4.0, 2.5])  # player 1 gains by moving s back to 2
+    >>> cert.passed, list(cert.failures), round(cert.details["br_gap_lower"][1], 6)
+    (False, ['br_gap_max'], 0.25)
     """
     x = game.check_x(x)
     cert = Certificate()
@@ -239,6 +256,18 @@ def solve_cvxpy_game(
         Unknown method, bad ``x0``, ``damping`` outside [0, 1), non-positive limits.
     UnsupportedGameError
         ``variational=True`` on best responses for a game with shared constraints.
+    Examples
+    --------
+    >>> import cvxpy as cp
+    >>> from datamarkets.formulations.games import Player, cvxpy_game
+    >>> t, s = cp.Variable(name="t"), cp.Variable(nonneg=True, name="s")
+    >>> game = cvxpy_game([Player([t], cp.Minimize(t - cp.multiply(2 + s, cp.log(t)))),
+    ...                    Player([s], cp.Minimize(cp.square(s - t / 2)))], names=["a", "b"])
+    >>> res = solve_cvxpy_game(game, "best_response", x0=[1.0, 0.0])
+    >>> res.status.value, res.certified, [round(v, 6) for v in res.solution["x"]]
+    ('optimal', True, [4.0, 2.0])
+    >>> solve_cvxpy_game(game, "jacobi", x0=[1.0, 0.0], max_iter=3).status.value
+    'iteration_limit'
     """
     if method not in ("auto", "best_response", "gauss_seidel", "jacobi"):
         raise InvalidInputError(
