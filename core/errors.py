@@ -30,9 +30,11 @@ __all__ = [
     "InvalidInputError",
     "MechanismError",
     "NonConvexGameError",
+    "NotLinearQuadraticError",
     "SolverError",
     "SolverLimitError",
     "UnboundedError",
+    "UnsupportedGameError",
 ]
 
 
@@ -55,6 +57,15 @@ class MechanismError(InvalidInputError):
 class NonConvexGameError(InvalidInputError):
     """A game's player program is not convex (own Hessian block not PSD), or a route needs a
     monotone game and the symmetrised pseudo-gradient has a negative eigenvalue."""
+
+
+class NotLinearQuadraticError(InvalidInputError):
+    """A game is not linear-quadratic, so a route that needs the matrix form cannot take it."""
+
+
+class UnsupportedGameError(InvalidInputError):
+    """The route cannot deliver what was asked for this game (e.g. a variational equilibrium of a
+    non-LQ game with shared constraints)."""
 
 
 class AlgorithmError(DataMarketsError):

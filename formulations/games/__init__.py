@@ -1,9 +1,14 @@
-"""Equilibria of linear-quadratic (generalized) Nash games: data model, derived KKT system, routes,
-and one certificate.
+"""Games: players as declarative programs, their KKT systems derived, equilibria by several routes,
+one certificate.
 
-Write a game with :func:`lq_game` (or read one with :meth:`LQGame.from_dict`), solve it with
-:func:`solve_game` (routes ``vi``, ``milp``, ``best_response``, ``jacobi``, ``auto``), and judge any
-candidate profile with :func:`certify_game`.
+Linear-quadratic (generalized) Nash games: write a game with :func:`lq_game` (or read one with
+:meth:`LQGame.from_dict`), solve it with :func:`solve_game` (routes ``vi``, ``milp``, ``best_response``,
+``jacobi``, ``auto``), and judge any candidate profile with :func:`certify_game`.
+
+Players written as cvxpy programs (:func:`cvxpy_game`, :class:`Player`): KKT systems from cvxpy's
+canonical (conic) form, best-response routes and the certificate (:func:`solve_cvxpy_game`,
+:func:`certify_cvxpy_game`); a cvxpy game whose players are linear-quadratic converts to an
+:class:`LQGame` (:meth:`CvxpyGame.to_lq`) and gets every LQ route.
 
 Examples
 --------
@@ -17,6 +22,14 @@ Examples
 
 from datamarkets.formulations.games.best_response import PlayerPrograms, best_response_iteration
 from datamarkets.formulations.games.certificate import DEFAULT_TOL, best_response_gaps, certify_game
+from datamarkets.formulations.games.cvxpy_players import (
+    CvxpyGame,
+    NotLinearQuadraticError,
+    Player,
+    UnsupportedGameError,
+    cvxpy_game,
+)
+from datamarkets.formulations.games.cvxpy_routes import certify_cvxpy_game, solve_cvxpy_game
 from datamarkets.formulations.games.generate import random_lq_game
 from datamarkets.formulations.games.kkt import Multipliers, kkt_residuals, recover_multipliers
 from datamarkets.formulations.games.lq import LQGame, lq_game
@@ -27,18 +40,25 @@ from datamarkets.formulations.games.vi import feasible_point, solve_vi
 __all__ = [
     "DEFAULT_TOL",
     "METHODS",
+    "CvxpyGame",
     "LQGame",
     "LQGameFormulation",
     "Multipliers",
+    "NotLinearQuadraticError",
+    "Player",
     "PlayerPrograms",
+    "UnsupportedGameError",
     "best_response_gaps",
     "best_response_iteration",
+    "certify_cvxpy_game",
     "certify_game",
+    "cvxpy_game",
     "feasible_point",
     "kkt_residuals",
     "lq_game",
     "random_lq_game",
     "recover_multipliers",
+    "solve_cvxpy_game",
     "solve_game",
     "solve_kkt_milp",
     "solve_vi",
