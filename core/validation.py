@@ -221,8 +221,9 @@ def check_time_limit(seconds: Any, name: str = "--time-limit") -> float | None:
     return None if math.isinf(float(seconds)) else float(seconds)
 
 
-def check_seed(seed: Any, name: str = "seed") -> int | None:
-    """A random seed: ``None`` (fresh entropy) or an integer ≥ 0 (what ``numpy.random.default_rng`` takes).
+def check_seed(seed: Any, name: str = "seed") -> Any:
+    """A random seed: ``None`` (fresh entropy), an integer ≥ 0, or a ``numpy.random.SeedSequence``
+    (an independent stream spawned by the caller) — what ``numpy.random.default_rng`` takes.
 
     Examples
     --------
@@ -233,8 +234,8 @@ def check_seed(seed: Any, name: str = "seed") -> int | None:
     ...
     datamarkets.errors.InvalidInputError: seed must be None or an integer >= 0, got 'x'
     """
-    if seed is None:
-        return None
+    if seed is None or isinstance(seed, np.random.SeedSequence):
+        return seed
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InvalidInputError(f"{name} must be None or an integer >= 0, got {seed!r}")
     return int(seed)
