@@ -34,7 +34,15 @@ from datamarkets.formulation import Formulation
 from datamarkets.registry import get_formulation
 from datamarkets.solvers import silence_highs_banner
 
-__all__ = ["SweepReport", "expand", "resolve_formulation", "run_sweep", "run_task"]
+__all__ = [
+    "SweepReport",
+    "expand",
+    "quiet_distributed_logs",
+    "resolve_formulation",
+    "run_sweep",
+    "run_task",
+    "silence_distributed_logs",
+]
 
 
 # ------------------------------------------------------------------------------------ expansion
@@ -324,10 +332,32 @@ _CLOSE_TIMEOUT = 20.0
 """Seconds allowed to close the client, then the local cluster."""
 
 
+def silence_distributed_logs(level: int = logging.CRITICAL + 1) -> list[tuple[logging.Logger, int]]:
+    """Raise the level of Dask's, tornado's and asyncio's loggers, and of their existing children
+    (which may carry levels of their own, as ``distributed.client`` does).
+
+    Returns
+    -------
+    list of (logging.Logger, int)
+        Each logger changed with its previous level, for :func:`quiet_distributed_logs` to restore.
+    """
+    manager = logging.Logger.manager
+    names = dict.fromkeys(
+        n
+        for n in [*_NOISY_LOGGERS, *list(manager.loggerDict)]
+        if any(n == root or n.startswith(root + ".") for root in _NOISY_LOGGERS)
+    )
+    saved = []
+    for name in names:
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.level))
+        logger.setLevel(level)
+    return saved
+
+
 @contextlib.contextmanager
 def quiet_distributed_logs(level: int = logging.CRITICAL + 1) -> Iterator[None]:
-    """Raise the level of Dask's, tornado's and asyncio's loggers (and of their existing children,
-    which may carry levels of their own) for the block; restore them after.
+    """:func:`silence_distributed_logs` for the block; the levels are restored after it.
 
     Examples
     --------
@@ -336,17 +366,7 @@ def quiet_distributed_logs(level: int = logging.CRITICAL + 1) -> Iterator[None]:
     ...     logging.getLogger("distributed.core").isEnabledFor(logging.CRITICAL)
     False
     """
-    manager = logging.Logger.manager
-    names = [
-        n
-        for n in [*_NOISY_LOGGERS, *list(manager.loggerDict)]
-        if any(n == root or n.startswith(root + ".") for root in _NOISY_LOGGERS)
-    ]
-    saved: list[tuple[logging.Logger, int]] = []
-    for name in dict.fromkeys(names):
-        logger = logging.getLogger(name)
-        saved.append((logger, logger.level))
-        logger.setLevel(level)
+    saved = silence_distributed_logs(level)
     try:
         yield
     finally:

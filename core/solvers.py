@@ -343,9 +343,9 @@ def new_highs(time_limit: float | None = None, threads: int = 1, **options: Any)
 
     Examples
     --------
-    >>> h = new_highs(time_limit=5.0, solver="ipm")
-    >>> h.getOptionValue("output_flag"), h.getOptionValue("solver")
-    (False, 'ipm')
+    >>> options = new_highs(time_limit=5.0, solver="ipm").getOptions()
+    >>> options.output_flag, options.solver, options.time_limit
+    (False, 'ipm', 5.0)
     """
     import highspy
 
