@@ -114,6 +114,9 @@ def available_solvers(*, refresh: bool = False) -> dict[str, str | None]:
 def require_solver(name: str) -> str:
     """The installed version of solver ``name``.
 
+    For ``"highs"`` it also calls :func:`silence_highs_banner`, so that a route that goes on to
+    build its own HiGHS instance (cvxpy's ``solver="HIGHS"``) prints nothing.
+
     Raises
     ------
     SolverError
@@ -124,6 +127,8 @@ def require_solver(name: str) -> str:
     v = available_solvers().get(name)
     if v is None:
         raise SolverError(f"solver {name!r} is not installed")
+    if name == "highs":
+        silence_highs_banner()
     return v
 
 
@@ -204,8 +209,8 @@ def silence_highs_banner() -> None:
     with file descriptor 1 pointed at ``os.devnull``; every later ``highspy.Highs()`` — ours,
     cvxpy's, Pyomo's — is then silent once its ``output_flag`` is off. Call it before any code
     that builds a HiGHS instance itself (cvxpy's ``solver="HIGHS"``, a plug-in using highspy);
-    :func:`new_highs` and :func:`solve_pyomo` call it. Cheap after the first call; thread-safe; a
-    no-op when :func:`solver_output_requested`.
+    :func:`new_highs`, :func:`solve_pyomo` and ``require_solver("highs")`` call it. Cheap after
+    the first call; thread-safe; a no-op when :func:`solver_output_requested`.
 
     Examples
     --------

@@ -1056,7 +1056,7 @@ class CournotSellers(Formulation):
     ) -> CournotResult:
         """Solve the QP (cvxpy) or run best-response iteration; write the solution."""
         from datamarkets import __version__
-        from datamarkets.solvers import require_solver, silence_highs_banner
+        from datamarkets.solvers import require_solver
 
         A = program.arrays
         if program.route == "direct":
@@ -1068,8 +1068,6 @@ class CournotSellers(Formulation):
         import cvxpy as cp
 
         version = require_solver(solver)
-        if solver == "highs":  # cvxpy builds its own highspy.Highs: no banner on stdout
-            silence_highs_banner()
         prob, q_var = program.model
         try:
             prob.solve(solver=_CVXPY[solver], **_cvxpy_options(solver, time_limit))

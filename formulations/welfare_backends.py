@@ -19,7 +19,6 @@ from datamarkets.solvers import (
     new_highs,
     require_solver,
     reset_highs_scheduler,
-    silence_highs_banner,
     solve_pyomo,
     solver_time_options,
 )
@@ -266,8 +265,6 @@ def _solve_cvxpy(
     version = require_solver(solver)
     prob, hd = built if built is not None else build_welfare_cvxpy(M)
     opts = {**_cvxpy_options(solver, tol, time_limit), **solver_time_options(solver, time_limit)}
-    if solver == "highs":  # cvxpy builds its own highspy.Highs: no banner on stdout
-        silence_highs_banner()
     try:
         prob.solve(solver=CVXPY_SOLVERS[solver], **opts)
     except cp.error.SolverError as exc:
