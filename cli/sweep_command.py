@@ -60,6 +60,11 @@ def sweep(
         finished_keys,
         run_sweep,
     )
+    from datamarkets.cli.sweep_runner import silence_distributed_logs  # lazy: fast --help
+
+    # the sweep reports lost tasks itself: Dask's own logs (a CommClosedError traceback from a
+    # thread that outlives the cluster's close) never reach the user's stderr in this process
+    silence_distributed_logs()
 
     try:
         if dry_run:

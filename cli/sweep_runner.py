@@ -9,6 +9,7 @@ import itertools
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,8 +32,17 @@ from datamarkets.cli.sweep_store import _cell, _store_dir, _write_row, finished_
 from datamarkets.errors import DataMarketsError, InvalidInputError
 from datamarkets.formulation import Formulation
 from datamarkets.registry import get_formulation
+from datamarkets.solvers import silence_highs_banner
 
-__all__ = ["SweepReport", "expand", "resolve_formulation", "run_sweep", "run_task"]
+__all__ = [
+    "SweepReport",
+    "expand",
+    "quiet_distributed_logs",
+    "resolve_formulation",
+    "run_sweep",
+    "run_task",
+    "silence_distributed_logs",
+]
 
 
 # ------------------------------------------------------------------------------------ expansion
@@ -190,6 +200,7 @@ def run_task(task: SweepTask) -> dict[str, Any]:
     ('optimal', True, 3)
     """
     t0 = time.perf_counter()
+    silence_highs_banner()  # once per worker process: nothing of HiGHS's on the user's stdout
     row = task.base_row()
     row.update({"status": None, "error_type": None, "error": None})
     try:
@@ -313,6 +324,94 @@ def _sweep_progress(total: int, enabled: bool) -> Iterator[Any]:
         yield update
 
 
+_NOISY_LOGGERS = ("distributed", "tornado", "asyncio")
+"""Loggers whose messages (CommClosedError tracebacks at shutdown, "Task exception was never
+retrieved") would reach the user's stderr: the sweep reports lost tasks itself."""
+
+_CLOSE_TIMEOUT = 20.0
+"""Seconds allowed to close the client, then the local cluster."""
+
+
+def silence_distributed_logs(level: int = logging.CRITICAL + 1) -> list[tuple[logging.Logger, int]]:
+    """Raise the level of Dask's, tornado's and asyncio's loggers, and of their existing children
+    (which may carry levels of their own, as ``distributed.client`` does).
+
+    Returns
+    -------
+    list of (logging.Logger, int)
+        Each logger changed with its previous level, for :func:`quiet_distributed_logs` to restore.
+    """
+    manager = logging.Logger.manager
+    names = dict.fromkeys(
+        n
+        for n in [*_NOISY_LOGGERS, *list(manager.loggerDict)]
+        if any(n == root or n.startswith(root + ".") for root in _NOISY_LOGGERS)
+    )
+    saved = []
+    for name in names:
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.level))
+        logger.setLevel(level)
+    return saved
+
+
+@contextlib.contextmanager
+def quiet_distributed_logs(level: int = logging.CRITICAL + 1) -> Iterator[None]:
+    """:func:`silence_distributed_logs` for the block; the levels are restored after it.
+
+    Examples
+    --------
+    >>> import logging
+    >>> with quiet_distributed_logs():
+    ...     logging.getLogger("distributed.core").isEnabledFor(logging.CRITICAL)
+    False
+    """
+    saved = silence_distributed_logs(level)
+    try:
+        yield
+    finally:
+        for logger, old in saved:
+            logger.setLevel(old)
+
+
+@contextlib.contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """Block SIGINT in this thread for the block (a Ctrl-C then arrives when it ends).
+
+    Threads and processes started inside inherit the blocked mask: the local cluster's event-loop
+    thread, and through it every worker process it spawns (now or when it restarts one), never
+    see a Ctrl-C: the driver alone handles it and closes the cluster, so no worker prints a
+    ``KeyboardInterrupt`` traceback.
+    """
+    import signal
+    from multiprocessing import resource_tracker
+
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    # multiprocessing starts its resource tracker with the first process it spawns, and unblocks
+    # SIGINT in the spawning thread when done (bpo-33613): start it now, before blocking
+    with contextlib.suppress(Exception):
+        resource_tracker.ensure_running()
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _close_quietly(*closables: Any) -> None:
+    """Close the client, then the cluster, with SIGINT blocked and Dask's loggers silenced: the
+    results are in the store already, so a shutdown hiccup (``CommClosedError``, a timeout) is
+    not the user's concern."""
+    with _sigint_blocked(), quiet_distributed_logs():
+        for obj in closables:
+            if obj is None:
+                continue
+            with contextlib.suppress(Exception):  # shutdown only: the sweep's outcome is decided
+                obj.close(timeout=_CLOSE_TIMEOUT)
+
+
 @contextlib.contextmanager
 def _connect(scheduler: Any, n_workers: int | None, connect_timeout: float) -> Iterator[Any]:
     from distributed import Client, LocalCluster
@@ -329,17 +428,20 @@ def _connect(scheduler: Any, n_workers: int | None, connect_timeout: float) -> I
         n = n_workers if n_workers is not None else (os.cpu_count() or 1)
         if n < 1:
             raise InvalidInputError(f"the number of workers must be ≥ 1, got {n}")
-        with (
-            LocalCluster(
-                n_workers=n,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address="127.0.0.1:0",  # a free port: never collide on :8787
-                silence_logs=logging.ERROR,
-            ) as cluster,
-            Client(cluster) as client,
-        ):
+        cluster = client = None
+        try:
+            with _sigint_blocked():  # workers inherit the mask: Ctrl-C reaches the driver only
+                cluster = LocalCluster(
+                    n_workers=n,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address="127.0.0.1:0",  # a free port: never collide on :8787
+                    silence_logs=logging.CRITICAL,
+                )
+                client = Client(cluster)
             yield client
+        finally:
+            _close_quietly(client, cluster)  # the client first: it talks to the cluster
         return
     if "://" not in scheduler:
         raise InvalidInputError(
@@ -354,7 +456,7 @@ def _connect(scheduler: Any, n_workers: int | None, connect_timeout: float) -> I
     try:
         yield client
     finally:
-        client.close()
+        _close_quietly(client)
 
 
 def _is_worker_loss(exc: BaseException | None) -> bool:

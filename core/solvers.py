@@ -3,12 +3,21 @@
 HiGHS is the default. Pyomo programs go through ``appsi_highs``; large programs should be
 assembled as sparse arrays and passed to ``highspy`` directly (see ``shared/SOLVERS.md``: a
 Pyomo build costs ~40× a sparse-array build).
+
+Solvers are silent: nothing of theirs reaches stdout or stderr (a ``--json`` report on stdout must
+parse), unless the environment variable ``DATAMARKETS_SOLVER_OUTPUT=1`` asks for their logs (sweep
+workers inherit it). See :func:`silence_highs_banner` for HiGHS's start-up banner.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,8 +34,10 @@ __all__ = [
     "new_highs",
     "require_solver",
     "reset_highs_scheduler",
+    "silence_highs_banner",
     "solve_highs",
     "solve_pyomo",
+    "solver_output_requested",
     "solver_time_options",
 ]
 
@@ -103,6 +114,9 @@ def available_solvers(*, refresh: bool = False) -> dict[str, str | None]:
 def require_solver(name: str) -> str:
     """The installed version of solver ``name``.
 
+    For ``"highs"`` it also calls :func:`silence_highs_banner`, so that a route that goes on to
+    build its own HiGHS instance (cvxpy's ``solver="HIGHS"``) prints nothing.
+
     Raises
     ------
     SolverError
@@ -113,6 +127,8 @@ def require_solver(name: str) -> str:
     v = available_solvers().get(name)
     if v is None:
         raise SolverError(f"solver {name!r} is not installed")
+    if name == "highs":
+        silence_highs_banner()
     return v
 
 
@@ -128,7 +144,91 @@ def highs_version() -> str:
     except PackageNotFoundError:  # pragma: no cover - a source build of highspy
         import highspy
 
+        silence_highs_banner()
         return str(highspy.Highs().version())
+
+
+SOLVER_OUTPUT_ENV = "DATAMARKETS_SOLVER_OUTPUT"
+"""Environment variable that, set to anything but ``""``/``"0"``, lets solvers print their logs."""
+
+
+def solver_output_requested() -> bool:
+    """Whether the user asked for solver logs (``DATAMARKETS_SOLVER_OUTPUT=1``); default ``False``.
+
+    Examples
+    --------
+    >>> import os
+    >>> solver_output_requested() == (os.environ.get("DATAMARKETS_SOLVER_OUTPUT", "") not in ("", "0"))
+    True
+    """
+    return os.environ.get(SOLVER_OUTPUT_ENV, "") not in ("", "0")
+
+
+_banner_lock = threading.Lock()
+_banner_silenced = False
+
+
+def _flush_c_stdio() -> None:
+    """``fflush(NULL)``: push out what C code left in its ``stdout`` buffer (best effort)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError, TypeError):  # pragma: no cover - no C library to reach
+        pass
+
+
+@contextlib.contextmanager
+def _fd1_to_devnull() -> Iterator[None]:
+    """Point file descriptor 1 (C's and Python's stdout) at ``os.devnull`` for the block."""
+    with contextlib.suppress(Exception):
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no stdout at all: nothing to protect
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        _flush_c_stdio()  # what was written in the block goes to devnull, not to the restored fd
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+def silence_highs_banner() -> None:
+    """Make sure HiGHS's start-up banner never reaches stdout in this process.
+
+    HiGHS (highspy ≥ 1.1x) prints ``Running HiGHS x.y.z (git hash: …): Copyright …`` and a
+    licence line on the C ``stdout`` the first time a ``Highs`` object is built in a process,
+    from the constructor, before ``output_flag`` can be set. That first instance is built here
+    with file descriptor 1 pointed at ``os.devnull``; every later ``highspy.Highs()`` — ours,
+    cvxpy's, Pyomo's — is then silent once its ``output_flag`` is off. Call it before any code
+    that builds a HiGHS instance itself (cvxpy's ``solver="HIGHS"``, a plug-in using highspy);
+    :func:`new_highs`, :func:`solve_pyomo` and ``require_solver("highs")`` call it. Cheap after
+    the first call; thread-safe; a no-op when :func:`solver_output_requested`.
+
+    Examples
+    --------
+    >>> silence_highs_banner()
+    >>> import highspy
+    >>> h = highspy.Highs()   # prints nothing
+    """
+    global _banner_silenced
+    if _banner_silenced or solver_output_requested():
+        return
+    with _banner_lock:
+        if _banner_silenced:
+            return
+        import highspy
+
+        with _fd1_to_devnull():
+            highspy.Highs()
+        _banner_silenced = True
 
 
 def reset_highs_scheduler() -> None:
@@ -241,12 +341,25 @@ def solver_time_options(solver: str, time_limit: float | None) -> dict[str, Any]
 
 
 def new_highs(time_limit: float | None = None, threads: int = 1, **options: Any) -> Any:
-    """A silent ``highspy.Highs`` instance with options set (``solver="ipm"`` etc.)."""
+    """A silent ``highspy.Highs`` instance with options set (``solver="ipm"`` etc.).
+
+    Neither the banner (see :func:`silence_highs_banner`) nor the solver log is printed, unless
+    ``output_flag=True`` is passed or :func:`solver_output_requested`.
+
+    Examples
+    --------
+    >>> options = new_highs(time_limit=5.0, solver="ipm").getOptions()
+    >>> options.output_flag, options.solver, options.time_limit
+    (False, 'ipm', 5.0)
+    """
     import highspy
 
+    output = bool(options.pop("output_flag", solver_output_requested()))
+    if not output:
+        silence_highs_banner()
     reset_highs_scheduler()
     h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h.setOptionValue("output_flag", output)
     h.setOptionValue("threads", threads)
     if time_limit is not None:
         h.setOptionValue("time_limit", float(time_limit))
@@ -295,6 +408,8 @@ def solve_pyomo(
     """
     import pyomo.environ as pyo
 
+    if "highs" in solver:  # Pyomo builds its own highspy.Highs
+        silence_highs_banner()
     opt = pyo.SolverFactory(solver)
     if not opt.available(exception_flag=False):
         raise SolverError(f"Pyomo solver {solver!r} is not available")
@@ -303,7 +418,7 @@ def solve_pyomo(
     if time_limit is not None:
         opt.options["time_limit"] = float(time_limit)
     if hasattr(opt, "config") and hasattr(opt.config, "stream_solver"):
-        opt.config.stream_solver = False
+        opt.config.stream_solver = solver_output_requested()
     t0 = time.perf_counter()
     try:
         res = opt.solve(model, load_solutions=False)

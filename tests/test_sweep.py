@@ -484,28 +484,65 @@ def test_cournot_example_rows_match_the_closed_form():
         assert row["total_profit"] == pytest.approx(n * q * (price - c), rel=1e-6)
 
 
+def sweep_env(plugin_dir: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "DATAMARKETS_SOLVER_OUTPUT"}
+    env["PYTHONPATH"] = os.pathsep.join([plugin_dir, os.environ.get("PYTHONPATH", "")])
+    return env
+
+
 def test_ctrl_c_keeps_finished_tasks_and_a_rerun_resumes(plugin, tmp_path):
-    """SIGINT to a real `datamarkets sweep` process: exit 130 with one line, every finished task is
-    in the store (no temporary files), and the same command finishes the rest."""
+    """Ctrl-C on a real `datamarkets sweep` process with a local cluster of 2 worker processes:
+    SIGINT goes to the whole process group, as a terminal sends it. Exit 130 with one line and no
+    traceback from the driver or any worker; every finished task is in the store (no temporary
+    files), and the same command finishes the rest."""
     spec = tmp_path / "spec.toml"
     spec.write_text(f'formulation = "{plugin}"\n[grid]\ni = {{range = [0, 12]}}\n[fixed]\nsleep = 0.4\n')
     store = tmp_path / "store"
     plugin_dir = next(p for p in sys.path if (Path(p) / "sweep_test_plugin.py").exists())
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([plugin_dir, os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "datamarkets.cli", "sweep", str(spec), "--out", str(store), "--workers", "1"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = sweep_env(plugin_dir)
+    cmd = [sys.executable, "-m", "datamarkets.cli", "sweep", str(spec), "--out", str(store), "--workers", "2"]
+    cmd += ["--json"]  # no progress bar: stderr is the one line
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(list(store.glob("part-*.parquet"))) < 2:
         time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
-    _out, err = proc.communicate(timeout=60)
+    os.killpg(proc.pid, signal.SIGINT)  # the driver and its workers, as Ctrl-C in a terminal
+    out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert "interrupted" in err and "re-run the same command to resume" in err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    [line] = err.strip().splitlines()
+    assert line.startswith("datamarkets: error: interrupted:") and "re-run the same command to resume" in line
+    assert out == ""
     first = read_store(store, dedupe=False)
     assert 2 <= len(first) < 12 and first["key"].is_unique
     assert not [p.name for p in store.iterdir() if p.name.startswith(".")]  # no torn temp files
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
+    assert "Traceback" not in again.stderr
     rows = read_store(store, dedupe=False)
     assert len(rows) == 12 and rows["key"].is_unique
     assert sorted(rows["objective"]) == [10 * i for i in range(12)]
+
+
+def test_successful_sweeps_end_without_a_traceback(plugin, tmp_path):
+    """Three real `datamarkets sweep --json` runs on 2 local worker processes: each prints its
+    JSON report only, and nothing at all on stderr (no CommClosedError or other traceback from
+    Dask's shutdown)."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text(f'formulation = "{plugin}"\n[grid]\ni = {{range = [0, 4]}}\n')
+    plugin_dir = next(p for p in sys.path if (Path(p) / "sweep_test_plugin.py").exists())
+    for run in range(3):
+        store = tmp_path / f"store{run}"
+        cmd = [sys.executable, "-m", "datamarkets.cli", "sweep", str(spec), "--out", str(store)]
+        proc = subprocess.run(
+            [*cmd, "--workers", "2", "--json"],
+            env=sweep_env(plugin_dir),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["done"] == 4
+        assert proc.stderr == "", proc.stderr
