@@ -436,31 +436,9 @@ def _reply(st: PSPState, i: int, eps_i: float):
 
 
 def buyer_utilities(st: PSPState) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-edge allocation a_e and charge c_e, per-buyer quantity A_i and utility u_i of a profile."""
-    m = st.market
-    a_e = np.zeros(m.n_edges)
-    c_e = np.zeros(m.n_edges)
-    for j, idx in enumerate(st.seller_edges):
-        if idx.size == 0:
-            continue
-        pj, dj = st.price[idx], st.quantity[idx]
-        a = allocate(m.supply[j], pj, dj)
-        a_e[idx] = a
-        for k in np.flatnonzero(dj > 0):
-            d0 = dj.copy()
-            d0[k] = 0.0
-            a0 = allocate(m.supply[j], pj, d0)
-            mask = np.ones(idx.size, dtype=bool)
-            mask[k] = False
-            c_e[idx[k]] = float(pj[mask] @ (a0[mask] - a[mask]))
-    A = np.zeros(m.n_buyers)
-    C = np.zeros(m.n_buyers)
-    for i in range(m.n_buyers):
-        sl = slice(m.buyer_ptr[i], m.buyer_ptr[i + 1])
-        A[i] = a_e[sl].min() if m.kind == "routes" else a_e[sl].sum()
-        C[i] = c_e[sl].sum()
-    U = np.array([float(v.value(x)) for v, x in zip(m.valuations, A, strict=True)]) - C
-    return a_e, c_e, A, U
+    """Per-edge allocation a_e and charge c_e, per-buyer quantity A_i and utility u_i of a profile
+    (:func:`~datamarkets.models.psp_certificate.psp_outcome` of the state's bids)."""
+    return psp_outcome(st.market, st.price, st.quantity)
 
 
 def psp_dynamics(
