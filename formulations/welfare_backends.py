@@ -291,7 +291,7 @@ def build_welfare_pyomo(M: MarketArrays) -> Any:
     import pyomo.environ as pyo
 
     if "alpha_fair" in M.kinds():
-        raise NotImplementedError("α-fair valuations: use method='cvxpy'")
+        raise InvalidInputError("α-fair valuations need a cone program: choose method cvxpy or auto")
     E, I, J = M.n_columns, M.n_buyers, M.n_resources
     m = pyo.ConcreteModel(name="welfare")
     m.E = pyo.RangeSet(0, E - 1)

@@ -479,11 +479,11 @@ def build_welfare_arrays(M: MarketArrays) -> WelfareArrays:
 
     Raises
     ------
-    NotImplementedError
+    InvalidInputError
         α-fair valuations (use :func:`build_welfare_cvxpy`).
     """
     if "alpha_fair" in M.kinds():
-        raise NotImplementedError("α-fair valuations need a cone program: use method='cvxpy'")
+        raise InvalidInputError("α-fair valuations need a cone program: choose method cvxpy or auto")
     E, I = M.n_columns, M.n_buyers
     A_link, lb, ub = define_flow_and_totals(M)
     P_diag, c, A_seg, seg_len = define_valuations(M)
