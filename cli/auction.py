@@ -189,7 +189,7 @@ def _solve(
     from datamarkets.formulations.welfare import solve_welfare  # lazy: fast --help (no solver stack)
     from datamarkets.formulations.welfare_program import market_arrays  # lazy: fast --help (no solver stack)
 
-    limit: dict[str, float] = {} if time_limit is None else {"time_limit": float(time_limit)}
+    limit: dict[str, Any] = {} if time_limit is None else {"time_limit": float(time_limit)}
     M = market_arrays(G)
     size = f"{M.n_buyers} buyers, {M.n_resources} sellers"
     if method == "optimum":

@@ -171,7 +171,8 @@ def verify(
     data = saved if isinstance(saved, Mapping) else read_json(saved)
     if not isinstance(data, Mapping) or "kind" not in data or "status" not in data:
         raise InvalidInputError("not a saved datamarkets result (no 'kind'/'status')")
-    meta = data.get("meta") if isinstance(data.get("meta"), Mapping) else {}
+    meta = data.get("meta")
+    meta = meta if isinstance(meta, Mapping) else {}
     f = formulation_for_kind(str(data["kind"]), formulation or meta.get("formulation"))
     return f.verify(data, instance=instance)
 

@@ -143,7 +143,7 @@ def certify_allocation(
     welfare_bound: float | None = None,
     active_tol: float = 1e-6,
     complementarity_tol: float | None = None,
-    **attrs: str,
+    **attrs: Any,
 ) -> Result:
     """Certify an allocation against the KKT conditions of welfare maximisation.
 

@@ -357,7 +357,7 @@ def solve_kkt(
     transform: bool = True,
     objective: str = "feasibility",
     solver: str = "highs",
-    **attrs: str,
+    **attrs: Any,
 ) -> WelfareResult:
     """Solve the KKT conditions (36)–(38) of welfare maximisation as a big-M MILP with HiGHS.
 

@@ -60,6 +60,8 @@ psp-data-share-market, KKT conditions (36)–(38); distributed-psp-draft §1.1 (
 
 from __future__ import annotations
 
+from typing import Any
+
 import networkx as nx
 
 from datamarkets.formulations.auction_optimum_certificate import certify_with_dual_bound
@@ -116,7 +118,7 @@ def solve_welfare(
     tol: float = 1e-10,
     time_limit: float | None = None,
     certify_tol: float | None = None,
-    **attrs: str,
+    **attrs: Any,
 ) -> WelfareResult:
     """Maximise welfare Σ θ_i(x_i) on a market graph; the duals are the clearing prices.
 

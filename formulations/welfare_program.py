@@ -180,7 +180,7 @@ def valuation_spec(v: Any, *, node: Any = None) -> ValuationSpec:
     if kind in ("piecewise_linear", "pwl"):
         if "slopes" in d and ("lengths" in d or "widths" in d):
             slopes = [float(s) for s in d["slopes"]]
-            lengths = [float(s) for s in d.get("lengths", d.get("widths"))]
+            lengths = [float(s) for s in (d["lengths"] if "lengths" in d else d["widths"])]
         elif "breakpoints" in d and "slopes" in d:
             bp = [float(s) for s in d["breakpoints"]]
             slopes = [float(s) for s in d["slopes"]]
@@ -191,12 +191,12 @@ def valuation_spec(v: Any, *, node: Any = None) -> ValuationSpec:
             else:
                 raise InvalidInputError(f"buyer {node!r}: breakpoints/slopes lengths do not match")
         elif "breakpoints" in d and "values" in d:
-            bp = np.asarray(d["breakpoints"], dtype=float)
+            bpa = np.asarray(d["breakpoints"], dtype=float)
             val = np.asarray(d["values"], dtype=float)
-            if bp.size != val.size or bp.size < 2:
+            if bpa.size != val.size or bpa.size < 2:
                 raise InvalidInputError(f"buyer {node!r}: breakpoints/values lengths do not match")
-            lengths = list(np.diff(bp))
-            slopes = list(np.diff(val) / np.diff(bp))
+            lengths = list(np.diff(bpa))
+            slopes = list(np.diff(val) / np.diff(bpa))
         else:
             raise InvalidInputError(f"buyer {node!r}: piecewise-linear valuation needs slopes and lengths")
         if len(slopes) != len(lengths) or not slopes:

@@ -48,7 +48,7 @@ def solve_welfare_route(
     tol: float = 1e-10,
     time_limit: float | None = None,
     certify_tol: float | None = None,
-    **attrs: str,
+    **attrs: Any,
 ) -> WelfareResult:
     """The welfare optimum by one route, certified by the solver's own KKT residuals only.
 
@@ -82,7 +82,7 @@ def _solve_route(
     tol: float = 1e-10,
     time_limit: float | None = None,
     certify_tol: float | None = None,
-    **attrs: str,
+    **attrs: Any,
 ) -> tuple[MarketArrays, WelfareResult]:
     """:func:`solve_welfare_route`, and the market arrays it validated."""
     if method not in METHODS:
@@ -112,8 +112,10 @@ def _solve_route(
         if deadline.expired:
             raw = _Raw(Status.TIME_LIMIT, f"time limit of {time_limit:g} s reached before the solve")
         elif route == "clarabel":
+            assert W is not None
             raw = _solve_clarabel(W, tol, limit)
         elif route == "highs":
+            assert W is not None
             raw = _solve_highs(W, tol, limit)
         elif route == "cvxpy":
             raw = _solve_cvxpy(M, tol, limit)
@@ -171,6 +173,7 @@ def _package(
     with timer("certify_seconds"):
         if raw.status.has_solution:
             f, p, mu = raw.f, raw.p, raw.mu
+            assert f is not None and p is not None and mu is not None  # every route sets them with a solution
             x = M.B @ f
             res = kkt_residuals(M, f, p, mu)
             _add_kkt_certificate(
