@@ -3,11 +3,11 @@ paper reproductions.
 
 It sits on top of every other layer (``core`` ← ``graphs`` ← ``models`` ← ``formulations`` ←
 ``cli``) and nothing in the library imports it. :data:`app` is the Typer application and
-:func:`main` the console-script entry point (see :mod:`datamarkets.cli.app`).
+:func:`main` the console-script entry point (see :mod:`datamarkets.cli.application`).
 """
 
 from __future__ import annotations
 
-from datamarkets.cli.app import app, main
+from datamarkets.cli.application import app, main
 
 __all__ = ["app", "main"]

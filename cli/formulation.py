@@ -218,7 +218,8 @@ def verify(
     saved = read_json(result)
     if not isinstance(saved, dict) or "kind" not in saved or "status" not in saved:
         raise InvalidInputError(f"{str(result)!r} is not a saved datamarkets result (no 'kind'/'status')")
-    meta = saved.get("meta") if isinstance(saved.get("meta"), dict) else {}
+    meta = saved.get("meta")
+    meta = meta if isinstance(meta, dict) else {}
     f = formulation_for_kind(str(saved["kind"]), formulation or meta.get("formulation"))
     inst = None
     if instance is not None:

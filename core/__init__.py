@@ -41,11 +41,32 @@ from datamarkets.errors import (
     UnboundedError,
 )
 from datamarkets.formulation import Formulation
-from datamarkets.registry import get_formulation, list_formulations, register
+from datamarkets.lazy import lazy_exports
+from datamarkets.registry import get_formulation, list_formulations, register, verify
 from datamarkets.result import Certificate, Result
 from datamarkets.status import Status, StatusGroup
 
+# the main solve / certify entry points of every layer, imported on first use (``import datamarkets``
+# loads no solver): solve_* return a Result, certify_* a Result or the Certificate of a solution
+_LAZY = {
+    "solve_welfare": "datamarkets.formulations.welfare",
+    "solve_kkt": "datamarkets.formulations.kkt_mpec",
+    "certify_allocation": "datamarkets.formulations.auction_certificate",
+    "certify_auction_optimum": "datamarkets.formulations.auction_optimum_certificate",
+    "solve_gne": "datamarkets.formulations.gne_solve",
+    "certify_gne": "datamarkets.formulations.gne_certificate",
+    "certify_chain_solution": "datamarkets.formulations.chain_certificate",
+    "solve_game": "datamarkets.formulations.games",
+    "certify_game": "datamarkets.formulations.games",
+    "solve_equilibrium": "datamarkets.models.chain_equilibrium",
+    "solve_leontief": "datamarkets.models.gne_leontief",
+    "psp_dynamics": "datamarkets.models.psp_dynamics",
+    "certify_psp": "datamarkets.models.psp_certificate",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
+
 __all__ = [
+    *_LAZY,
     "AlgorithmError",
     "Certificate",
     "ConvergenceError",
@@ -65,4 +86,5 @@ __all__ = [
     "get_formulation",
     "list_formulations",
     "register",
+    "verify",
 ]

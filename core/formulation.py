@@ -356,7 +356,8 @@ class Formulation(ABC):
                 f"result of kind {kind!r} cannot be verified by formulation {self.name!r}, which produces "
                 f"{', '.join(map(repr, self.kinds)) or 'no kinds'}"
             )
-        meta_d = saved.get("meta") if isinstance(saved.get("meta"), Mapping) else {}
+        meta_d = saved.get("meta")
+        meta_d = meta_d if isinstance(meta_d, Mapping) else {}
         recorded = meta_d.get("instance_hash")
         if instance is None:
             inst_d = saved.get("instance")
@@ -396,8 +397,10 @@ class Formulation(ABC):
                 )
                 cert.add(NO_SOLUTION, 1.0, 0.0)
             else:
-                cert = self.certify_no_solution(instance, claimed)
-                if cert is None:  # nothing re-derived: the claim is not verified (never a pass)
+                maybe = self.certify_no_solution(instance, claimed)
+                if maybe is not None:
+                    cert = maybe
+                else:  # nothing re-derived: the claim is not verified (never a pass)
                     cert = Certificate(
                         details={
                             "note": f"saved status {claimed.status.value!r}: {self.name!r} cannot re-derive "
@@ -438,9 +441,7 @@ class Formulation(ABC):
             row[k] = float(v)
         for k, v in result.solution.items():
             if isinstance(v, bool | int | float | str):
-                if isinstance(v, float) and not math.isfinite(v):
-                    v = None
-                row.setdefault(k, v)
+                row.setdefault(k, None if isinstance(v, float) and not math.isfinite(v) else v)
         return row
 
     # -------------------------------------------------------------- helpers

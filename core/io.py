@@ -123,7 +123,7 @@ def remove_stale_temporaries(path: str | os.PathLike[str], suffix: str | None = 
     """
     target = Path(path)
     pattern = _temp_pattern(target, target.suffix if suffix is None else suffix)
-    removed = []
+    removed: list[Path] = []
     try:
         candidates = list(target.parent.glob(f".{glob_escape(target.name)}.*"))
     except OSError:  # pragma: no cover - unreadable directory: the write itself will say so

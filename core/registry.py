@@ -14,12 +14,15 @@ adds a formulation at run time (notebooks, tests).
 
 from __future__ import annotations
 
+import os
 import warnings
+from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
 from datamarkets.errors import InvalidInputError
-from datamarkets.formulation import Formulation
+from datamarkets.formulation import Formulation, VerificationResult
+from datamarkets.io import read_json
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -30,6 +33,7 @@ __all__ = [
     "list_formulations",
     "register",
     "unregister",
+    "verify",
 ]
 
 ENTRY_POINT_GROUP = "datamarkets.formulations"
@@ -139,6 +143,38 @@ def formulation_for_kind(kind: str, name: str | None = None) -> Formulation:
         if kind in f.kinds:
             return f
     raise InvalidInputError(f"no registered formulation produces results of kind {kind!r}")
+
+
+def verify(
+    saved: Mapping[str, Any] | str | os.PathLike[str],
+    *,
+    formulation: str | None = None,
+    instance: Any = None,
+) -> VerificationResult:
+    """Re-derive the certificate of a saved result (``Result.to_dict()`` or its JSON file) from its
+    solution and instance alone, with the formulation recorded in it (or ``formulation``).
+
+    The library form of ``datamarkets verify``: see :meth:`Formulation.verify`.
+
+    Raises
+    ------
+    InvalidInputError
+        Not a saved result; no formulation produces its kind; instance hash mismatch.
+
+    Examples
+    --------
+    >>> f = get_formulation("auction-welfare")
+    >>> r = f.solve(f.instance({"market": "example1"}), "highs")
+    >>> verify(r.to_dict()).certificate.passed
+    True
+    """
+    data = saved if isinstance(saved, Mapping) else read_json(saved)
+    if not isinstance(data, Mapping) or "kind" not in data or "status" not in data:
+        raise InvalidInputError("not a saved datamarkets result (no 'kind'/'status')")
+    meta = data.get("meta")
+    meta = meta if isinstance(meta, Mapping) else {}
+    f = formulation_for_kind(str(data["kind"]), formulation or meta.get("formulation"))
+    return f.verify(data, instance=instance)
 
 
 def register(formulation: Formulation | type[Formulation], *, replace: bool = False) -> Formulation:

@@ -13,7 +13,8 @@ make it as close to a KKT point of welfare maximisation as possible::
 (all in price units; x = B f is fixed, so the LP is linear). It then reports, at those prices,
 the stationarity, dual feasibility, natural complementarity and primal feasibility residuals
 (:func:`datamarkets.formulations.welfare.kkt_residuals`), the Lagrangian dual bound g(p, μ) ≥ W*,
-and the welfare gap W* − W(x) ≥ 0 to the optimum of :func:`solve_welfare`.
+and the welfare gap W* − W(x) ≥ 0 to the optimum of
+:func:`~datamarkets.formulations.welfare_solve.solve_welfare_route` (or to a given upper bound on W*).
 
 :func:`epsilon_nash_check` computes every buyer's exact best reply (``datamarkets.models.psp_certificate``)
 against a final bid profile and reports the largest utility gain.
@@ -29,10 +30,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from datamarkets.errors import InvalidInputError, SolverError
-from datamarkets.formulations.welfare import solve_welfare
 from datamarkets.formulations.welfare_allocation import allocation_vector
 from datamarkets.formulations.welfare_kkt import _marginals, kkt_residuals, welfare_of
 from datamarkets.formulations.welfare_program import MarketArrays, market_arrays
+from datamarkets.formulations.welfare_solve import solve_welfare_route
 from datamarkets.graphs.market import market_arrays as ma
 from datamarkets.models.psp import best_reply, price_curve
 from datamarkets.models.psp_certificate import (
@@ -139,9 +140,10 @@ def certify_allocation(
     *,
     tol: float = 1e-6,
     optimum: Result | None = None,
+    welfare_bound: float | None = None,
     active_tol: float = 1e-6,
     complementarity_tol: float | None = None,
-    **attrs: str,
+    **attrs: Any,
 ) -> Result:
     """Certify an allocation against the KKT conditions of welfare maximisation.
 
@@ -158,7 +160,12 @@ def certify_allocation(
         quantities against ``tol · qscale``, the welfare gap against ``tol · max(1, W*)``, the
         dimensionless natural complementarity residual against ``tol`` itself (no loosening).
     optimum : Result, optional
-        A welfare optimum already computed (else :func:`solve_welfare` is called).
+        A welfare optimum already computed (else the default route of
+        :func:`~datamarkets.formulations.welfare.solve_welfare` is run).
+    welfare_bound : float, optional
+        An upper bound on the optimal welfare W* used instead of an optimum (the producer's
+        Lagrangian dual bound g(p, μ) ≥ W* at its own duals): the welfare gap is then judged
+        against it, g − W ≥ W* − W, and no second program is solved.
     active_tol : float
         Relative flow above which a column counts as carrying flow.
     complementarity_tol : float, optional
@@ -208,10 +215,15 @@ def certify_allocation(
         p, mu, t, status = best_kkt_prices(M, f, active_tol=active_tol)
     res = kkt_residuals(M, f, p, mu, active_tol=active_tol)
     with timer("optimum_seconds"):
-        opt = optimum if optimum is not None else solve_welfare(M)
+        opt = optimum if optimum is not None or welfare_bound is not None else solve_welfare_route(M)
+        if welfare_bound is not None:
+            opt = None
     x = M.B @ f
     W = welfare_of(M, x)
-    W_star = float(opt.solution["welfare"]) if opt.status.has_solution else math.nan
+    if opt is None:
+        W_star = float(welfare_bound) if welfare_bound is not None else math.nan
+    else:
+        W_star = float(opt.solution["welfare"]) if opt.status.has_solution else math.nan
     gap = W_star - W
     pscale, qscale = res["pscale"], res["qscale"]
     wscale = max(1.0, abs(W_star)) if math.isfinite(W_star) else 1.0
@@ -232,7 +244,7 @@ def certify_allocation(
         argmax_dual_feasibility=res["argmax_dual_feasibility"],
         pscale=pscale,
         qscale=qscale,
-        optimum_method=opt.method,
+        optimum_method="dual bound (producer's duals)" if opt is None else opt.method,
     )
     solution = {
         "welfare": W,

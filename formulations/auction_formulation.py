@@ -22,14 +22,15 @@ and the PSP allocation rule re-applied to the bids.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from datamarkets.errors import InvalidInputError, SolverLimitError
 from datamarkets.formulation import DIRECT, Formulation, check_params, positive_int
 from datamarkets.result import Certificate, Result, Timer
 from datamarkets.status import Status
+
+if TYPE_CHECKING:
+    from datamarkets.formulations.auction_optimum_certificate import certify_auction_optimum
 
 __all__ = [
     "AuctionKKTFormulation",
@@ -94,6 +95,16 @@ def auction_market(params: Mapping[str, Any]) -> Any:
     )
 
 
+def __getattr__(name: str) -> Any:
+    """``certify_auction_optimum`` lives in :mod:`~datamarkets.formulations.auction_optimum_certificate`
+    (importing it here eagerly would load the solver stack at plug-in discovery)."""
+    if name == "certify_auction_optimum":
+        from datamarkets.formulations import auction_optimum_certificate as m  # lazy: fast plug-in discovery
+
+        return m.certify_auction_optimum
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 class _MarketFormulation(Formulation):
     """Shared data handling of the auction formulations: node-link market graphs."""
 
@@ -124,55 +135,15 @@ class _MarketFormulation(Formulation):
         return None if w is None or not result.status.has_solution else float(w)
 
     def certify(self, instance: Any, solution: Mapping[str, Any]) -> Certificate:
-        """:func:`certify_auction_optimum` at :attr:`certify_tol`."""
+        """:func:`~datamarkets.formulations.auction_optimum_certificate.certify_auction_optimum` at
+        :attr:`certify_tol`."""
         if "allocation" not in solution:
             raise InvalidInputError(f"a {self.name} solution needs an 'allocation'")
+        from datamarkets.formulations.auction_optimum_certificate import (
+            certify_auction_optimum,  # lazy: fast plug-in discovery
+        )
+
         return certify_auction_optimum(instance, solution, tol=self.certify_tol)
-
-
-def certify_auction_optimum(market: Any, solution: Mapping[str, Any], *, tol: float = 1e-6) -> Certificate:
-    """The one certificate of a welfare-optimal allocation (``auction-optimum`` results, whichever
-    route computed them): the KKT certificate of the saved allocation (best-price LP + welfare gap
-    to an independent optimum, :func:`~datamarkets.formulations.auction_certificate.certify_allocation`)
-    and every other reported number recomputed (claimed prices as KKT multipliers, buyers' totals
-    and marginal values, welfare, objective).
-
-    Parameters
-    ----------
-    market : networkx.Graph or MarketArrays
-    solution : mapping
-        Needs ``allocation``.
-    tol : float
-        Relative tolerance (see :func:`certify_allocation`).
-
-    Examples
-    --------
-    >>> f = AuctionWelfareFormulation()
-    >>> G = f.instance({"market": "example1"})
-    >>> r = f.solve(G, "highs")
-    >>> certify_auction_optimum(G, r.solution).passed
-    True
-    """
-    from datamarkets.formulations.auction_certificate import (
-        certify_allocation,  # lazy: fast plug-in discovery
-    )
-
-    if "allocation" not in solution:
-        raise InvalidInputError("an auction-optimum solution needs an 'allocation'")
-    # interior-point producers (Clarabel, SCS, ECOS) leave ~1e-6 relative flows on columns with
-    # reduced cost ~1e-5: flows above 1e-5 count as active, complementarity is judged at 1e-5,
-    # and optimality by the welfare gap at tol (see certify_allocation)
-    c = certify_allocation(
-        market, solution["allocation"], tol=tol, active_tol=1e-5, complementarity_tol=max(tol, 1e-5)
-    )
-    cert = c.certificate
-    _certify_claims(market, solution, cert, tol)
-    cert.details.update(
-        welfare=c.solution["welfare"],
-        welfare_optimum=c.solution["welfare_optimum"],
-        welfare_gap=c.solution["welfare_gap"],
-    )
-    return cert
 
 
 class AuctionWelfareFormulation(_MarketFormulation):
@@ -230,19 +201,18 @@ class AuctionWelfareFormulation(_MarketFormulation):
         return {"M": M, "route": "pyomo", "program": build_welfare_pyomo(M)}
 
     def solve_program(self, program: Any, solver: str, *, time_limit: float | None = None) -> Result:
-        from datamarkets.formulations import (
-            welfare as w,  # lazy: fast plug-in discovery
-        )
+        from datamarkets.formulations import welfare_backends as wb  # lazy: fast plug-in discovery
+        from datamarkets.formulations.welfare_solve import _package  # lazy: fast plug-in discovery
 
         M, route, prog = program["M"], program["route"], program["program"]
         tol = 1e-10 if solver in ("clarabel", "highs", "ecos") else 1e-8
         if route == "arrays":
-            raw = (w._solve_clarabel if solver == "clarabel" else w._solve_highs)(prog, tol, time_limit)
+            raw = (wb._solve_clarabel if solver == "clarabel" else wb._solve_highs)(prog, tol, time_limit)
         elif route == "cvxpy":
-            raw = w._solve_cvxpy(M, tol, time_limit, solver=solver, built=prog)
+            raw = wb._solve_cvxpy(M, tol, time_limit, solver=solver, built=prog)
         else:
-            raw = w._solve_pyomo(M, time_limit, solver=solver, model=prog)
-        res = w._package(M, raw, f"{route}-{solver}", Timer(), 1e-6)
+            raw = wb._solve_pyomo(M, time_limit, solver=solver, model=prog)
+        res = _package(M, raw, f"{route}-{solver}", Timer(), 1e-6)
         res.certificate.details["solver_kkt_residuals"] = dict(res.certificate.residuals)
         res.solution["objective"] = res.solution.get("welfare")
         res.meta["solvers"] = {raw.solver: raw.version}
@@ -370,69 +340,3 @@ class AuctionPSPFormulation(_MarketFormulation):
         )
 
         return certify_psp(instance["market"], solution, instance["epsilon"])
-
-
-def _certify_claims(G: Any, solution: Mapping[str, Any], cert: Certificate, tol: float) -> None:
-    """Every number an allocation result reports besides the allocation, recomputed and compared.
-
-    ``prices`` and the buyers' demand-cap multipliers ``mu`` need not be unique (Example 1's clearing
-    prices form intervals), so they are judged as KKT multipliers of the saved allocation (36)–(38)
-    (:func:`~datamarkets.formulations.welfare.kkt_residuals` at the claimed prices): stationarity
-    and dual feasibility within ``tol`` × pscale, natural complementarity within max(tol, 1e-5)
-    (interior-point producers, as in :func:`certify_allocation`). Buyers' totals and marginal
-    values θ_i'(x_i), the welfare and the objective are recomputed from the allocation.
-    """
-    from datamarkets.claims import compare_claim, unlisted_fields  # lazy: fast plug-in discovery
-    from datamarkets.formulations.welfare_allocation import (
-        allocation_vector,  # lazy: fast plug-in discovery
-    )
-    from datamarkets.formulations.welfare_kkt import (  # lazy: fast plug-in discovery
-        _marginals,
-        kkt_residuals,
-        welfare_of,
-    )
-    from datamarkets.formulations.welfare_program import (  # lazy: fast plug-in discovery
-        MarketArrays,
-        market_arrays,
-    )
-
-    M = G if isinstance(G, MarketArrays) else market_arrays(G)
-    f = allocation_vector(M, solution["allocation"])
-    x = M.B @ f
-    W = welfare_of(M, x)
-    compare_claim(cert, solution, "welfare", W, tol * 1e-3, floor=1.0)
-    compare_claim(cert, solution, "objective", W, tol * 1e-3, floor=1.0)
-    lo, _ = _marginals(M, x)
-    buyers = solution.get("buyers")
-    mu = np.zeros(M.n_buyers)
-    if isinstance(buyers, list):
-        try:
-            mu_by = {str(r["buyer"]): float(r["mu"]) for r in buyers}
-            mu = np.array([mu_by.get(str(b), 0.0) for b in M.buyers])
-        except (KeyError, TypeError, ValueError):
-            cert.add("claimed_buyers_rel", float("inf"), tol)
-            mu_by = None
-        if mu_by is not None:
-            recomputed = [
-                {"buyer": str(b), "total": float(x[i]), "marginal": float(lo[i]), "mu": float(mu[i])}
-                for i, b in enumerate(M.buyers)
-            ]
-            claimed = [{**r, "buyer": str(r["buyer"])} for r in buyers]
-            compare_claim(cert, {"buyers": claimed}, "buyers", recomputed, tol * 1e-3)
-    prices = solution.get("prices")
-    if isinstance(prices, Mapping) and prices:
-        try:
-            by = {str(k): float(v) for k, v in prices.items()}
-            p = np.array([by[str(r)] for r in M.resources])
-        except (KeyError, TypeError, ValueError):
-            cert.add("claimed_prices_kkt", float("inf"), tol)
-        else:
-            if len(by) != M.n_resources or not np.all(np.isfinite(p)):
-                cert.add("claimed_prices_kkt", float("inf"), tol)
-            else:
-                res = kkt_residuals(M, f, p, mu, active_tol=1e-5)
-                cert.add("claimed_prices_stationarity", res["stationarity"], tol * res["pscale"])
-                cert.add("claimed_prices_dual_feasibility", res["dual_feasibility"], tol * res["pscale"])
-                cert.add("claimed_prices_complementarity", res["complementarity"], max(tol, 1e-5))
-                cert.add("claimed_prices_negative", res["negative_price"], 0.0)
-    unlisted_fields(cert, solution, {"allocation", "welfare", "objective", "buyers", "prices"})

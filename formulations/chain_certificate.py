@@ -98,7 +98,7 @@ RTOL = 1e-7
 ROUTES = ("highspy", "pyomo")
 """Builds of the per-player LPs: sparse arrays to highspy (default) or the readable Pyomo model."""
 
-_HIGHS_OPTIONS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
+_HIGHS_OPTIONS: dict[str, Any] = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
 # GLPK 5.0's LP presolver returns a suboptimal basis within its tolerances on some of these LPs
 # (paper-2, n=4: a threshold 6e-4 low); without it, and with the final basis checked in exact
 # arithmetic (--xcheck), GLPK matches the DP to 1e-16

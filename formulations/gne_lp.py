@@ -41,7 +41,7 @@ from datamarkets.status import Status
 
 __all__ = ["build_existence_lp", "build_payment_lp", "leontief_feasibility", "payment_range"]
 
-_OPTS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
+_OPTS: dict[str, Any] = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
 
 MAX_EXISTENCE_PAIRS = 4000
 """Largest number of used (buyer, source) pairs for the dense-A existence LP."""

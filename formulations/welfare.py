@@ -60,27 +60,21 @@ psp-data-share-market, KKT conditions (36)–(38); distributed-psp-draft §1.1 (
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import networkx as nx
 
+from datamarkets.formulations.auction_optimum_certificate import certify_with_dual_bound
 from datamarkets.formulations.welfare_allocation import (
     WelfareResult,
-    _allocation_rows,
     allocation_vector,
     write_solution,
 )
 from datamarkets.formulations.welfare_backends import (
-    _Raw,
-    _solve_clarabel,
-    _solve_cvxpy,
-    _solve_highs,
-    _solve_pyomo,
     build_welfare_cvxpy,
     build_welfare_pyomo,
 )
-from datamarkets.formulations.welfare_kkt import _marginals, dual_bound, kkt_residuals, welfare_of
+from datamarkets.formulations.welfare_kkt import dual_bound, kkt_residuals, welfare_of
 from datamarkets.formulations.welfare_program import (
     MarketArrays,
     ValuationSpec,
@@ -88,10 +82,9 @@ from datamarkets.formulations.welfare_program import (
     market_arrays,
     valuation_spec,
 )
-from datamarkets.result import Certificate, Timer, provenance
-from datamarkets.solvers import (
-    reset_highs_scheduler,
-)
+from datamarkets.formulations.welfare_solve import METHODS, _solve_route
+from datamarkets.result import Timer
+from datamarkets.solvers import reset_highs_scheduler
 
 __all__ = [
     "METHODS",
@@ -112,7 +105,6 @@ __all__ = [
     "write_solution",
 ]
 
-METHODS = ("auto", "highs", "clarabel", "cvxpy", "pyomo")
 
 # ---------------------------------------------------------------------------------------------
 # Public entry point
@@ -126,7 +118,7 @@ def solve_welfare(
     tol: float = 1e-10,
     time_limit: float | None = None,
     certify_tol: float | None = None,
-    **attrs: str,
+    **attrs: Any,
 ) -> WelfareResult:
     """Maximise welfare Σ θ_i(x_i) on a market graph; the duals are the clearing prices.
 
@@ -140,8 +132,9 @@ def solve_welfare(
     tol : float
         Solver feasibility/gap tolerance.
     time_limit : float, optional
-        Seconds, honoured by every route (HiGHS, Clarabel, cvxpy/Clarabel, Pyomo); when hit the
-        result has ``Status.TIME_LIMIT`` and is not certified.
+        Seconds for validation, build and solve together (the solver gets what remains), honoured
+        by every route (HiGHS, Clarabel, cvxpy/Clarabel, Pyomo); when hit the result has
+        ``Status.TIME_LIMIT`` and is not certified.
     certify_tol : float, optional
         Relative tolerance of the KKT certificate (price residuals × max(1, max θ'(0)), quantity
         residuals × max(1, max supply), duality gap × max(1, |W|)). Default 1e-6, and 1e-5 when
@@ -154,17 +147,18 @@ def solve_welfare(
     -------
     WelfareResult
         kind ``"auction-optimum"``; solution ``welfare``, ``allocation`` (rows buyer, seller,
-        amount), ``prices`` (per seller or link), ``buyers`` (total, marginal, mu); certificate
-        with the KKT residuals (36)–(38); ``method`` names the route, e.g. ``"qp-clarabel"``.
+        amount), ``prices`` (per seller or link), ``buyers`` (total, marginal, mu), ``objective``
+        (= welfare); the one ``auction-optimum`` certificate
+        (:func:`~datamarkets.formulations.auction_optimum_certificate.certify_auction_optimum`, the
+        welfare gap judged against the solver's dual bound), with the solver's KKT residuals
+        (36)–(38) in ``details["solver_kkt_residuals"]``; ``method`` names the route, e.g.
+        ``"qp-clarabel"``.
 
     Raises
     ------
-    ValueError
-        Unknown method.
-    NotImplementedError
-        α-fair valuations with a route other than cvxpy/auto.
-    GraphError, InvalidInputError
-        Invalid market.
+    InvalidInputError
+        Unknown method (the message lists the choices); α-fair valuations with a route other
+        than cvxpy/auto; invalid market (:class:`~datamarkets.errors.GraphError`).
 
     Examples
     --------
@@ -177,116 +171,11 @@ def solve_welfare(
     >>> round(r.solution["welfare"], 6), round(r.solution["prices"]["s"], 6)
     (8.0, 0.0)
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
     timer = Timer()
-    with timer("validate_seconds"):
-        M = G if isinstance(G, MarketArrays) else market_arrays(G, **attrs)
-    kinds = M.kinds()
-    route = method
-    if method == "auto":
-        if "alpha_fair" in kinds:
-            route = "cvxpy"
-        elif "quadratic" in kinds:
-            route = "clarabel"
-        else:
-            route = "highs"
-    if "alpha_fair" in kinds and route not in ("cvxpy",):
-        raise NotImplementedError(
-            f"α-fair valuations need a cone program; method {method!r} cannot take them"
-        )
-    with timer("build_seconds"):
-        W = build_welfare_arrays(M) if route in ("highs", "clarabel") else None
-    with timer("solve_seconds"):
-        if route == "clarabel":
-            raw = _solve_clarabel(W, tol, time_limit)
-        elif route == "highs":
-            raw = _solve_highs(W, tol, time_limit)
-        elif route == "cvxpy":
-            raw = _solve_cvxpy(M, tol, time_limit)
-        else:
-            raw = _solve_pyomo(M, time_limit)
-    lp = "quadratic" not in kinds and "alpha_fair" not in kinds
-    label = {
-        "clarabel": "qp-clarabel",
-        "highs": "lp-highs-ipx" if lp else "qp-highs",
-        "cvxpy": "cvxpy-clarabel",
-    }
-    method_label = label.get(route, "pyomo-highs")
+    M, r = _solve_route(G, method, tol=tol, time_limit=time_limit, certify_tol=certify_tol, **attrs)
     if certify_tol is None:
-        certify_tol = 1e-5 if "alpha_fair" in kinds else 1e-6
-    return _package(M, raw, method_label, timer, certify_tol)
-
-
-def _add_kkt_certificate(
-    cert: Certificate, res: dict[str, Any], tol: float, *, interior_point: bool = False
-) -> None:
-    """Judge KKT residuals: feasibility in quantity units (× qscale), dual feasibility in price
-    units (× pscale), the dimensionless natural complementarity residual, and the duality gap
-    relative to max(1, |W|). Stationarity on flow-carrying columns is kept as a detail: an
-    interior-point flow of 1e-5 on a column whose reduced cost is 1e-3 is a complementarity
-    (not a welfare) matter and is judged by the natural residual and the duality gap."""
-    cert.add("primal_feasibility_max", res["primal_feasibility"], tol * res["qscale"])
-    cert.add("dual_feasibility_max", res["dual_feasibility"], tol * res["pscale"])
-    # interior points (Clarabel) converge like sqrt(μ) in complementarity on degenerate (not
-    # strictly complementary) instances, e.g. a user whose θ'(0) equals its route price: for those
-    # routes only it is judged at max(tol, 1e-5) (recorded in details); welfare optimality is
-    # judged by the duality gap at ``tol``. Vertex (HiGHS) and MILP solutions are held to ``tol``.
-    comp_tol = max(tol, 1e-5) if interior_point else tol
-    cert.add("complementarity_natural_max", res["complementarity"], comp_tol)
-    if comp_tol != tol:
-        cert.details["complementarity_tolerance_note"] = "interior point: max(tol, 1e-5)"
-    cert.add("negative_price_max", res["negative_price"], 0.0)
-    rel = res["duality_gap"] / max(1.0, abs(res["welfare"]))
-    cert.add("duality_gap_rel", rel if math.isfinite(rel) else math.inf, tol)
-    cert.details["stationarity_max"] = res["stationarity"]
-    cert.details["welfare"] = res["welfare"]
-    cert.details["dual_bound"] = res["dual_bound"]
-    cert.details["argmax_stationarity"] = res["argmax_stationarity"]
-    cert.details["argmax_dual_feasibility"] = res["argmax_dual_feasibility"]
-
-
-def _package(
-    M: MarketArrays, raw: _Raw, method_label: str, timer: Timer, certify_tol: float
-) -> WelfareResult:
-    cert = Certificate()
-    solution: dict[str, Any] = {"market_kind": M.kind}
+        certify_tol = 1e-5 if "alpha_fair" in M.kinds() else 1e-6
     with timer("certify_seconds"):
-        if raw.status.has_solution:
-            f, p, mu = raw.f, raw.p, raw.mu
-            x = M.B @ f
-            res = kkt_residuals(M, f, p, mu)
-            _add_kkt_certificate(
-                cert, res, certify_tol, interior_point=method_label in ("qp-clarabel", "cvxpy-clarabel")
-            )
-            lo, _ = _marginals(M, x)
-            solution.update(
-                welfare=welfare_of(M, x),
-                allocation=_allocation_rows(M, f),
-                prices={r: float(v) for r, v in zip(M.resources, p, strict=True)},
-                buyers=[
-                    {"buyer": b, "total": float(x[i]), "marginal": float(lo[i]), "mu": float(mu[i])}
-                    for i, b in enumerate(M.buyers)
-                ],
-            )
-        else:
-            solution.update(welfare=None, allocation=[], prices={}, buyers=[])
-    meta = provenance({raw.solver: raw.version})
-    meta.update(
-        market_kind=M.kind,
-        n_buyers=M.n_buyers,
-        n_resources=M.n_resources,
-        n_columns=M.n_columns,
-        raw_status=raw.raw,
-        **raw.extra,
-    )
-    solution.pop("market_kind")
-    return WelfareResult(
-        kind="auction-optimum",
-        status=raw.status,
-        method=method_label,
-        solution=solution,
-        certificate=cert,
-        timings=dict(timer.seconds),
-        meta=meta,
-    )
+        certify_with_dual_bound(M, r, certify_tol)
+    r.timings["certify_seconds"] = r.timings.get("certify_seconds", 0.0) + timer.seconds["certify_seconds"]
+    return r

@@ -53,7 +53,9 @@ def allocation_vector(M: MarketArrays, allocation: Any) -> np.ndarray:
     bkey = {b: i for i, b in enumerate(M.buyers)} | {str(b): i for i, b in enumerate(M.buyers)}
     skey = {s: j for j, s in enumerate(M.resources)} | {str(s): j for j, s in enumerate(M.resources)}
     if M.kind == "bipartite":
-        cidx = {(int(M.col_buyer[e]), int(M.col_seller[e])): e for e in range(M.n_columns)}
+        col_seller = M.col_seller
+        assert col_seller is not None  # bipartite markets have a seller per column
+        cidx = {(int(M.col_buyer[e]), int(col_seller[e])): e for e in range(M.n_columns)}
     f = np.zeros(M.n_columns)
     route_amounts: dict[int, list[float]] = {}
     seen: set[Any] = set()

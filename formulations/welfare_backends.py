@@ -291,7 +291,7 @@ def build_welfare_pyomo(M: MarketArrays) -> Any:
     import pyomo.environ as pyo
 
     if "alpha_fair" in M.kinds():
-        raise NotImplementedError("α-fair valuations: use method='cvxpy'")
+        raise InvalidInputError("α-fair valuations need a cone program: choose method cvxpy or auto")
     E, I, J = M.n_columns, M.n_buyers, M.n_resources
     m = pyo.ConcreteModel(name="welfare")
     m.E = pyo.RangeSet(0, E - 1)
@@ -346,9 +346,11 @@ def _solve_pyomo(M: MarketArrays, time_limit: float | None, solver: str = "highs
         info = solve_pyomo(m, "highs", time_limit=time_limit, options={"qp_regularization_value": 1e-12})
     else:  # glpk/cbc (LP valuations) or ipopt (QP); their own time-limit option names
         # GLPK: no LP presolve, final basis checked exactly (its presolver can stop suboptimal)
-        opts = {"ipopt": {"tol": 1e-10, "print_level": 0}, "glpk": {"nopresol": None, "xcheck": None}}.get(
-            solver, {}
-        )
+        defaults: dict[str, dict[str, Any]] = {
+            "ipopt": {"tol": 1e-10, "print_level": 0},
+            "glpk": {"nopresol": None, "xcheck": None},
+        }
+        opts: dict[str, Any] = dict(defaults.get(solver, {}))
         if time_limit is not None:
             opts[{"glpk": "tmlim", "cbc": "sec", "ipopt": "max_cpu_time"}[solver]] = (
                 int(time_limit) if solver == "glpk" else float(time_limit)

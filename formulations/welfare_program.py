@@ -180,7 +180,7 @@ def valuation_spec(v: Any, *, node: Any = None) -> ValuationSpec:
     if kind in ("piecewise_linear", "pwl"):
         if "slopes" in d and ("lengths" in d or "widths" in d):
             slopes = [float(s) for s in d["slopes"]]
-            lengths = [float(s) for s in d.get("lengths", d.get("widths"))]
+            lengths = [float(s) for s in (d["lengths"] if "lengths" in d else d["widths"])]
         elif "breakpoints" in d and "slopes" in d:
             bp = [float(s) for s in d["breakpoints"]]
             slopes = [float(s) for s in d["slopes"]]
@@ -191,12 +191,12 @@ def valuation_spec(v: Any, *, node: Any = None) -> ValuationSpec:
             else:
                 raise InvalidInputError(f"buyer {node!r}: breakpoints/slopes lengths do not match")
         elif "breakpoints" in d and "values" in d:
-            bp = np.asarray(d["breakpoints"], dtype=float)
+            bpa = np.asarray(d["breakpoints"], dtype=float)
             val = np.asarray(d["values"], dtype=float)
-            if bp.size != val.size or bp.size < 2:
+            if bpa.size != val.size or bpa.size < 2:
                 raise InvalidInputError(f"buyer {node!r}: breakpoints/values lengths do not match")
-            lengths = list(np.diff(bp))
-            slopes = list(np.diff(val) / np.diff(bp))
+            lengths = list(np.diff(bpa))
+            slopes = list(np.diff(val) / np.diff(bpa))
         else:
             raise InvalidInputError(f"buyer {node!r}: piecewise-linear valuation needs slopes and lengths")
         if len(slopes) != len(lengths) or not slopes:
@@ -479,11 +479,11 @@ def build_welfare_arrays(M: MarketArrays) -> WelfareArrays:
 
     Raises
     ------
-    NotImplementedError
+    InvalidInputError
         α-fair valuations (use :func:`build_welfare_cvxpy`).
     """
     if "alpha_fair" in M.kinds():
-        raise NotImplementedError("α-fair valuations need a cone program: use method='cvxpy'")
+        raise InvalidInputError("α-fair valuations need a cone program: choose method cvxpy or auto")
     E, I = M.n_columns, M.n_buyers
     A_link, lb, ub = define_flow_and_totals(M)
     P_diag, c, A_seg, seg_len = define_valuations(M)

@@ -46,7 +46,8 @@ tie the allocation and exclusion-compensation rules are applied).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -84,8 +85,13 @@ class PSPState:
     quantity: np.ndarray  # d_e, bid quantity on edge e
     seller_edges: list[np.ndarray]
     edge_pos: np.ndarray  # position of edge e in seller_edges[seller(e)]
-    version: np.ndarray | None = None  # bumped whenever a bid at the seller changes
-    sorted_cache: dict | None = None  # seller → (version, sorted bids)
+    # bumped whenever a bid at the seller changes (one counter per seller; filled in when empty)
+    version: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    sorted_cache: dict[int, Any] = field(default_factory=dict)  # seller → (version, sorted bids)
+
+    def __post_init__(self) -> None:
+        if self.version.size != len(self.seller_edges):
+            self.version = np.zeros(len(self.seller_edges), dtype=np.int64)
 
     @classmethod
     def empty(cls, m: MarketArrays) -> PSPState:

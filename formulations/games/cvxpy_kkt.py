@@ -385,7 +385,8 @@ def lq_args(game: CvxpyGame, *, check: bool = True) -> dict[str, Any]:
 
     n = game.n
     Q, c, consts = [], [], []
-    A_rows, Aeq_rows = [], []
+    A_rows: list[Any] = []
+    Aeq_rows: list[Any] = []
     lb, ub = np.full(n, -np.inf), np.full(n, np.inf)
 
     def add_rows(E: NDArray, G: NDArray) -> None:

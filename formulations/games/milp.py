@@ -200,7 +200,10 @@ def _valid_inequalities(
     U = np.zeros(N)
     np.add.at(U, game.owner, u_j)
     cont = int(L.off[5])
-    rows, cols, vals, rhs = [], [], [], []
+    rows: list[int] = []
+    cols: list[int] = []
+    vals: list[float] = []
+    rhs: list[float] = []
     Acoo = sp.coo_array(game.A)
     # β_{r,i} = b_r − max A_{r,−i} x_{−i} = b_r − (max A_r x − max A_{r,i} x_i)
     contrib_hi = np.where(Acoo.data > 0, Acoo.data * xhi[Acoo.col], Acoo.data * xlo[Acoo.col])

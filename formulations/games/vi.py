@@ -161,6 +161,7 @@ def solve_vi(
             if not out.status.has_solution:
                 return VIOut(out.status, None, None, "potential-qp", extra=out.extra)
             y = out.row_dual
+            assert y is not None and out.x is not None  # a solution carries x and the row duals
             mult = _split_G_duals(game, y[game.p :], fl, fu)
             mult.mu = y[: game.p].copy()
         else:
@@ -170,6 +171,7 @@ def solve_vi(
             out = _highs(game.M, game.q, game.lb, game.ub, A, rl, ru, time_limit, tol)
             if not out.status.has_solution:
                 return VIOut(out.status, None, None, "potential-qp", extra=out.extra)
+            assert out.row_dual is not None and out.col_dual is not None and out.x is not None
             rd, cd = -out.row_dual, out.col_dual
             mult = Multipliers(
                 np.maximum(rd[: game.m], 0.0),
@@ -194,6 +196,7 @@ def solve_vi(
     if not out.status.has_solution:
         return VIOut(out.status, None, None, "gap-qp", extra=out.extra)
     v = out.x
+    assert v is not None  # a solution carries x
     mult = _split_G_duals(game, v[n : n + mG], fl, fu)
     mult.mu = v[n + mG :].copy()
     return VIOut(out.status, v[:n], mult, "gap-qp", out.objective, out.extra)
