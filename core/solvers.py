@@ -368,8 +368,9 @@ def solve_pyomo(
         raise SolverError(f"Pyomo solver {solver!r} is not available")
     for k, v in (options or {}).items():
         opt.options[k] = v
-    if time_limit is not None:
-        opt.options["time_limit"] = float(time_limit)
+    # each solver under its own keyword: GLPK stops with an error on an unknown "--time_limit"
+    for k, v in solver_time_options(solver, time_limit).items():
+        opt.options[k] = v
     if hasattr(opt, "config") and hasattr(opt.config, "stream_solver"):
         opt.config.stream_solver = False
     t0 = time.perf_counter()
