@@ -125,3 +125,141 @@ def _timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
         t0 = time.perf_counter()
         out = fn(*args, **kwargs)
         return out, time.perf_counter() - t0
+
+
+# ------------------------------------------------------------------------ direct library calls
+def test_solve_equilibrium_time_limit() -> None:
+    from datamarkets.errors import SolverLimitError
+    from datamarkets.models.chain_equilibrium import solve_equilibrium
+
+    game = list_formulations()["chain-equilibrium"].instance({"n": 60, "size": 600, "seed": 0})  # ≈ 1.5 s
+    t0 = time.perf_counter()
+    with pytest.raises(SolverLimitError, match="time limit"):
+        solve_equilibrium(game, time_limit=LIMIT)
+    wall = time.perf_counter() - t0
+    print(f"\nLIMITROW solve_equilibrium n=60 L=600 limit={LIMIT} wall={wall:.2f} status=SolverLimitError")
+    assert wall <= LIMIT + SLACK
+
+
+def test_psp_dynamics_time_limit() -> None:
+    from datamarkets.models.psp_dynamics import psp_dynamics
+
+    f = list_formulations()["auction-psp"]
+    G = f.build(f.generate(1000, 0), "direct")["market"]  # ≈ 3 s of PSP rounds
+    res, wall = _timed(psp_dynamics, G, 1e-3, time_limit=LIMIT)
+    print(f"\nLIMITROW psp_dynamics buyers=1000 limit={LIMIT} wall={wall:.2f} status={res.status.value}")
+    _check(res.status, wall, wall, SLACK, "psp_dynamics")
+
+
+@pytest.mark.parametrize("solver", ["highs", "cbc", "glpk"])
+def test_solve_kkt_time_limit(solver: str) -> None:
+    from datamarkets.errors import SolverLimitError
+    from datamarkets.formulations.kkt_mpec import solve_kkt
+
+    if not _installed(solver):
+        pytest.skip(f"{solver} not installed")
+    G = list_formulations()["auction-kkt"].generate(200, 0)  # Pyomo build + transformation ≈ 6 s
+    t0 = time.perf_counter()
+    try:
+        res = solve_kkt(G, solver=solver, time_limit=LIMIT)
+        status = res.status
+    except SolverLimitError:
+        status = Status.TIME_LIMIT
+    wall = time.perf_counter() - t0
+    print(f"\nLIMITROW solve_kkt/{solver} buyers=200 limit={LIMIT} wall={wall:.2f} status={status.value}")
+    _check(status, wall, wall, SLACK + (GLPK_EXTRA if solver == "glpk" else 0.0), f"solve_kkt/{solver}")
+
+
+def test_solve_gne_time_limit() -> None:
+    from datamarkets.formulations.gne_solve import solve_gne
+
+    G = list_formulations()["gne"].generate(400, 0)
+    # validation + spectral radius alone take ≈ 0.7 s here (the certificate ≈ 10 s, not counted)
+    res, wall = _timed(solve_gne, G, welfare=True, time_limit=LIMIT)
+    print(f"\nLIMITROW solve_gne N=400 limit={LIMIT} wall={wall:.2f} status={res.status.value}")
+    _check(res.status, wall, wall, SLACK, "solve_gne")
+    assert not res.certified  # no solution, or computed after the limit: never a passed certificate
+
+
+@pytest.mark.parametrize("method", ["vi", "milp", "best_response", "jacobi"])
+def test_solve_game_time_limit(method: str) -> None:
+    from datamarkets.formulations.games.solve import solve_game
+
+    f = list_formulations()["lq-game"]
+    game = f.build(f.generate(2000, 0), "clarabel")[0]
+    res, wall = _timed(solve_game, game, method, time_limit=LIMIT, certify=False)
+    print(f"\nLIMITROW solve_game/{method} n=2000 limit={LIMIT} wall={wall:.2f} status={res.status.value}")
+    _check(res.status, wall, wall, SLACK, f"solve_game/{method}")
+
+
+# --------------------------------------------------------------------------- bad input
+def test_unknown_methods_are_invalid_input_listing_the_choices() -> None:
+    from datamarkets.errors import InvalidInputError
+    from datamarkets.formulations.gne_solve import solve_gne
+    from datamarkets.models.chain_mechanism_opt import optimize_mechanism
+    from datamarkets.models.chain_valuations import paper_model
+    from datamarkets.models.gne_leontief import solve_leontief
+
+    G = list_formulations()["gne"].generate(20, 0)
+    with pytest.raises(InvalidInputError, match="choose one of auto, dense, gmres, neumann"):
+        solve_gne(G, method="lu")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="choose one of auto, dense, gmres, neumann"):
+        solve_leontief(G, method="lu")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="time_limit"):
+        solve_gne(G, time_limit=-1.0)
+    game = paper_model("paper-2", 3, "ave")
+    with pytest.raises(InvalidInputError, match="choose one of pattern, de"):
+        optimize_mechanism(game, method="nelder")
+    with pytest.raises(InvalidInputError, match="time_limit"):
+        optimize_mechanism(game, time_limit=float("nan"))
+    with pytest.raises(InvalidInputError, match="max_evals"):
+        optimize_mechanism(game, max_evals=0)
+
+
+# ------------------------------------------------------------------------ CLI: --out first
+def _run_main(capsys: Any, *args: str) -> tuple[int, str]:
+    import sys
+
+    from datamarkets.cli import main
+
+    old = sys.argv
+    sys.argv = ["datamarkets", *args]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        sys.argv = old
+    return code, capsys.readouterr().err
+
+
+def _one_line(code: int, err: str, fragment: str) -> None:
+    assert code == 2, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("datamarkets: error: "), err
+    assert fragment in lines[0]
+
+
+def test_chain_solve_checks_out_before_the_work(monkeypatch: Any, capsys: Any, tmp_path: Any) -> None:
+    import datamarkets.models.chain_equilibrium as ce
+
+    def boom(*a: Any, **k: Any) -> None:
+        raise AssertionError("solved before checking --out")
+
+    monkeypatch.setattr(ce, "solve_equilibrium", boom)
+    code, err = _run_main(capsys, "chain", "solve", "--model", "paper-2", "--n", "3", "--out", str(tmp_path))
+    _one_line(code, err, str(tmp_path))
+
+
+def test_chain_reproduce_checks_out_before_the_work(monkeypatch: Any, capsys: Any, tmp_path: Any) -> None:
+    import datamarkets.cli.chain_experiments as cx
+
+    def boom(*a: Any, **k: Any) -> None:
+        raise AssertionError("reproduced before checking --out")
+
+    monkeypatch.setattr(cx, "reproduce", boom)
+    blocker = tmp_path / "plainfile"
+    blocker.write_text("x")
+    code, err = _run_main(capsys, "chain", "reproduce", "--out", str(blocker))
+    _one_line(code, err, str(blocker))
