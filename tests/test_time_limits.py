@@ -40,35 +40,36 @@ GLPK_EXTRA = 1.0
 
 # (formulation, size) per solver; comment: measured unlimited wall time on the dev machine
 CASES: list[tuple[str, str, int | dict[str, Any]]] = [
-    ("auction-kkt", "highs", 200),  # > 10 s (Pyomo build + transformation alone ≈ 6 s)
+    # measured unlimited build + solve on the loaded 2-core dev machine (varies ±2× with load)
+    ("auction-kkt", "highs", 200),  # Pyomo build + big-M transformation alone ≈ 6 s, MILP > 10 s
     ("auction-kkt", "cbc", 200),  # > 10 s
     ("auction-kkt", "glpk", 200),  # > 10 s
-    ("auction-psp", "direct", 1000),  # ≈ 5 s of PSP rounds
-    ("auction-welfare", "clarabel", 1000),  # ≈ 2 s (build ≈ 0.8 s)
+    ("auction-psp", "direct", 1000),  # > 100 s of PSP rounds
+    ("auction-welfare", "clarabel", 2000),  # ≈ 0.6 s (build 0.3 s)
     ("auction-welfare", "highs", 1000),  # HiGHS QP active set: > 10 s
-    ("auction-welfare", "osqp", 1000),  # cvxpy build ≈ 2 s
-    ("auction-welfare", "scs", 1000),  # cvxpy build ≈ 2 s
-    ("auction-welfare", "ecos", 1000),  # cvxpy build ≈ 2 s
+    ("auction-welfare", "osqp", 1000),  # cvxpy build ≈ 0.7 s
+    ("auction-welfare", "scs", 1000),  # cvxpy build ≈ 0.7 s
+    ("auction-welfare", "ecos", 1000),  # cvxpy build ≈ 0.6 s
     # many players and a moderate grid: the DP checks the clock between players, and the embedded
     # instance (n L×L matrices) stays small
-    ("chain-equilibrium", "direct", {"n": 60, "size": 600, "seed": 0}),  # ≈ 2 s of DP
-    ("chain-equilibrium", "highs", 200),  # ≈ 2 s of per-player LPs
-    ("chain-equilibrium", "glpk", 200),  # ≈ 7 s
+    ("chain-equilibrium", "direct", {"n": 60, "size": 600, "seed": 0}),  # ≈ 1.5 s of DP
+    ("chain-equilibrium", "highs", 400),  # ≈ 0.5 s (DP + per-player LPs)
+    ("chain-equilibrium", "glpk", 200),  # ≈ 7 s of Pyomo LPs
     ("chain-equilibrium", "cbc", 200),  # ≈ 5 s
-    ("cournot-sellers", "clarabel", 2000),  # cvxpy build ≈ 1.5 s
-    ("cournot-sellers", "highs", 2000),
-    ("cournot-sellers", "osqp", 2000),
-    ("cournot-sellers", "scs", 2000),
+    ("cournot-sellers", "clarabel", 2000),  # cvxpy build ≈ 1–2 s
+    ("cournot-sellers", "highs", 2000),  # ≈ 1.8 s
+    ("cournot-sellers", "osqp", 2000),  # ≈ 0.3–2 s (cvxpy build)
+    ("cournot-sellers", "scs", 2000),  # ≈ 2 s
     ("cournot-sellers", "direct", 2000),  # ≈ 1.5 s of best-response sweeps
     ("cournot-sellers-kkt", "highs", 60),  # Pyomo build ≈ 3 s
-    ("cournot-sellers-kkt", "cbc", 60),
-    ("cournot-sellers-kkt", "glpk", 60),
-    ("gne", "direct", 400),
-    ("gne", "clarabel", 400),
+    ("cournot-sellers-kkt", "cbc", 60),  # > 10 s
+    ("cournot-sellers-kkt", "glpk", 60),  # > 100 s
+    ("gne", "direct", 400),  # validation + spectral radius ≈ 0.7 s
+    ("gne", "clarabel", 400),  # best-response programs: several s
     ("gne", "scs", 400),
     ("gne", "ecos", 400),
-    ("lq-game", "clarabel", 2000),  # ≈ 2 s
-    ("lq-game", "highs", 2000),
+    ("lq-game", "clarabel", 2000),  # ≈ 3 s
+    ("lq-game", "highs", 2000),  # ≈ 2 s
 ]
 
 
