@@ -15,7 +15,14 @@ from typing import Any
 
 import typer
 
-from datamarkets.cli.common import EXIT_UNCERTIFIED, emit_json, print_table, solver_output_to_stderr, stdout
+from datamarkets.cli.common import (
+    EXIT_UNCERTIFIED,
+    check_out,
+    emit_json,
+    print_table,
+    solver_output_to_stderr,
+    stdout,
+)
 from datamarkets.errors import InvalidInputError
 from datamarkets.io import read_json
 from datamarkets.plotting import figure_format
@@ -137,6 +144,7 @@ def solve(
         solve_equilibrium,  # lazy: fast --help (no solver stack)
     )
 
+    check_out(out)  # a bad destination fails in one line before any work
     game = _load_game(model, n, mechanism, model_file)
     if tie_rule is not None:
         game = game.with_tie_rule(tie_rule)
@@ -327,6 +335,7 @@ def reproduce(
     )
 
     fmt = figure_format(fmt)  # checked before minutes of work
+    check_out(out, directory=True)
     if not 1 <= n_min <= n_max:
         raise InvalidInputError(f"need 1 <= --n-min <= --n-max, got {n_min!r}, {n_max!r}")
     summary = run(

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 from datamarkets.errors import InvalidInputError, SolverLimitError
 from datamarkets.io import instance_hash, to_jsonable
 from datamarkets.result import NO_SOLUTION, Certificate, Result, Timer, provenance
-from datamarkets.solvers import Deadline
+from datamarkets.solvers import SOLVER_NAMES, Deadline, require_solver
 from datamarkets.status import Status, StatusGroup
 from datamarkets.validation import check_time_limit
 
@@ -272,11 +272,19 @@ class Formulation(ABC):
         time_limit = check_time_limit(time_limit, "time_limit")
         timer = Timer()
         deadline = Deadline(time_limit)  # build + solve: the limit is the caller's wall clock
+        program: Any = None
+        build_message = ""
         with timer("build_seconds"):
-            program = self.build(instance, solver)
+            try:  # a pure-Python build (Pyomo, cvxpy) is interrupted at the deadline (main thread)
+                with deadline.interrupting("the build"):
+                    program = self.build(instance, solver)
+            except SolverLimitError as exc:
+                build_message = f"{exc}: the limit was used up by the build"
         with timer("solve_seconds"):
-            if deadline.expired:
-                res = self._time_limit_result(solver, time_limit, "the limit was used up by the build")
+            if build_message or deadline.expired:
+                res = self._time_limit_result(
+                    solver, time_limit, build_message or "the limit was used up by the build"
+                )
             else:
                 try:
                     res = self.solve_program(program, solver, time_limit=deadline.solver_limit())
@@ -452,6 +460,8 @@ class Formulation(ABC):
                 f"formulation {self.name!r} cannot use solver {solver!r}; "
                 f"choose one of {', '.join(self.solvers)}"
             )
+        if solver != DIRECT and solver in SOLVER_NAMES:
+            require_solver(solver)  # installed? (probed once per process, before any clock starts)
         if solver not in self.applicable_solvers(instance):
             raise InvalidInputError(
                 f"solver {solver!r} does not apply to this {self.name!r} instance; "

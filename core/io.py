@@ -52,6 +52,9 @@ INCOMPLETE_MARKER = "INCOMPLETE"
 _PROCESS_START = time.time()  # temporaries older than this belong to an earlier (or killed) writer
 
 
+_PLAIN_NUMBERS = frozenset((float, int, bool))
+
+
 def to_jsonable(obj: Any) -> Any:
     """Convert numpy arrays/scalars, dataclasses, enums, paths and tuples to plain JSON types.
 
@@ -65,6 +68,14 @@ def to_jsonable(obj: Any) -> Any:
     if t is dict:
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if t is list:
+        # fast path for the big numeric rows of instances (a chain game's L×L matrices): the types
+        # are checked and the finiteness of all of them by one sum (NaN/inf make it non-finite)
+        if obj and set(map(type, obj)) <= _PLAIN_NUMBERS:
+            try:
+                if math.isfinite(sum(obj)):
+                    return list(obj)
+            except OverflowError:  # an int beyond float range: checked one by one below
+                pass
         return [to_jsonable(v) for v in obj]
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         if hasattr(obj, "to_dict"):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -102,13 +103,23 @@ def available_solvers(*, refresh: bool = False) -> dict[str, str | None]:
     """
     global _available
     if _available is None or refresh:
-        out: dict[str, str | None] = {"highs": highs_version()}
-        for name in ("clarabel", "osqp", "scs", "ecos"):
-            out[name] = _module_version(name)
-        for name in ("glpk", "cbc", "ipopt"):
-            out[name] = _pyomo_version(PYOMO_NAMES[name])
-        _available = out
+        _available = {name: _probe(name, refresh=refresh) for name in SOLVER_NAMES}
     return dict(_available)
+
+
+_probed: dict[str, str | None] = {}
+
+
+def _probe(name: str, *, refresh: bool = False) -> str | None:
+    """Version of one solver (``None``: not installed), cached: probing every executable costs seconds."""
+    if refresh or name not in _probed:
+        if name == "highs":
+            _probed[name] = highs_version()
+        elif name in PYOMO_NAMES:
+            _probed[name] = _pyomo_version(PYOMO_NAMES[name])
+        else:
+            _probed[name] = _module_version(name)
+    return _probed[name]
 
 
 def require_solver(name: str) -> str:
@@ -124,7 +135,7 @@ def require_solver(name: str) -> str:
     """
     if name not in SOLVER_NAMES:
         raise SolverError(f"unknown solver {name!r}; known: {', '.join(SOLVER_NAMES)}")
-    v = available_solvers().get(name)
+    v = _available.get(name) if _available is not None else _probe(name)  # one probe, not all of them
     if v is None:
         raise SolverError(f"solver {name!r} is not installed")
     if name == "highs":
@@ -309,6 +320,60 @@ class Deadline:
         if self.expired:
             raise SolverLimitError(f"time limit of {self.seconds:g} s reached during {what}")
 
+    @contextlib.contextmanager
+    def interrupting(self, what: str = "the build") -> Iterator[None]:
+        """Interrupt pure-Python work (a Pyomo build or transformation) when the budget runs out.
+
+        In the main thread with a limit, a ``SIGALRM`` timer raises
+        :class:`~datamarkets.errors.SolverLimitError` inside the block at the deadline; whatever
+        the block was building is then incomplete and must be dropped. Elsewhere (worker threads,
+        platforms without ``setitimer``, no limit) the block runs to its end and :meth:`check`
+        after it is the only guard. Do not wrap solver subprocesses: only Python code between
+        bytecodes is interrupted. An import in progress is never interrupted (the alarm is
+        retried every 10 ms until it is done).
+
+        Examples
+        --------
+        >>> import time
+        >>> with Deadline(0.05).interrupting("a loop"):
+        ...     while True:
+        ...         time.sleep(0.01)
+        Traceback (most recent call last):
+        ...
+        datamarkets.errors.SolverLimitError: time limit of 0.05 s reached during a loop
+        """
+        self.check(what)
+        can_alarm = (
+            self.seconds is not None
+            and hasattr(signal, "setitimer")
+            and threading.current_thread() is threading.main_thread()
+        )
+        if not can_alarm:
+            yield
+            self.check(what)
+            return
+
+        def _raise(_signum: int, frame: Any) -> None:
+            f = frame
+            while f is not None:  # never inside an import: a half-imported module would stay broken
+                if f.f_code.co_filename.startswith("<frozen importlib"):
+                    signal.setitimer(signal.ITIMER_REAL, 0.01)  # try again in 10 ms
+                    return
+                f = f.f_back
+            raise SolverLimitError(f"time limit of {self.seconds:g} s reached during {what}")
+
+        previous = signal.signal(signal.SIGALRM, _raise)
+        t_set = time.perf_counter()
+        old_delay, _ = signal.setitimer(signal.ITIMER_REAL, max(self.remaining() or 0.0, 1e-4))
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0.0)
+            signal.signal(signal.SIGALRM, previous)
+            if old_delay:  # an outer timer was running: give it back what it had left (≥ 1 ms)
+                signal.setitimer(signal.ITIMER_REAL, max(old_delay - (time.perf_counter() - t_set), 1e-3))
+        self.check(what)
+
 
 def solver_time_options(solver: str, time_limit: float | None) -> dict[str, Any]:
     """The time-limit option of ``solver`` under its own keyword (what cvxpy / Pyomo pass through).
@@ -415,8 +480,9 @@ def solve_pyomo(
         raise SolverError(f"Pyomo solver {solver!r} is not available")
     for k, v in (options or {}).items():
         opt.options[k] = v
-    if time_limit is not None:
-        opt.options["time_limit"] = float(time_limit)
+    # each solver under its own keyword: GLPK stops with an error on an unknown "--time_limit"
+    for k, v in solver_time_options(solver, time_limit).items():
+        opt.options[k] = v
     if hasattr(opt, "config") and hasattr(opt.config, "stream_solver"):
         opt.config.stream_solver = solver_output_requested()
     t0 = time.perf_counter()

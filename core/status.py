@@ -134,6 +134,8 @@ def status_from_pyomo(results_or_condition: Any) -> Status:
         "unbounded": Status.UNBOUNDED,
         "infeasibleorunbounded": Status.INFEASIBLE_OR_UNBOUNDED,
         "maxtimelimit": Status.TIME_LIMIT,
+        # CBC: "a limit was hit, however it had not found an integer solution yet"
+        "intermediatenoninteger": Status.TIME_LIMIT,
         "maxiterations": Status.ITERATION_LIMIT,
     }.get(name, Status.ERROR)
 

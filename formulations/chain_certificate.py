@@ -68,11 +68,11 @@ from typing import Any
 
 import numpy as np
 
-from datamarkets.errors import InvalidInputError, SolverError
+from datamarkets.errors import InvalidInputError, SolverError, SolverLimitError
 from datamarkets.models.chain_equilibrium import expectations, solve_equilibrium
 from datamarkets.models.chain_game import check_tie_rule
 from datamarkets.result import Certificate, Result, provenance
-from datamarkets.solvers import PYOMO_NAMES, new_highs, solve_highs, solve_pyomo
+from datamarkets.solvers import PYOMO_NAMES, Deadline, new_highs, solve_highs, solve_pyomo
 from datamarkets.status import Status
 
 __all__ = [
@@ -798,9 +798,22 @@ def _solve_player(
     import pyomo.environ as pyo
 
     t0 = time.perf_counter()
-    m = _build(data, i, prune)
+    deadline = Deadline(time_limit, start=t0)
+    try:  # the Pyomo build is pure Python: interrupted at the deadline
+        with deadline.interrupting(f"the Pyomo build of player {i}'s LP"):
+            m = _build(data, i, prune)
+    except SolverLimitError:
+        return {
+            "status": Status.TIME_LIMIT,
+            "build_seconds": time.perf_counter() - t0,
+            "solve_seconds": 0.0,
+            "rows": 0,
+            "solver_version": "unknown",
+        }
     build_s = time.perf_counter() - t0
-    info = solve_pyomo(m, PYOMO_NAMES[solver], time_limit=time_limit, options=_LP_OPTIONS.get(solver))
+    info = solve_pyomo(
+        m, PYOMO_NAMES[solver], time_limit=deadline.solver_limit(), options=_LP_OPTIONS.get(solver)
+    )
     out: dict[str, Any] = {
         "status": info.status,
         "build_seconds": build_s,

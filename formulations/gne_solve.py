@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from datamarkets.errors import ConvergenceError
+from datamarkets.errors import ConvergenceError, InvalidInputError
 from datamarkets.formulations.gne_certificate import certify_gne
 from datamarkets.formulations.welfare_effort import welfare_summary
 from datamarkets.models.gne_inputs import as_gne_inputs, variance_response
@@ -28,9 +28,14 @@ from datamarkets.models.gne_leontief import (
 )
 from datamarkets.models.gne_polytope import c_polytope
 from datamarkets.result import Certificate, Result, Timer, provenance
+from datamarkets.solvers import Deadline
 from datamarkets.status import Status
+from datamarkets.validation import check_time_limit
 
-__all__ = ["solve_gne"]
+__all__ = ["METHODS", "solve_gne"]
+
+METHODS = ("auto", "dense", "gmres", "neumann")
+"""Linear solvers of (26) accepted by :func:`solve_gne`."""
 
 
 def solve_gne(
@@ -42,6 +47,7 @@ def solve_gne(
     welfare: bool = True,
     lp_check: bool = False,
     rtol: float = 1e-12,
+    time_limit: float | None = None,
 ) -> Result:
     """Generalized Nash equilibrium of the buyers' game by the Leontief system (Theorem 1).
 
@@ -64,6 +70,12 @@ def solve_gne(
         (:func:`datamarkets.formulations.gne_lp.payment_range`) and certify the agreement.
     rtol : float
         Linear-solve residual target.
+    time_limit : float, optional
+        Wall-clock seconds for computing the equilibrium (validation, spectral radius, Leontief
+        solve, condition estimate, polytope, welfare); the clock is checked between these phases
+        and when it has run out the result has status ``time_limit``, no solution and a failing
+        certificate. Certification (with the optional LP and best-response cross-checks) is not
+        counted, as in :meth:`~datamarkets.formulation.Formulation.solve`.
 
     Returns
     -------
@@ -79,7 +91,8 @@ def solve_gne(
     Raises
     ------
     InvalidInputError
-        Invalid coefficients (see :func:`as_gne_inputs`).
+        Invalid coefficients (see :func:`as_gne_inputs`), an unknown ``method`` or a bad
+        ``time_limit``.
 
     Examples
     --------
@@ -90,6 +103,9 @@ def solve_gne(
     >>> res.status.value, round(res.solution["spectral_radius"], 9), res.solution["d"].round(6).tolist()
     ('optimal', 0.5, [[2.0, 2.0], [2.0, 2.0]])
     """
+    if method not in METHODS:
+        raise InvalidInputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    deadline = Deadline(check_time_limit(time_limit, "time_limit"))
     timer = Timer()
     with timer("validate_seconds"):
         inp = as_gne_inputs(market)
@@ -120,11 +136,21 @@ def solve_gne(
     cert.details["spectral_method"] = rho.method
     cert.details["spectral_iterations"] = rho.iterations
 
+    def out_of_time(phase: str) -> Result | None:
+        if not deadline.expired:
+            return None
+        sol.update({"d": None, "reason": f"time limit of {time_limit:g} s reached before {phase}"})
+        res = Result("gne", Status.TIME_LIMIT, "leontief", sol, cert, timer.seconds, meta)
+        res.meta["time_limit"] = time_limit
+        return res.mark_no_solution()
+
     def no_eq(reason: str, cause: str = "spectral_radius") -> Result:
         sol.update({"d": None, "reason": reason, "no_equilibrium_cause": cause})
         sol.setdefault("ill_conditioned", True)
         return Result("gne", Status.NO_EQUILIBRIUM, "leontief", sol, cert, timer.seconds, meta)
 
+    if (stop := out_of_time("the Leontief solve")) is not None:
+        return stop
     if rho.lower >= 1.0:
         return no_eq(
             f"spectral radius of A is {rho.value:.12g} >= 1 (certified lower bound {rho.lower:.12g}): "
@@ -159,6 +185,8 @@ def solve_gne(
             f"spectral radius of A is {rho.value:.12g} (bracket [{rho.lower:.6g}, {upper:.6g}]) "
             "and the Leontief solution is not non-negative: no GNE"
         )
+    if (stop := out_of_time("the condition estimate")) is not None:
+        return stop
     with timer("condition_seconds"):
         try:
             inv_ones, _ = solve_leontief(inp, method=method, rtol=1e-8, rhs=np.ones((K, N)))
@@ -171,6 +199,8 @@ def solve_gne(
     ill = rho.margin < collapse_margin
     cert.details["ill_conditioned"] = bool(ill)
     cert.details["solver"] = info
+    if (stop := out_of_time("the c-polytope")) is not None:
+        return stop
     d = np.maximum(d, 0.0) * inp.uses
     D = d.sum(axis=0)
     poly = c_polytope(inp, d)
@@ -239,6 +269,12 @@ def solve_gne(
     if welfare:
         with timer("welfare_seconds"):
             sol.update(welfare_summary(inp, poly.effort, cert))
+    if deadline.expired:  # computed, but late: never "optimal" after overrunning (the answer is kept)
+        status = Status.TIME_LIMIT
+        meta["time_limit"] = time_limit
+        meta["message"] = (
+            f"the equilibrium took {deadline.elapsed():.3g} s, over the time limit of {time_limit:g} s"
+        )
     with timer("certify_seconds"):
         # the one GNE certificate (plug-in, CLI and verify apply the same): every reported number
         # recomputed from d and the instance, with the optional LP and best-response cross-checks

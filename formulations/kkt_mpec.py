@@ -43,7 +43,10 @@ welfare is tested); ``Result.method`` is ``"kkt-milp"``.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -346,6 +349,18 @@ def _check_big_m(m: Any, tol: float) -> None:
             )
 
 
+@contextlib.contextmanager
+def _quiet_pyomo() -> Iterator[None]:
+    """Silence Pyomo's "Constructing component ... failed" log when a build is interrupted."""
+    log = logging.getLogger("pyomo")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def solve_kkt(
     G: nx.Graph | MarketArrays,
     *,
@@ -413,22 +428,22 @@ def solve_kkt(
     (3.0, 3.5)
     """
 
-    deadline = Deadline(time_limit)  # the Pyomo build and transformation count too: checked between phases
     if solver not in ("highs", "cbc", "glpk"):
         raise InvalidInputError(f"unknown KKT MILP solver {solver!r}; choose highs, cbc or glpk")
-    require_solver(solver)
+    require_solver(solver)  # at the door: probing an executable once per process is not solve time
+    deadline = Deadline(time_limit)  # the Pyomo build and transformation count too: interrupted
     timer = Timer()
-    with timer("validate_seconds"):
+    with timer("validate_seconds"), deadline.interrupting("the KKT validation"):
         M = G if isinstance(G, MarketArrays) else market_arrays(G, **attrs)
         bigm = derive_big_m(M, safety)
-    deadline.check("the KKT validation")
     with timer("build_seconds"):
-        m = build_kkt_model(M, bigm, objective)
-        deadline.check("the KKT model build")
+        # the Pyomo build and transformation are pure Python: interrupted at the deadline
+        with _quiet_pyomo(), deadline.interrupting("the KKT model build"):
+            m = build_kkt_model(M, bigm, objective)
         if transform:
-            transform_kkt_model(m, big_m)
+            with _quiet_pyomo(), deadline.interrupting("the KKT big-M transformation"):
+                transform_kkt_model(m, big_m)
     assert_transformed(m)
-    deadline.check("the KKT big-M transformation")
     with timer("solve_seconds"):
         reset_highs_scheduler()
         if solver == "highs":

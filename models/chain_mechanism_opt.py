@@ -36,6 +36,7 @@ from datamarkets.models.chain_equilibrium import solve_equilibrium
 from datamarkets.models.chain_game import ave_mechanism, raw_mechanism, tbds_mechanism
 from datamarkets.result import Certificate, Result, provenance
 from datamarkets.status import Status
+from datamarkets.validation import check_time_limit
 
 __all__ = [
     "MechanismEvaluator",
@@ -291,8 +292,9 @@ def optimize_mechanism(
 
     Raises
     ------
-    ValueError
-        Unknown ``method``.
+    InvalidInputError
+        Unknown ``method``, a ``time_limit`` that is not a number of seconds > 0 (``None`` or
+        ``inf``: none), or ``max_evals`` < 1.
 
     Examples
     --------
@@ -302,7 +304,11 @@ def optimize_mechanism(
     True
     """
     if method not in ("pattern", "de"):
-        raise ValueError(f"unknown method {method!r}; use 'pattern' or 'de'")
+        raise InvalidInputError(f"unknown method {method!r}; choose one of pattern, de")
+    limit = check_time_limit(time_limit, "time_limit")
+    time_limit = float("inf") if limit is None else limit
+    if isinstance(max_evals, bool) or not isinstance(max_evals, int | np.integer) or max_evals < 1:
+        raise InvalidInputError(f"max_evals must be an integer >= 1, got {max_evals!r}")
     f = MechanismEvaluator(game_or_builder, n=n, evaluate=evaluate)
     n = f.n
     t_start = time.perf_counter()

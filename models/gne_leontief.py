@@ -79,7 +79,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from datamarkets.errors import ConvergenceError
+from datamarkets.errors import ConvergenceError, InvalidInputError
 from datamarkets.models.gne_inputs import as_gne_inputs
 
 __all__ = [
@@ -336,7 +336,7 @@ def solve_leontief(
 
     Raises
     ------
-    ValueError
+    InvalidInputError
         Unknown ``method``.
     ConvergenceError
         An iterative method hit ``max_iter``.
@@ -408,4 +408,4 @@ def solve_leontief(
         if flag != 0:
             raise ConvergenceError("GMRES on (I - A) d = gamma", count[0])
         return np.where(U, sol.reshape(K, N), 0.0), {"method": "gmres", "iterations": count[0]}
-    raise ValueError(f"unknown method {method!r}; use 'auto', 'dense', 'gmres' or 'neumann'")
+    raise InvalidInputError(f"unknown method {method!r}; choose one of auto, dense, gmres, neumann")

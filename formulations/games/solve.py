@@ -29,8 +29,9 @@ from datamarkets.formulations.games.lq import LQGame
 from datamarkets.formulations.games.milp import solve_kkt_milp
 from datamarkets.formulations.games.vi import feasible_point, solve_vi
 from datamarkets.result import Certificate, Result
-from datamarkets.solvers import available_solvers
+from datamarkets.solvers import Deadline, available_solvers
 from datamarkets.status import Status
+from datamarkets.validation import check_time_limit
 
 __all__ = ["METHODS", "MILP_AUTO_MAX_N", "LQGameFormulation", "game_solution", "solve_game"]
 
@@ -139,6 +140,7 @@ def solve_game(
     ([3.0, 2.0], [1.0], True)
     """
     t0 = time.perf_counter()
+    deadline = Deadline(check_time_limit(time_limit, "time_limit"), start=t0)  # route choice counts too
     route, reason = _choose(game, method, monotone_tol)
     timings: dict[str, float] = {}
     meta: dict[str, Any] = {"route_reason": reason}
@@ -155,6 +157,7 @@ def solve_game(
     equilibria: list[list[float]] | None = None
     timings["build_seconds"] = time.perf_counter() - t0  # the game's matrices and spectrum
     t1 = time.perf_counter()
+    time_limit = deadline.solver_limit()  # what is left for the route
     if route == "vi":
         out = solve_vi(game, qp_solver=qp_solver, time_limit=time_limit, monotone_tol=monotone_tol)
         status, x, mult = out.status, out.x, out.multipliers
@@ -208,6 +211,11 @@ def solve_game(
         t2 = time.perf_counter()
         cert = certify_game(game, x, mult, variational=claim_variational, tol=tol)
         timings["certify_seconds"] = time.perf_counter() - t2
+    if status.has_solution and deadline.overran():
+        # never "optimal" after overrunning the limit: the answer is kept, the status says what happened
+        meta["status_before_time_limit"] = status.value
+        meta["message"] = f"took {deadline.elapsed():.3g} s, over the time limit of {deadline.seconds:g} s"
+        status = Status.TIME_LIMIT
     res = Result(
         kind="game",
         status=status,
