@@ -48,15 +48,16 @@ def cournot_game(G: nx.Graph) -> LQGame:
     Variables are the edge quantities in :func:`cournot_arrays` order, one player per seller.
     """
     A = cournot_arrays(G)
-    E, b_e = A.n_edges, A.b[A.market_of]
-    BtB = sp.csr_array(A.B.T @ A.B)  # (BᵀB)_ef = 1 when edges e, f share a market
+    E = A.n_edges
+    # K = 2 diag(b_e) BᵀB + Sᵀ diag(d) S; Q_s = the rows of K on s's edges (BᵀB: edges share a market)
+    K = sp.coo_array(2 * sp.diags_array(A.b[A.market_of]) @ (A.B.T @ A.B) + A.S.T @ sp.diags_array(A.d) @ A.S)
+    owner = A.seller_of[K.row]
     players = np.flatnonzero(np.diff(A.seller_ptr) > 0)  # a seller without markets sells nothing
-    Q, c = [], np.zeros((players.size, E))
-    for i, s in enumerate(players):
-        P_s = sp.diags_array((A.seller_of == s).astype(float))  # selects s's edges
-        S_s = sp.csr_array(A.S[[s]])
-        Q.append(2 * P_s @ sp.diags_array(b_e) @ BtB + A.d[s] * (S_s.T @ S_s))
-        c[i] = (A.c[s] - A.a[A.market_of]) * (A.seller_of == s)
+    Q = [
+        sp.csr_array((K.data[owner == s], (K.row[owner == s], K.col[owner == s])), shape=(E, E))
+        for s in players
+    ]
+    c = (A.c[A.seller_of] - A.a[A.market_of]) * (A.seller_of[None, :] == players[:, None])
     cap = players[np.isfinite(A.k[players])]  # one capacity row S_s q ≤ k_s per capacitated seller
     return lq_game(
         np.diff(A.seller_ptr)[players],
