@@ -14,8 +14,14 @@ certificate's best-response gap (relative) it reaches:
 - ``milp`` — the KKT MILP with derived big-M (variational), n ≤ 200, and ``milp-fixed-big-m``
   (blind M = 1e4, no bounding; the baseline of the MILP ratio) at n = 60 and 200.
 
+Migration row (``--cournot S``, default 300 sellers = 600 edge variables; 0 skips it): the Cournot
+sellers' market of ``examples/cournot_sellers.py`` solved (build + solve + certificate) by the generic
+layer's default route on ``examples/cournot_games.py``'s game versus the hand-derived potential QP
+(``cournot-sellers`` on Clarabel, the baseline of its ratio), same graph, same process; it also
+prints the largest quantity difference relative to the quantity scale q̄.
+
 Usage: ``python benchmarks/bench_games.py [--sizes 20,60,200,1000,10000] [--repeats 3]
-[--time-limit 120] [--out benchmarks/out/games.json]``.
+[--time-limit 120] [--cournot 300] [--out benchmarks/out/games.json]``.
 """
 
 from __future__ import annotations
@@ -28,6 +34,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from datamarkets.examples.cournot_games import cournot_game
+from datamarkets.examples.cournot_sellers import CournotSellers, cournot_arrays, random_cournot_graph
 from datamarkets.formulations.games import random_lq_game, solve_game
 
 FIXED_BIG_M = 1e4
@@ -55,6 +65,56 @@ def _run(game: Any, route: str, time_limit: float) -> dict[str, Any]:
     }
 
 
+def cournot_rows(sellers: int, repeats: int, seed: int) -> list[dict[str, Any]]:
+    """Generic default route vs the hand-derived QP on one random Cournot market (medians)."""
+    G = random_cournot_graph(sellers, seed)
+    q_bar = cournot_arrays(G).quantity_scale
+    hand_f = CournotSellers()
+
+    def generic() -> tuple[float, Any]:
+        t0 = time.perf_counter()
+        r = solve_game(cournot_game(G))  # the game's build counts too
+        return time.perf_counter() - t0, r
+
+    def hand() -> tuple[float, Any]:
+        t0 = time.perf_counter()
+        r = hand_f.solve(G, "clarabel")
+        return time.perf_counter() - t0, r
+
+    generic(), hand()  # warm-up: imports and cvxpy's first canonicalisation
+    g_runs = [generic() for _ in range(repeats)]
+    h_runs = [hand() for _ in range(repeats)]
+    g_res, h_res = g_runs[-1][1], h_runs[-1][1]
+    q_hand = np.array([row["quantity"] for row in h_res.solution["quantities"]])
+    diff = float(np.max(np.abs(np.asarray(g_res.solution["x"]) - q_hand))) / q_bar
+    base = statistics.median(t for t, _ in h_runs)
+    rows = []
+    for route, runs, res in (
+        (f"cournot-generic-{g_res.solution['route']}", g_runs, g_res),
+        ("cournot-hand-qp-clarabel", h_runs, h_res),
+    ):
+        total = statistics.median(t for t, _ in runs)
+        rows.append(
+            {
+                "n": len(q_hand),
+                "N": sellers,
+                "m": 0,
+                "route": route,
+                "status": res.status.value,
+                "certified": bool(res.certified),
+                "build_s": statistics.median(r.timings.get("build_seconds", 0.0) for _, r in runs),
+                "solve_s": statistics.median(r.timings.get("solve_seconds", 0.0) for _, r in runs),
+                "certify_s": statistics.median(r.timings.get("certify_seconds", 0.0) for _, r in runs),
+                "total_s": total,
+                "br_gap_rel": None,
+                "repeats": len(runs),
+                "ratio_vs_auto": total / base,
+                "max_quantity_diff_rel": diff,
+            }
+        )
+    return rows
+
+
 def routes_for(n: int) -> list[str]:
     out = ["auto"]
     if n <= 200:
@@ -71,9 +131,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--time-limit", type=float, default=120.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cournot", type=int, default=300, help="Cournot sellers (0: skip the row)")
     ap.add_argument("--out", default="benchmarks/out/games.json")
     a = ap.parse_args(argv)
     rows: list[dict[str, Any]] = []
+    if a.cournot > 0:
+        crows = cournot_rows(a.cournot, a.repeats, a.seed)
+        rows += crows
+        g, h = crows
+        print(
+            f"# Cournot {a.cournot} sellers ({g['n']} variables): generic {g['route']} {g['total_s']:.3f} s "
+            f"(cert={g['certified']}), hand-derived QP {h['total_s']:.3f} s (cert={h['certified']}); "
+            f"generic / hand = {g['ratio_vs_auto']:.2f}; max |q_generic − q_hand| / q̄ = "
+            f"{g['max_quantity_diff_rel']:.1e}",
+            flush=True,
+        )
     for n in [int(s) for s in a.sizes.split(",")]:
         t0 = time.perf_counter()
         game = random_lq_game(n, seed=a.seed)

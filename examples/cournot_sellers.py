@@ -1,6 +1,9 @@
 r"""Cournot competition among data sellers on a bipartite graph — a complete formulation plug-in.
 
 This module is the end product of ``docs/writing-a-formulation.md``; read the two side by side.
+It is the advanced, hand-derived version: the short version of the same game on the generic games
+layer (players' costs → ``lq_game``, one line to make the plug-in ``cournot-game``) is
+``examples/cournot_games.py``.
 
 Model
 -----

@@ -259,6 +259,29 @@ def test_buyers_best_responses_match_leontief(make, method):
     assert np.all(d[~inp.uses] == 0.0)
 
 
+@pytest.mark.parametrize("seed", [0, 3])
+def test_buyers_single_best_responses_match_gne_best_response(seed):
+    """Each player's best response of the cvxpy game = solve_best_response's (Lemma-1 program) at a
+    random, non-equilibrium profile of the others (relative 1e-6)."""
+    from datamarkets.formulations.gne_best_response import solve_best_response
+
+    inp = market(4, K=3, N=6, uses_p=0.7)
+    rng = np.random.default_rng(seed)
+    d = np.where(inp.uses, rng.uniform(0.5, 3.0, inp.uses.shape), 0.0)
+    game = gne_buyers_game(inp)
+    x = buyers_x(game, d)
+    for k in range(inp.uses.shape[0]):
+        status, x_k, _ = game.solve_player(k, x)
+        assert status is Status.OPTIMAL
+        blocks = game.split(x)
+        blocks[k] = x_k
+        d_k = buyers_d(game, np.concatenate(blocks))[k]
+        ref = solve_best_response(inp, k, d)
+        assert ref.status is Status.OPTIMAL
+        assert np.max(np.abs(d_k - ref.d)) <= 1e-6 * np.max(np.abs(ref.d)), k
+        assert np.all(d_k[~inp.uses[k]] == 0.0)
+
+
 def test_buyers_certificate_passes_at_leontief_and_fails_when_perturbed():
     inp = market(4, K=3, N=6, uses_p=0.7)
     d_ref = solve_gne(inp, welfare=False).solution["d"]

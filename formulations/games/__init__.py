@@ -34,6 +34,7 @@ from datamarkets.formulations.games.generate import random_lq_game
 from datamarkets.formulations.games.kkt import Multipliers, kkt_residuals, recover_multipliers
 from datamarkets.formulations.games.lq import LQGame, lq_game
 from datamarkets.formulations.games.milp import solve_kkt_milp
+from datamarkets.formulations.games.plugin import game_formulation
 from datamarkets.formulations.games.solve import METHODS, LQGameFormulation, solve_game
 from datamarkets.formulations.games.vi import feasible_point, solve_vi
 
@@ -54,6 +55,7 @@ __all__ = [
     "certify_game",
     "cvxpy_game",
     "feasible_point",
+    "game_formulation",
     "kkt_residuals",
     "lq_game",
     "random_lq_game",

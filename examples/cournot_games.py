@@ -1,0 +1,86 @@
+"""Cournot competition among data sellers on the games layer — the short version.
+
+The same economics as :mod:`datamarkets.examples.cournot_sellers` (read its docstring for the model;
+that module is the long, hand-derived version: potential QP, KKT MILP, best responses and a
+certificate written by hand). Here the user writes only the players' costs: seller ``s`` owns the
+quantities ``q_sb ≥ 0`` on its edges and minimises its negative profit ::
+
+    −π_s(q) = Σ_{e∈s} (b_e Q_{b(e)} − a_e + c_s) q_e + (d_s/2) q_s²,     s.t.  q_s ≤ k_s,
+
+a linear-quadratic cost in the whole profile ``q``: ``½ qᵀ Q_s q + c_sᵀ q`` with
+``Q_s = 2 P_s diag(b_e) BᵀB + d_s S_sᵀ S_s`` (``P_s`` selects s's edges; :func:`lq_game` keeps the
+symmetric part). The capacity row involves s's own quantities only, so as a "shared" row of the
+layer its multiplier is s's own λ_s. The layer finds that the game is a potential game (its
+pseudo-gradient matrix is symmetric), solves it by the vi route and certifies it; one line makes it
+the plug-in ``cournot-game`` (entry point in ``pyproject.toml``).
+
+Examples
+--------
+>>> from datamarkets.examples.cournot_sellers import symmetric_cournot_graph
+>>> from datamarkets.formulations.games import solve_game
+>>> r = solve_game(cournot_game(symmetric_cournot_graph(2, a=10, b=1, c=1)))
+>>> [round(v, 6) for v in r.solution["x"]], r.solution["route"], r.certified
+([3.0, 3.0], 'vi', True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import scipy.sparse as sp
+
+from datamarkets.examples.cournot_sellers import (
+    cournot_arrays,
+    random_cournot_graph,
+)
+from datamarkets.formulations.games import LQGame, lq_game
+from datamarkets.formulations.games.plugin import game_formulation
+
+__all__ = ["CournotGame", "cournot_game", "cournot_game_from_params"]
+
+
+def cournot_game(G: nx.Graph) -> LQGame:
+    """The Cournot sellers' game of market graph ``G`` (see the module docstring) as an LQ game.
+
+    Variables are the edge quantities in :func:`cournot_arrays` order, one player per seller.
+    """
+    A = cournot_arrays(G)
+    E = A.n_edges
+    # K = 2 diag(b_e) BᵀB + Sᵀ diag(d) S; Q_s = the rows of K on s's edges (BᵀB: edges share a market)
+    K = sp.coo_array(2 * sp.diags_array(A.b[A.market_of]) @ (A.B.T @ A.B) + A.S.T @ sp.diags_array(A.d) @ A.S)
+    owner = A.seller_of[K.row]
+    players = np.flatnonzero(np.diff(A.seller_ptr) > 0)  # a seller without markets sells nothing
+    Q = [
+        sp.csr_array((K.data[owner == s], (K.row[owner == s], K.col[owner == s])), shape=(E, E))
+        for s in players
+    ]
+    c = (A.c[A.seller_of] - A.a[A.market_of]) * (A.seller_of[None, :] == players[:, None])
+    cap = players[np.isfinite(A.k[players])]  # one capacity row S_s q ≤ k_s per capacitated seller
+    return lq_game(
+        np.diff(A.seller_ptr)[players],
+        Q,
+        c,
+        A=A.S[cap] if cap.size else None,
+        b=A.k[cap] if cap.size else None,
+        lb=0,
+        names=[str(A.sellers[s]) for s in players],
+    )
+
+
+def cournot_game_from_params(p: Mapping[str, Any]) -> LQGame:
+    """``size`` random sellers (:func:`random_cournot_graph`, ``seed``, ``capacity_share``)."""
+    return cournot_game(
+        random_cournot_graph(int(p["size"]), int(p["seed"]), capacity_share=p["capacity_share"])
+    )
+
+
+CournotGame = game_formulation(
+    "cournot-game",
+    cournot_game_from_params,
+    parameters={"size": 20, "seed": 0, "capacity_share": 0.3},
+    summary="Cournot data sellers on the games layer (the short version of cournot-sellers)",
+    size_meaning="sellers (markets = sellers/5, 2 markets per seller, 30% of sellers capacitated)",
+)

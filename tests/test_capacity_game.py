@@ -1,0 +1,89 @@
+"""The bandwidth-sharing tutorial (examples/capacity_game.py): variational equilibrium vs the
+symmetric closed form and vs the potential QP written independently (its duals = link prices)."""
+
+from __future__ import annotations
+
+import cvxpy as cp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from datamarkets.errors import InvalidInputError
+from datamarkets.examples.capacity_game import (
+    capacity_game,
+    solve_capacity_game,
+    symmetric_capacity_equilibrium,
+)
+from datamarkets.formulations.games import certify_cvxpy_game
+
+
+def potential_qp(routes, C, a, b, c, d):
+    """max Φ = Σ (a − c_i) x_i − (b/2)(X² + Σ x_i²) − Σ d_i x_i²/2 s.t. link capacities (cvxpy)."""
+    N = len(routes)
+    x = cp.Variable(N, nonneg=True)
+    R = np.array([[float(ell in r) for r in routes] for ell in range(len(C))])
+    phi = (
+        (a - c) @ x
+        - b / 2 * (cp.square(cp.sum(x)) + cp.sum_squares(x))
+        - cp.sum(cp.multiply(d / 2, cp.square(x)))
+    )
+    con = R @ x <= C
+    cp.Problem(cp.Maximize(phi), [con]).solve(solver="CLARABEL")
+    return x.value, con.dual_value
+
+
+@pytest.mark.parametrize(
+    ("n", "d", "cap"),
+    [(3, 0.0, 3.0), (5, 0.5, 2.0), (4, 0.0, 100.0), (1, 1.0, 0.5), (8, 0.2, 7.9)],
+)
+def test_symmetric_closed_form(n, d, cap):
+    a, b, c = 10.0, 1.0, 1.0
+    r = solve_capacity_game(capacity_game([[0]] * n, [cap], a=a, b=b, cost=c, quad_cost=d))
+    assert r.certified and r.solution["variational"], r.certificate.failures
+    want = symmetric_capacity_equilibrium(n, a=a, b=b, c=c, d=d, capacity=cap)
+    np.testing.assert_allclose(r.solution["x"], want["rate"], rtol=1e-7, atol=1e-8)
+    assert r.solution["lambda"][0] == pytest.approx(want["link_price"], rel=1e-6, abs=1e-7)
+    # binding iff the unconstrained Cournot output exceeds the link
+    assert (want["link_price"] > 0) == (n * (a - c) / (b * (n + 1) + d) > cap)
+    assert r.certificate.residuals["multiplier_spread_max"] <= 1e-6
+
+
+def test_two_links_variational_equilibrium_and_its_certificate():
+    routes, C, cost = [[0], [0, 1], [1]], [3.0, 2.0], np.array([1.0, 1.5, 1.0])
+    game = capacity_game(routes, C, a=10, b=1, cost=cost)
+    r = solve_capacity_game(game)
+    assert r.certified
+    x_ref, lam_ref = potential_qp(routes, np.array(C), 10.0, 1.0, cost, np.zeros(3))
+    np.testing.assert_allclose(r.solution["x"], x_ref, atol=1e-6)
+    np.testing.assert_allclose(r.solution["lambda"], lam_ref, atol=1e-6)
+    assert np.all(np.asarray(r.solution["lambda"]) > 0.1)  # both links congested
+    # the certificate fails at a feasible profile that is not an equilibrium
+    bad = np.asarray(r.solution["x"]) * np.array([0.9, 1.0, 1.0])
+    assert not certify_cvxpy_game(game, bad).passed
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    n=st.integers(2, 6),
+    links=st.integers(1, 3),
+    seed=st.integers(0, 10_000),
+)
+def test_random_networks_agree_with_the_potential_qp(n, links, seed):
+    rng = np.random.default_rng(seed)
+    routes = [sorted(set(rng.choice(links, size=rng.integers(1, links + 1)).tolist())) for _ in range(n)]
+    C = rng.uniform(0.5, 4.0, links)
+    c, d = rng.uniform(0, 3, n), rng.uniform(0, 1, n)
+    r = solve_capacity_game(capacity_game(routes, C, a=10.0, b=1.0, cost=c, quad_cost=d))
+    assert r.certified, r.certificate.failures
+    x_ref, lam_ref = potential_qp(routes, C, 10.0, 1.0, c, d)
+    np.testing.assert_allclose(r.solution["x"], x_ref, atol=1e-5)
+    used = [ell for ell in range(links) if any(ell in rt for rt in routes)]
+    np.testing.assert_allclose(r.solution["lambda"], lam_ref[used], atol=1e-5)
+
+
+def test_bad_input():
+    with pytest.raises(InvalidInputError, match="link"):
+        capacity_game([[0], [2]], [1.0, 1.0], a=10, b=1)
+    with pytest.raises(InvalidInputError):
+        capacity_game([[0]], [1.0], a=10, b=0)
