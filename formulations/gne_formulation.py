@@ -126,7 +126,8 @@ class GNEFormulation(Formulation):
         )
 
         if solver == DIRECT:
-            res = solve_gne(program)
+            # certify=False: Formulation.solve applies the same certify_gne once, outside the time limit
+            res = solve_gne(program, time_limit=time_limit, certify=False)
             res.meta["solvers"] = {"numpy": np.__version__}
         else:
             from datamarkets.formulations.gne_best_response import (

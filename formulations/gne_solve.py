@@ -48,6 +48,7 @@ def solve_gne(
     lp_check: bool = False,
     rtol: float = 1e-12,
     time_limit: float | None = None,
+    certify: bool = True,
 ) -> Result:
     """Generalized Nash equilibrium of the buyers' game by the Leontief system (Theorem 1).
 
@@ -76,6 +77,9 @@ def solve_gne(
         and when it has run out the result has status ``time_limit``, no solution and a failing
         certificate. Certification (with the optional LP and best-response cross-checks) is not
         counted, as in :meth:`~datamarkets.formulation.Formulation.solve`.
+    certify : bool, default True
+        Return the one GNE certificate (:func:`~datamarkets.formulations.gne_certificate.certify_gne`);
+        ``False`` leaves it to the caller (the ``gne`` plug-in's ``Formulation.solve`` applies it).
 
     Returns
     -------
@@ -275,6 +279,9 @@ def solve_gne(
         meta["message"] = (
             f"the equilibrium took {deadline.elapsed():.3g} s, over the time limit of {time_limit:g} s"
         )
+    if not certify or status is Status.TIME_LIMIT:
+        # the caller certifies (Formulation.solve applies the same certify_gne), or no answer in time
+        return Result("gne", status, f"leontief-{info['method']}", sol, cert, timer.seconds, meta)
     with timer("certify_seconds"):
         # the one GNE certificate (plug-in, CLI and verify apply the same): every reported number
         # recomputed from d and the instance, with the optional LP and best-response cross-checks
