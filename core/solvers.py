@@ -330,7 +330,8 @@ class Deadline:
         platforms without ``setitimer``, no limit) the block runs to its end and :meth:`check`
         after it is the only guard. Do not wrap solver subprocesses: only Python code between
         bytecodes is interrupted. An import in progress is never interrupted (the alarm is
-        retried every 10 ms until it is done).
+        retried every 10 ms until it is done), and an interruption that was swallowed (raised in a
+        weakref callback or caught by the interrupted code) is repeated every 10 ms.
 
         Examples
         --------
@@ -360,6 +361,9 @@ class Deadline:
                     signal.setitimer(signal.ITIMER_REAL, 0.01)  # try again in 10 ms
                     return
                 f = f.f_back
+            # fire again in 10 ms until the block is left: an exception raised inside a weakref
+            # callback, a __del__ or a broad ``except`` of the interrupted code is swallowed
+            signal.setitimer(signal.ITIMER_REAL, 0.01)
             raise SolverLimitError(f"time limit of {self.seconds:g} s reached during {what}")
 
         previous = signal.signal(signal.SIGALRM, _raise)

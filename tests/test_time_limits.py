@@ -25,8 +25,9 @@ from typing import Any
 
 import pytest
 
+from datamarkets.errors import SolverLimitError
 from datamarkets.registry import list_formulations
-from datamarkets.solvers import available_solvers
+from datamarkets.solvers import Deadline, available_solvers
 from datamarkets.status import Status
 
 LIMIT = 0.25
@@ -266,3 +267,21 @@ def test_chain_reproduce_checks_out_before_the_work(monkeypatch: Any, capsys: An
     blocker.write_text("x")
     code, err = _run_main(capsys, "chain", "reproduce", "--out", str(blocker))
     _one_line(code, err, str(blocker))
+
+
+def test_interruption_that_is_swallowed_is_repeated() -> None:
+    """A SolverLimitError raised where it is swallowed (a weakref callback, a broad ``except``)
+    must not let the block run on: CI saw the KKT big-M transformation run 2.85 s past a 0.25 s
+    limit after the alarm fired inside ``WeakSet._remove``."""
+    swallowed = 0
+    t0 = time.perf_counter()
+    with pytest.raises(SolverLimitError), Deadline(0.05).interrupting("a stubborn loop"):
+        while time.perf_counter() - t0 < 5.0:
+            try:
+                time.sleep(0.001)
+            except SolverLimitError:  # the first one is lost, as in a weakref callback
+                if swallowed:
+                    raise
+                swallowed += 1
+    assert swallowed == 1
+    assert time.perf_counter() - t0 < 1.0
