@@ -64,7 +64,9 @@ PLUGIN = textwrap.dedent(
         summary = "objective = 10 i + j"
         kinds = ("sweep-test",)
         solvers = ("direct", "alt")
-        parameters = {"i": 0, "j": 0, "sleep": 0.0, "fail": "", "die_marker": "", "tag": ""}
+        parameters = {
+            "i": 0, "j": 0, "sleep": 0.0, "fail": "", "die_marker": "", "tag": "", "gate": "", "gate_from": 0
+        }
 
         def instance(self, params):
             p = check_params(self.name, params, self.parameters)
@@ -87,6 +89,10 @@ PLUGIN = textwrap.dedent(
                 open(marker, "w").close()
                 os._exit(1)  # this worker process dies in the middle of the task
             time.sleep(program["sleep"])
+            if program["gate"] and program["i"] >= program["gate_from"]:
+                waited = time.monotonic()
+                while not os.path.exists(program["gate"]) and time.monotonic() - waited < 60:
+                    time.sleep(0.02)  # held until the test opens the gate
             if program["fail"] == "algorithm":
                 raise ConvergenceError("no convergence on purpose", 7)
             if program["fail"] == "crash":
@@ -496,7 +502,11 @@ def test_ctrl_c_keeps_finished_tasks_and_a_rerun_resumes(plugin, tmp_path):
     traceback from the driver or any worker; every finished task is in the store (no temporary
     files), and the same command finishes the rest."""
     spec = tmp_path / "spec.toml"
-    spec.write_text(f'formulation = "{plugin}"\n[grid]\ni = {{range = [0, 12]}}\n[fixed]\nsleep = 0.4\n')
+    gate = tmp_path / "gate"  # tasks i >= 2 wait for it: Ctrl-C always lands mid-sweep, however loaded
+    spec.write_text(
+        f'formulation = "{plugin}"\n[grid]\ni = {{range = [0, 12]}}\n'
+        f'[fixed]\nsleep = 0.1\ngate = "{gate}"\ngate_from = 2\n'
+    )
     store = tmp_path / "store"
     plugin_dir = next(p for p in sys.path if (Path(p) / "sweep_test_plugin.py").exists())
     env = sweep_env(plugin_dir)
@@ -518,6 +528,7 @@ def test_ctrl_c_keeps_finished_tasks_and_a_rerun_resumes(plugin, tmp_path):
     first = read_store(store, dedupe=False)
     assert 2 <= len(first) < 12 and first["key"].is_unique
     assert not [p.name for p in store.iterdir() if p.name.startswith(".")]  # no torn temp files
+    gate.touch()
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     assert "Traceback" not in again.stderr
