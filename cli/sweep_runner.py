@@ -331,6 +331,9 @@ retrieved") would reach the user's stderr: the sweep reports lost tasks itself."
 _CLOSE_TIMEOUT = 20.0
 """Seconds allowed to close the client, then the local cluster."""
 
+_INTERRUPT_CLOSE_TIMEOUT = 2.0
+"""Seconds allowed to close after a Ctrl-C: running tasks are abandoned, not waited for."""
+
 
 def silence_distributed_logs(level: int = logging.CRITICAL + 1) -> list[tuple[logging.Logger, int]]:
     """Raise the level of Dask's, tornado's and asyncio's loggers, and of their existing children
@@ -400,7 +403,7 @@ def _sigint_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-def _close_quietly(*closables: Any) -> None:
+def _close_quietly(*closables: Any, timeout: float = _CLOSE_TIMEOUT) -> None:
     """Close the client, then the cluster, with SIGINT blocked and Dask's loggers silenced: the
     results are in the store already, so a shutdown hiccup (``CommClosedError``, a timeout) is
     not the user's concern."""
@@ -409,7 +412,18 @@ def _close_quietly(*closables: Any) -> None:
             if obj is None:
                 continue
             with contextlib.suppress(Exception):  # shutdown only: the sweep's outcome is decided
-                obj.close(timeout=_CLOSE_TIMEOUT)
+                obj.close(timeout=timeout)
+
+
+def _kill_local_workers() -> None:
+    """Kill the local cluster's worker processes (children of this process): after a Ctrl-C a
+    task still running would otherwise hold the exit until it ends (or the close times out)."""
+    import multiprocessing  # lazy: only on an interrupted local sweep
+
+    for child in multiprocessing.active_children():
+        with contextlib.suppress(Exception):
+            child.kill()
+            child.join(1.0)
 
 
 @contextlib.contextmanager
@@ -440,7 +454,11 @@ def _connect(scheduler: Any, n_workers: int | None, connect_timeout: float) -> I
                 )
                 client = Client(cluster)
             yield client
-        finally:
+        except BaseException:  # Ctrl-C or a failed store: what is written stays, running work is dropped
+            _kill_local_workers()  # first: a graceful close would wait for the running tasks
+            _close_quietly(client, cluster, timeout=_INTERRUPT_CLOSE_TIMEOUT)
+            raise
+        else:
             _close_quietly(client, cluster)  # the client first: it talks to the cluster
         return
     if "://" not in scheduler:

@@ -519,7 +519,10 @@ def test_ctrl_c_keeps_finished_tasks_and_a_rerun_resumes(plugin, tmp_path):
     while time.monotonic() < deadline and len(list(store.glob("part-*.parquet"))) < 2:
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGINT)  # the driver and its workers, as Ctrl-C in a terminal
+    t_int = time.monotonic()
     out, err = proc.communicate(timeout=60)
+    exit_seconds = time.monotonic() - t_int
+    assert exit_seconds < 20.0, f"{exit_seconds:.1f} s from Ctrl-C to exit: running tasks were waited for"
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     [line] = err.strip().splitlines()
