@@ -113,7 +113,7 @@ def write_market_graphml(G: nx.Graph, path: str | Path) -> Path:
     H = nx.Graph()
     H.graph.update({k: v for k, v in G.graph.items() if v is not None})
     for node, attrs in G.nodes(data=True):
-        out = {}
+        out: dict[str, Any] = {}
         for k, v in attrs.items():
             if k == "valuation":
                 out[k] = json.dumps(as_valuation(v).to_dict())

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import datamarkets.graphs.market as M
 from datamarkets.errors import GraphError, InvalidInputError
+from datamarkets.graphs import market_data, market_io, market_validation
 from datamarkets.graphs.market import (
     data_share_market,
     example1_market,
@@ -31,8 +32,9 @@ from datamarkets.graphs.valuations import LinearValuation, QuadraticValuation
 Q = {"kind": "quadratic", "a": 2.0, "b": 1.0}
 
 
-def test_doctests():
-    assert doctest.testmod(M).failed == 0
+@pytest.mark.parametrize("mod", [M, market_data, market_validation, market_io], ids=lambda m: m.__name__)
+def test_doctests(mod):
+    assert doctest.testmod(mod).failed == 0
 
 
 def test_example1_is_table1():
