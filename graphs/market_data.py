@@ -196,7 +196,7 @@ def _attr_number(data: dict[str, Any], key: str, what: str, node: Any, *, requir
         x = float(data[key])
     except (TypeError, ValueError):
         raise GraphError(f"{what} {node!r} has non-numeric {key!r}: {data[key]!r}") from None
-    if math.isnan(x) or x < 0 or (required and math.isinf(x)):
+    if not math.isfinite(x) or x < 0:
         raise GraphError(f"{what} {node!r} has invalid {key!r} {x} (must be finite and ≥ 0)")
     return x
 
@@ -291,7 +291,9 @@ def market_arrays(
         valuations=vals,
         supply=np.array([_attr_number(nodes[s], supply, "seller", s) for s in S], dtype=float),
         demand=np.array([_attr_number(nodes[b], demand, "buyer", b, required=False) for b in B], dtype=float),
-        budget=np.array([float(nodes[b].get("budget", math.inf)) for b in B], dtype=float),
+        budget=np.array(
+            [_attr_number(nodes[b], "budget", "buyer", b, required=False) for b in B], dtype=float
+        ),
         edge_buyer=eb_a,
         edge_seller=es_a,
         buyer_ptr=ptr,

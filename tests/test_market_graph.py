@@ -274,3 +274,22 @@ def test_string_or_boolean_numbers_are_rejected(node, attr, value):
     H.nodes[node][attr] = value
     with pytest.raises(_GraphError, match=repr(node)):
         _validate(H)
+
+
+def test_market_arrays_with_other_attribute_names():
+    """Non-default attribute names skip validate_market; the arrays are the same, and bad numbers are
+    still a GraphError naming the node."""
+    G = random_bipartite_market(6, 3, edges_per_buyer=2, seed=5)
+    H = nx.relabel_nodes(G, {}, copy=True)
+    for _, d in H.nodes(data=True):
+        if "supply" in d:
+            d["cap"] = d.pop("supply")
+    m, h = market_arrays(G), market_arrays(H, supply="cap")
+    assert h.columns == m.columns and np.array_equal(h.supply, m.supply)
+    assert np.array_equal(h.B.toarray(), m.B.toarray()) and np.array_equal(h.R.toarray(), m.R.toarray())
+    H.nodes["s0"]["cap"] = -1.0
+    with pytest.raises(GraphError, match="'s0'"):
+        market_arrays(H, supply="cap")
+    del H.nodes["s0"]["cap"]
+    with pytest.raises(GraphError, match="'s0' has no 'cap'"):
+        market_arrays(H, supply="cap")
