@@ -60,7 +60,7 @@ def bench_routes(B: int, repeat: int, with_slow: bool) -> list[dict[str, Any]]:
         rows.append(
             {
                 "buyers": B,
-                "sellers": M.n_resources,
+                "sellers": M.n_sellers,
                 "edges": M.n_columns,
                 "route": route,
                 "build_s": _median(builds),
@@ -132,7 +132,7 @@ def bench_routes(B: int, repeat: int, with_slow: bool) -> list[dict[str, Any]]:
     rows.append(
         {
             "buyers": B,
-            "sellers": M.n_resources,
+            "sellers": M.n_sellers,
             "edges": M.n_columns,
             "route": f"solve_welfare(G) [{r.method}]",
             "build_s": float("nan"),

@@ -187,11 +187,11 @@ def _solve(
         certify_allocation,  # lazy: fast --help (no solver stack)
     )
     from datamarkets.formulations.welfare import solve_welfare  # lazy: fast --help (no solver stack)
-    from datamarkets.formulations.welfare_program import market_arrays  # lazy: fast --help (no solver stack)
+    from datamarkets.graphs.market_data import market_arrays  # lazy: fast --help (no solver stack)
 
     limit: dict[str, Any] = {} if time_limit is None else {"time_limit": float(time_limit)}
     M = market_arrays(G)
-    size = f"{M.n_buyers} buyers, {M.n_resources} sellers"
+    size = f"{M.n_buyers} buyers, {M.n_sellers} sellers"
     if method == "optimum":
         with status(f"welfare optimum ({size}): build + solve", progress):
             return solve_welfare(M, solver, certify_tol=tol, **limit)
@@ -282,10 +282,10 @@ def example1(
     from datamarkets.formulations.welfare_allocation import (
         allocation_vector,
     )  # lazy: fast --help (no solver stack)
-    from datamarkets.formulations.welfare_program import market_arrays  # lazy: fast --help (no solver stack)
     from datamarkets.graphs.market import (
         example1_market,  # lazy: fast --help (no solver stack)
     )
+    from datamarkets.graphs.market_data import market_arrays  # lazy: fast --help (no solver stack)
 
     G = example1_market()
     with solver_output_to_stderr():
@@ -301,7 +301,7 @@ def example1(
     out: dict[str, Any] = {
         "instance": {
             "buyers": {b: G.nodes[b]["valuation"].to_dict() for b in M.buyers},
-            "supplies": {s: float(G.nodes[s]["supply"]) for s in M.resources},
+            "supplies": {s: float(G.nodes[s]["supply"]) for s in M.sellers},
         },
         "optimum": lp.to_dict(),
         "kkt_milp": kkt.to_dict(),
@@ -321,7 +321,7 @@ def example1(
                 sum(a["amount"] for a in lp.solution["allocation"] if a["seller"] == s) - G.nodes[s]["supply"]
             )
             <= 1e-6
-            for s in M.resources
+            for s in M.sellers
         },
     }
     if as_json:

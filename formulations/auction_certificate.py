@@ -32,9 +32,8 @@ import scipy.sparse as sp
 from datamarkets.errors import InvalidInputError, SolverError
 from datamarkets.formulations.welfare_allocation import allocation_vector
 from datamarkets.formulations.welfare_kkt import _marginals, kkt_residuals, welfare_of
-from datamarkets.formulations.welfare_program import MarketArrays, market_arrays
 from datamarkets.formulations.welfare_solve import solve_welfare_route
-from datamarkets.graphs.market import market_arrays as ma
+from datamarkets.graphs.market_data import MarketArrays, market_arrays
 from datamarkets.models.psp import best_reply, price_curve
 from datamarkets.models.psp_certificate import (
     bid_arrays,
@@ -66,10 +65,10 @@ def best_kkt_prices(
     from scipy.optimize import linprog
 
     f = np.asarray(f, dtype=float)
-    E, I, J = M.n_columns, M.n_buyers, M.n_resources
+    E, I, J = M.n_columns, M.n_buyers, M.n_sellers
     x = M.B @ f
     lo, hi = _marginals(M, x)
-    qscale = max(1.0, float(np.max(M.cap, initial=0.0)))
+    qscale = max(1.0, float(np.max(M.supply, initial=0.0)))
     capped = np.flatnonzero(np.isfinite(M.demand))
     C = capped.size
     n = J + C + I + 1  # [p | μ_capped | ρ | t]
@@ -88,7 +87,7 @@ def best_kkt_prices(
     active = f > active_tol * qscale
     if active.any():
         rows.append(Gop[active] - T[active])  # g_e − t ≤ 0 (stationarity, active columns)
-    slack = np.maximum(M.cap - M.R @ f, 0.0) / qscale
+    slack = np.maximum(M.supply - M.R @ f, 0.0) / qscale
     sj = np.flatnonzero(slack > 0)
     if sj.size:
         rows.append(
@@ -253,7 +252,7 @@ def certify_allocation(
         "dual_bound": res["dual_bound"],
         "dual_bound_gap": res["duality_gap"],
         "max_kkt_violation": t,
-        "prices": {r: float(v) for r, v in zip(M.resources, p, strict=True)},
+        "prices": {r: float(v) for r, v in zip(M.sellers, p, strict=True)},
         "residuals": {
             "stationarity": res["stationarity"],
             "dual_feasibility": res["dual_feasibility"],
@@ -293,7 +292,7 @@ def price_intervals(
     bounds = list(lp["bounds"])
     bounds[lp["it"]] = (0.0, t + slack)
     out: dict[Any, tuple[float, float]] = {}
-    for j, name in enumerate(M.resources):
+    for j, name in enumerate(M.sellers):
         c = np.zeros(lp["n"])
         ends = []
         for sign in (1.0, -1.0):
@@ -364,7 +363,7 @@ def epsilon_nash_check(
     ):
         raise InvalidInputError(f"epsilon must be a finite number ≥ 0, got {epsilon!r}")
     timer = Timer()
-    m = ma(G)
+    m = market_arrays(G)
     price, qty = bid_arrays(m, bids)
     eps = buyer_epsilons(m, float(epsilon), relative)
     route = m.kind == "routes"

@@ -167,12 +167,12 @@ class AuctionWelfareFormulation(_MarketFormulation):
     solvers = ("clarabel", "highs", "osqp", "scs", "ecos", "ipopt", "glpk", "cbc")
 
     def applicable_solvers(self, instance: Any) -> tuple[str, ...]:
-        from datamarkets.formulations.welfare_program import valuation_spec  # lazy: fast plug-in discovery
+        from datamarkets.graphs.valuations import as_valuation  # lazy: fast plug-in discovery
 
         # the buyers' valuation families only (build() validates and assembles the arrays once)
         kinds = {
-            valuation_spec(d["valuation"], node=n).kind
-            for n, d in instance.nodes(data=True)
+            as_valuation(d["valuation"]).family
+            for _, d in instance.nodes(data=True)
             if d.get("role") == "buyer" and d.get("valuation") is not None
         }
         if "alpha_fair" in kinds:  # exponential/power cones through cvxpy
@@ -187,9 +187,9 @@ class AuctionWelfareFormulation(_MarketFormulation):
             build_welfare_pyomo,
         )  # lazy: fast plug-in discovery
         from datamarkets.formulations.welfare_program import (
-            build_welfare_arrays,
-            market_arrays,
-        )  # lazy: fast plug-in discovery
+            build_welfare_arrays,  # lazy: fast plug-in discovery
+        )
+        from datamarkets.graphs.market_data import market_arrays  # lazy: fast plug-in discovery
 
         M = market_arrays(instance)
         if "alpha_fair" in M.kinds():
@@ -237,7 +237,7 @@ class AuctionKKTFormulation(_MarketFormulation):
     size_meaning = "buyers (sellers = buyers/10, 5 edges per buyer; MILP: keep ≲ 200)"
 
     def build(self, instance: Any, solver: str) -> Any:
-        from datamarkets.formulations.welfare_program import market_arrays  # lazy: fast plug-in discovery
+        from datamarkets.graphs.market_data import market_arrays  # lazy: fast plug-in discovery
 
         return market_arrays(instance)
 

@@ -20,7 +20,7 @@ from datamarkets.errors import InvalidInputError
 from datamarkets.formulations.auction_certificate import certify_allocation
 from datamarkets.formulations.welfare_allocation import WelfareResult, allocation_vector
 from datamarkets.formulations.welfare_kkt import _marginals, kkt_residuals, welfare_of
-from datamarkets.formulations.welfare_program import MarketArrays, market_arrays
+from datamarkets.graphs.market_data import MarketArrays, market_arrays
 from datamarkets.result import Certificate
 
 __all__ = ["certify_auction_optimum", "certify_with_dual_bound"]
@@ -115,11 +115,11 @@ def _certify_claims(G: Any, solution: Mapping[str, Any], cert: Certificate, tol:
     if isinstance(prices, Mapping) and prices:
         try:
             by = {str(k): float(v) for k, v in prices.items()}
-            p = np.array([by[str(r)] for r in M.resources])
+            p = np.array([by[str(r)] for r in M.sellers])
         except (KeyError, TypeError, ValueError):
             cert.add("claimed_prices_kkt", float("inf"), tol)
         else:
-            if len(by) != M.n_resources or not np.all(np.isfinite(p)):
+            if len(by) != M.n_sellers or not np.all(np.isfinite(p)):
                 cert.add("claimed_prices_kkt", float("inf"), tol)
             else:
                 res = kkt_residuals(M, f, p, mu, active_tol=1e-5)

@@ -57,8 +57,9 @@ from datamarkets.errors import AlgorithmError, InvalidInputError, SolverError
 from datamarkets.formulations.auction_optimum_certificate import certify_with_dual_bound
 from datamarkets.formulations.welfare_allocation import WelfareResult, _allocation_rows
 from datamarkets.formulations.welfare_kkt import _marginals, kkt_residuals, welfare_of
-from datamarkets.formulations.welfare_program import MarketArrays, market_arrays
 from datamarkets.formulations.welfare_solve import _add_kkt_certificate
+from datamarkets.graphs.market_data import MarketArrays, market_arrays
+from datamarkets.graphs.valuations import PiecewiseLinearValuation, QuadraticValuation
 from datamarkets.result import Certificate, Timer, provenance
 from datamarkets.solvers import (
     PYOMO_NAMES,
@@ -127,24 +128,25 @@ def derive_big_m(M: MarketArrays, safety: float = 2.0) -> BigM:
     R = M.R.tocsc()
     E = M.n_columns
     f_bar = np.empty(E)
-    p_bar = np.zeros(M.n_resources)
+    p_bar = np.zeros(M.n_sellers)
     for e in range(E):
         rows = R.indices[R.indptr[e] : R.indptr[e + 1]]
         i = M.col_buyer[e]
-        caps = M.cap[rows]
+        caps = M.supply[rows]
         f_bar[e] = min(float(caps.min(initial=math.inf)), float(M.demand[i]))
-        if M.specs[i].kind == "quadratic":
-            f_bar[e] = min(f_bar[e], M.specs[i].a / M.specs[i].b)
-        elif M.specs[i].kind == "pwl":
-            f_bar[e] = min(f_bar[e], float(sum(M.specs[i].lengths)))
+        v = M.valuations[i]
+        if isinstance(v, QuadraticValuation):
+            f_bar[e] = min(f_bar[e], v.a / v.b)
+        elif isinstance(v, PiecewiseLinearValuation):
+            f_bar[e] = min(f_bar[e], float(sum(v.lengths)))
         np.maximum.at(p_bar, rows, theta0[i])
     x_bar = np.minimum(M.B @ f_bar, M.demand)
     mu_bar = np.where(np.isfinite(M.demand), theta0, 0.0)
     rho_lo = np.zeros(M.n_buyers)
     rho_hi = theta0.copy()
-    for i, s in enumerate(M.specs):
-        if s.kind == "quadratic":
-            rho_lo[i] = s.a - s.b * x_bar[i]
+    for i, v in enumerate(M.valuations):
+        if isinstance(v, QuadraticValuation):
+            rho_lo[i] = v.a - v.b * x_bar[i]
     gap_bar = M.R.T @ p_bar + mu_bar[M.col_buyer] - np.minimum(rho_lo, 0.0)[M.col_buyer]
     return BigM(f_bar, p_bar, mu_bar, x_bar, rho_lo, rho_hi, gap_bar, float(safety))
 
@@ -163,7 +165,7 @@ def build_kkt_model(M: MarketArrays, bigm: BigM | None = None, objective: str = 
     from pyomo.mpec import Complementarity, complements
 
     bigm = bigm or derive_big_m(M)
-    E, I, J = M.n_columns, M.n_buyers, M.n_resources
+    E, I, J = M.n_columns, M.n_buyers, M.n_sellers
     owner, slope, length = M.segments()
     K = owner.size
     R = M.R.tocsr()
@@ -186,9 +188,9 @@ def build_kkt_model(M: MarketArrays, bigm: BigM | None = None, objective: str = 
         return sum(m.flow[int(e)] for e in Bc.indices[Bc.indptr[i] : Bc.indptr[i + 1]])
 
     def rho(i: int) -> Any:
-        s = M.specs[i]
-        if s.kind == "quadratic":
-            return s.a - s.b * x(i)
+        v = M.valuations[i]
+        if isinstance(v, QuadraticValuation):
+            return v.a - v.b * x(i)
         return m.rho[i]
 
     def mu(i: int) -> Any:
@@ -212,7 +214,7 @@ def build_kkt_model(M: MarketArrays, bigm: BigM | None = None, objective: str = 
         if cols.size == 0:  # nobody can buy here: slack = D^j, so p_j = 0
             _m.price[j].fix(0.0)
             return Complementarity.Skip
-        return complements(_m.price[j] >= 0, float(M.cap[j]) - sum(_m.flow[int(e)] for e in cols) >= 0)
+        return complements(_m.price[j] >= 0, float(M.supply[j]) - sum(_m.flow[int(e)] for e in cols) >= 0)
 
     m.cc_supply = Complementarity(m.J, rule=supply_rule)
     m.cc_demand = Complementarity(
@@ -250,7 +252,7 @@ def _pair_bounds(m: Any) -> dict[Any, tuple[float, float]]:
     for e in m.E:
         out[m.cc_flow[e]] = (float(bm.f_bar[e]), float(bm.gap_bar[e]))
     for j in m.cc_supply:
-        out[m.cc_supply[j]] = (float(bm.p_bar[j]), float(M.cap[j]))
+        out[m.cc_supply[j]] = (float(bm.p_bar[j]), float(M.supply[j]))
     for i in m.mu:
         out[m.cc_demand[i]] = (float(bm.mu_bar[i]), float(M.demand[i]))
     for k in m.K:
@@ -319,10 +321,14 @@ def _pair_values(m: Any) -> dict[Any, tuple[float, float]]:
         mu[i] = m.mu[i].value or 0.0
     x = M.B @ f
     rho = np.zeros(M.n_buyers)
-    for i, s in enumerate(M.specs):
-        rho[i] = s.a - s.b * x[i] if s.kind == "quadratic" else (pyo.value(m.rho[i]) if i in m.rho else 0.0)
+    for i, v in enumerate(M.valuations):
+        rho[i] = (
+            v.a - v.b * x[i]
+            if isinstance(v, QuadraticValuation)
+            else (pyo.value(m.rho[i]) if i in m.rho else 0.0)
+        )
     gap = M.R.T @ p + mu[M.col_buyer] - rho[M.col_buyer]
-    slack = M.cap - M.R @ f
+    slack = M.supply - M.R @ f
     out: dict[Any, tuple[float, float]] = {}
     for e in m.E:
         out[m.cc_flow[e]] = (f[e], gap[e])
@@ -493,7 +499,7 @@ def solve_kkt(
     solution = {
         "welfare": welfare_of(M, x),
         "allocation": _allocation_rows(M, f),
-        "prices": {r: float(v) for r, v in zip(M.resources, p, strict=True)},
+        "prices": {r: float(v) for r, v in zip(M.sellers, p, strict=True)},
         "buyers": [
             {"buyer": b, "total": float(x[i]), "marginal": float(lo[i]), "mu": float(mu[i])}
             for i, b in enumerate(M.buyers)
@@ -503,7 +509,7 @@ def solve_kkt(
     meta.update(
         market_kind=M.kind,
         n_buyers=M.n_buyers,
-        n_resources=M.n_resources,
+        n_resources=M.n_sellers,
         n_columns=M.n_columns,
         raw_status=info.raw_status,
         safety=safety,

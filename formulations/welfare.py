@@ -16,7 +16,9 @@ network each column is a user (``B = I``) and ``R`` is the link–route incidenc
 (36)–(38) hold: :math:`ρ_i = θ_i'(x_i)` equals :math:`p_j + μ_i` on every edge with flow and is
 at most :math:`p_j + μ_i` on every edge without (summed along the route on route networks).
 
-Valuations (duck-typed from ``datamarkets.graphs.valuations`` or their JSON dicts):
+Valuations (``datamarkets.graphs.valuations`` objects or their JSON dicts, parsed once by
+:func:`~datamarkets.graphs.valuations.as_valuation` into the market's one array view
+:class:`~datamarkets.graphs.market_data.MarketArrays`, whose edge order the flow columns follow):
 
 - quadratic θ(z) = a z − b z²/2 → QP (Hessian ``b`` on ``x``, zero curvature on flows);
 - linear ("demand D at unit price p") and piecewise-linear concave → LP with segment columns;
@@ -75,21 +77,15 @@ from datamarkets.formulations.welfare_backends import (
     build_welfare_pyomo,
 )
 from datamarkets.formulations.welfare_kkt import dual_bound, kkt_residuals, welfare_of
-from datamarkets.formulations.welfare_program import (
-    MarketArrays,
-    ValuationSpec,
-    build_welfare_arrays,
-    market_arrays,
-    valuation_spec,
-)
+from datamarkets.formulations.welfare_program import build_welfare_arrays
 from datamarkets.formulations.welfare_solve import METHODS, _solve_route
+from datamarkets.graphs.market_data import MarketArrays, market_arrays
 from datamarkets.result import Timer
 from datamarkets.solvers import reset_highs_scheduler
 
 __all__ = [
     "METHODS",
     "MarketArrays",
-    "ValuationSpec",
     "WelfareResult",
     "allocation_vector",
     "build_welfare_arrays",
@@ -100,7 +96,6 @@ __all__ = [
     "market_arrays",
     "reset_highs_scheduler",
     "solve_welfare",
-    "valuation_spec",
     "welfare_of",
     "write_solution",
 ]

@@ -10,7 +10,7 @@ import networkx as nx
 import numpy as np
 
 from datamarkets.errors import InvalidInputError
-from datamarkets.formulations.welfare_program import MarketArrays
+from datamarkets.graphs.market_data import MarketArrays
 from datamarkets.result import Result
 
 __all__ = ["WelfareResult", "allocation_vector", "write_solution"]
@@ -51,7 +51,7 @@ def allocation_vector(M: MarketArrays, allocation: Any) -> np.ndarray:
             f"allocation must be a list of rows or a dict, got {type(allocation).__name__}"
         )
     bkey = {b: i for i, b in enumerate(M.buyers)} | {str(b): i for i, b in enumerate(M.buyers)}
-    skey = {s: j for j, s in enumerate(M.resources)} | {str(s): j for j, s in enumerate(M.resources)}
+    skey = {s: j for j, s in enumerate(M.sellers)} | {str(s): j for j, s in enumerate(M.sellers)}
     if M.kind == "bipartite":
         col_seller = M.col_seller
         assert col_seller is not None  # bipartite markets have a seller per column
@@ -101,7 +101,7 @@ def _allocation_rows(M: MarketArrays, f: np.ndarray, tol: float = 0.0) -> list[d
     Rc = M.R.tocsc()
     for k in np.flatnonzero(f > tol):
         for j in Rc.indices[Rc.indptr[k] : Rc.indptr[k + 1]]:
-            rows.append({"buyer": M.buyers[k], "seller": M.resources[int(j)], "amount": float(f[k])})
+            rows.append({"buyer": M.buyers[k], "seller": M.sellers[int(j)], "amount": float(f[k])})
     return rows
 
 

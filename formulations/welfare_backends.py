@@ -12,7 +12,9 @@ import scipy.sparse as sp
 
 from datamarkets.errors import InvalidInputError, SolverError
 from datamarkets.formulations.welfare_kkt import _marginals
-from datamarkets.formulations.welfare_program import MarketArrays, WelfareArrays
+from datamarkets.formulations.welfare_program import WelfareArrays
+from datamarkets.graphs.market_data import MarketArrays
+from datamarkets.graphs.valuations import AlphaFairValuation
 from datamarkets.solvers import (
     PYOMO_NAMES,
     highs_version,
@@ -188,7 +190,7 @@ def build_welfare_cvxpy(M: MarketArrays) -> tuple[Any, dict[str, Any]]:
     f = cp.Variable(E, nonneg=True, name="flow")
     x = cp.Variable(I, nonneg=True, name="total")
     cons = [x == M.B @ f]
-    supply = M.R @ f <= M.cap
+    supply = M.R @ f <= M.supply
     cons.append(supply)
     fin = np.flatnonzero(np.isfinite(M.demand))
     demand = None
@@ -207,11 +209,12 @@ def build_welfare_cvxpy(M: MarketArrays) -> tuple[Any, dict[str, Any]]:
         S = sp.csr_array((np.ones(owner.size), (np.searchsorted(pb, owner), np.arange(owner.size))))
         cons.append(S @ y == x[pb])
         terms.append(slope @ y)
-    af = np.array([i for i, s in enumerate(M.specs) if s.kind == "alpha_fair"], dtype=np.int64)
+    fair = [(i, v) for i, v in enumerate(M.valuations) if isinstance(v, AlphaFairValuation)]
+    af = np.array([i for i, _ in fair], dtype=np.int64)
     if af.size:
-        al = np.array([M.specs[i].alpha for i in af])
-        sig = np.array([M.specs[i].sigma for i in af])
-        off = np.array([M.specs[i].offset for i in af])
+        al = np.array([v.alpha for _, v in fair])
+        sig = np.array([v.sigma for _, v in fair])
+        off = np.array([v.offset for _, v in fair])
         d = x[af] + off
         lt, eq, gt = al < 1, al == 1, al > 1
         if lt.any():  # t ≤ d^{1−α}:  PowCone3D(d, 1, t; 1−α)  (power cone, exact)
@@ -292,7 +295,7 @@ def build_welfare_pyomo(M: MarketArrays) -> Any:
 
     if "alpha_fair" in M.kinds():
         raise InvalidInputError("α-fair valuations need a cone program: choose method cvxpy or auto")
-    E, I, J = M.n_columns, M.n_buyers, M.n_resources
+    E, I, J = M.n_columns, M.n_buyers, M.n_sellers
     m = pyo.ConcreteModel(name="welfare")
     m.E = pyo.RangeSet(0, E - 1)
     m.I = pyo.RangeSet(0, I - 1)
@@ -316,7 +319,7 @@ def build_welfare_pyomo(M: MarketArrays) -> Any:
     m.supply = pyo.Constraint(
         m.J,
         rule=lambda _m, j: (
-            sum(_m.flow[int(e)] for e in Rc.indices[Rc.indptr[j] : Rc.indptr[j + 1]]) <= float(M.cap[j])
+            sum(_m.flow[int(e)] for e in Rc.indices[Rc.indptr[j] : Rc.indptr[j + 1]]) <= float(M.supply[j])
             if Rc.indptr[j + 1] > Rc.indptr[j]
             else pyo.Constraint.Skip
         ),
@@ -361,7 +364,7 @@ def _solve_pyomo(M: MarketArrays, time_limit: float | None, solver: str = "highs
         out.f = np.maximum(np.array([m.flow[e].value or 0.0 for e in range(M.n_columns)]), 0.0)
         out.x = np.array([m.total[i].value or 0.0 for i in range(M.n_buyers)])
         # maximisation: a binding ≤ row has dual ≥ 0 in Pyomo's convention for HiGHS
-        p = np.zeros(M.n_resources)
+        p = np.zeros(M.n_sellers)
         for j in m.supply:
             p[j] = abs(m.dual.get(m.supply[j], 0.0))
         out.p = p

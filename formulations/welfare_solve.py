@@ -27,11 +27,8 @@ from datamarkets.formulations.welfare_backends import (
     _solve_pyomo,
 )
 from datamarkets.formulations.welfare_kkt import _marginals, kkt_residuals, welfare_of
-from datamarkets.formulations.welfare_program import (
-    MarketArrays,
-    build_welfare_arrays,
-    market_arrays,
-)
+from datamarkets.formulations.welfare_program import build_welfare_arrays
+from datamarkets.graphs.market_data import MarketArrays, market_arrays
 from datamarkets.result import Certificate, Timer, provenance
 from datamarkets.solvers import Deadline
 from datamarkets.status import Status
@@ -183,7 +180,7 @@ def _package(
             solution.update(
                 welfare=welfare_of(M, x),
                 allocation=_allocation_rows(M, f),
-                prices={r: float(v) for r, v in zip(M.resources, p, strict=True)},
+                prices={r: float(v) for r, v in zip(M.sellers, p, strict=True)},
                 buyers=[
                     {"buyer": b, "total": float(x[i]), "marginal": float(lo[i]), "mu": float(mu[i])}
                     for i, b in enumerate(M.buyers)
@@ -195,7 +192,7 @@ def _package(
     meta.update(
         market_kind=M.kind,
         n_buyers=M.n_buyers,
-        n_resources=M.n_resources,
+        n_resources=M.n_sellers,
         n_columns=M.n_columns,
         raw_status=raw.raw,
         **raw.extra,

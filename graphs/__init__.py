@@ -13,6 +13,8 @@ from datamarkets.lazy import lazy_exports
 
 _LAZY = {
     "validate_market": "datamarkets.graphs.market",
+    "MarketArrays": "datamarkets.graphs.market_data",
+    "market_arrays": "datamarkets.graphs.market_data",
     "data_share_market": "datamarkets.graphs.market",
     "single_resource": "datamarkets.graphs.market",
     "example1_market": "datamarkets.graphs.market",

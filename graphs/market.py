@@ -12,39 +12,43 @@ A market is an undirected :class:`networkx.Graph` whose nodes carry a ``role``:
 An edge buyer–seller means that the buyer may bid at that seller. Graph attribute ``kind`` is
 ``"bipartite"`` (a buyer splits its quantity freely across its sellers: x_i = Σ_j x_ij) or
 ``"routes"`` (draft §1.1: a user needs the *same* quantity on every resource of its route). A single
-resource is the bipartite market with one seller. :func:`validate_market` runs at the door of every
-function here and of every solver; :func:`market_arrays` turns a validated market into the flat
-arrays (CSR by buyer) that vectorised code wants.
+resource is the bipartite market with one seller.
 
-Files: node-link JSON (:func:`write_market_json` / :func:`read_market_json`, valuations as dicts)
-and GraphML (:func:`write_market_graphml` / :func:`read_market_graphml`, valuations, routes and
-links as JSON strings; GraphML turns node names into strings).
+This module holds the builders; it re-exports the rest of the market data model, which lives in
+three modules: :mod:`~datamarkets.graphs.market_validation` (:func:`validate_market`, run at the door
+of every function here and of every solver), :mod:`~datamarkets.graphs.market_data` (the one array
+view :class:`MarketArrays` and :func:`market_arrays`, edges sorted by buyer then seller) and
+:mod:`~datamarkets.graphs.market_io` (node-link JSON and GraphML files).
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import networkx as nx
 import numpy as np
 
 from datamarkets.errors import GraphError, InvalidInputError
+from datamarkets.graphs.market_data import MarketArrays, market_arrays
+from datamarkets.graphs.market_io import (
+    market_from_dict,
+    market_to_dict,
+    read_market_graphml,
+    read_market_json,
+    write_market_graphml,
+    write_market_json,
+)
+from datamarkets.graphs.market_validation import buyers, link_key, real_number, sellers, validate_market
 from datamarkets.graphs.valuations import (
     AlphaFairValuation,
     LinearValuation,
     QuadraticValuation,
     Valuation,
     as_valuation,
-    stack_quadratic,
 )
-from datamarkets.io import atomic_path, atomic_write_json, read_json, to_jsonable
-from datamarkets.validation import check_node_link, is_real
 
 __all__ = [
     "MarketArrays",
@@ -64,260 +68,6 @@ __all__ = [
     "write_market_graphml",
     "write_market_json",
 ]
-
-KINDS = ("bipartite", "routes")
-GRAPH_ATTRS = {"kind", "name", "directed"}
-BUYER_ATTRS = {"role", "valuation", "demand", "budget", "route"}
-SELLER_ATTRS = {"role", "supply", "link"}
-
-
-# ------------------------------------------------------------------------------ validation
-def _number(x: Any) -> float | None:
-    # a real number only: "65" or true in a JSON market file is bad input, not silently coerced
-    return float(x) if is_real(x) else None
-
-
-def validate_market(G: nx.Graph) -> None:
-    """Check a market graph; raise :class:`GraphError` naming the first offending node or edge.
-
-    Checks: an undirected simple ``nx.Graph``, not empty; known ``kind`` and graph attributes;
-    every node has a known ``role`` and only the attributes of that role; sellers have a finite
-    ``supply`` ≥ 0; buyers have a valid ``valuation`` and, if present, ``demand`` > 0 and
-    ``budget`` ≥ 0 (finite); every edge joins a buyer and a seller and carries no attributes; no
-    buyer is isolated. In a route market every buyer's ``route`` must be a path whose consecutive
-    node pairs are exactly the ``link`` s of the sellers it is joined to.
-
-    Raises
-    ------
-    GraphError
-        On any violation (an :class:`~datamarkets.errors.InvalidInputError`).
-
-    Examples
-    --------
-    >>> validate_market(example1_market())
-    """
-    if not isinstance(G, nx.Graph) or G.is_directed() or G.is_multigraph():
-        raise GraphError(f"a market must be an undirected simple networkx.Graph, got {type(G).__name__!r}")
-    if G.number_of_nodes() == 0:
-        raise GraphError("market graph is empty")
-    unknown = sorted(set(G.graph) - GRAPH_ATTRS)
-    if unknown:
-        raise GraphError(f"market graph has unknown graph attributes {unknown!r}")
-    kind = G.graph.get("kind", "bipartite")
-    if kind not in KINDS:
-        raise GraphError(f"market graph has unknown kind {kind!r}; known: {KINDS!r}")
-    n_sellers = 0
-    for node, attrs in G.nodes(data=True):
-        role = attrs.get("role")
-        if role == "seller":
-            n_sellers += 1
-            extra = sorted(set(attrs) - SELLER_ATTRS)
-            if extra:
-                raise GraphError(f"seller {node!r} has unknown attributes {extra!r}")
-            if "supply" not in attrs:
-                raise GraphError(f"seller {node!r} has no 'supply'")
-            s = _number(attrs["supply"])
-            if s is None or not math.isfinite(s):
-                raise GraphError(f"seller {node!r} has non-numeric or non-finite supply {attrs['supply']!r}")
-            if s < 0:
-                raise GraphError(f"seller {node!r} has negative supply {s}")
-            if kind == "routes":
-                link = attrs.get("link")
-                if not isinstance(link, (list, tuple)) or len(link) != 2:
-                    raise GraphError(
-                        f"resource {node!r} of a route market needs 'link' = (u, v), got {link!r}"
-                    )
-            elif "link" in attrs:
-                raise GraphError(f"seller {node!r} has a 'link' but the market kind is {kind!r}")
-        elif role == "buyer":
-            extra = sorted(set(attrs) - BUYER_ATTRS)
-            if extra:
-                raise GraphError(f"buyer {node!r} has unknown attributes {extra!r}")
-            if "valuation" not in attrs:
-                raise GraphError(f"buyer {node!r} has no 'valuation'")
-            try:
-                as_valuation(attrs["valuation"])
-            except InvalidInputError as exc:
-                raise GraphError(f"buyer {node!r} has an invalid valuation: {exc}") from exc
-            if "demand" in attrs:
-                d = _number(attrs["demand"])
-                if d is None or not math.isfinite(d) or d <= 0:
-                    raise GraphError(
-                        f"buyer {node!r} has invalid demand {attrs['demand']!r} (need finite > 0)"
-                    )
-            if "budget" in attrs:
-                b = _number(attrs["budget"])
-                if b is None or not math.isfinite(b) or b < 0:
-                    raise GraphError(
-                        f"buyer {node!r} has invalid budget {attrs['budget']!r} (need finite >= 0)"
-                    )
-            if kind == "bipartite" and "route" in attrs:
-                raise GraphError(f"buyer {node!r} has a 'route' but the market kind is 'bipartite'")
-            if G.degree(node) == 0:
-                raise GraphError(f"buyer {node!r} is isolated: it is joined to no seller")
-        else:
-            raise GraphError(f"node {node!r} has unknown role {role!r} (need 'buyer' or 'seller')")
-    if n_sellers == 0:
-        raise GraphError("market graph has no seller")
-    for u, v, eattrs in G.edges(data=True):
-        ru, rv = G.nodes[u]["role"], G.nodes[v]["role"]
-        if ru == rv:
-            raise GraphError(f"edge {(u, v)!r} joins two {ru}s; edges must join a buyer and a seller")
-        if eattrs:
-            raise GraphError(f"edge {(u, v)!r} has unknown attributes {sorted(eattrs)!r}")
-    if kind == "routes":
-        _validate_routes(G)
-
-
-def _link_key(u: Any, v: Any, directed: bool) -> Any:
-    return (u, v) if directed else frozenset((u, v))
-
-
-def _validate_routes(G: nx.Graph) -> None:
-    directed = bool(G.graph.get("directed", False))
-    by_link: dict[Any, Hashable] = {}
-    for node, attrs in G.nodes(data=True):
-        if attrs["role"] == "seller":
-            u, v = attrs["link"]
-            key = _link_key(u, v, directed)
-            if key in by_link:
-                raise GraphError(
-                    f"resources {by_link[key]!r} and {node!r} stand for the same link {(u, v)!r}"
-                )
-            by_link[key] = node
-    for node, attrs in G.nodes(data=True):
-        if attrs["role"] != "buyer":
-            continue
-        route = attrs.get("route")
-        if not isinstance(route, (list, tuple)) or len(route) < 2:
-            raise GraphError(f"user {node!r} needs a 'route' of at least two network nodes, got {route!r}")
-        if len(set(map(_hashable, route))) != len(route):
-            raise GraphError(f"route {list(route)!r} of user {node!r} repeats a node: not a path")
-        need = []
-        for a, b in itertools.pairwise(route):
-            key = _link_key(_hashable(a), _hashable(b), directed)
-            if key not in by_link:
-                raise GraphError(
-                    f"route {list(route)!r} of user {node!r} uses {(a, b)!r}, which is no link of the network"
-                )
-            need.append(by_link[key])
-        if set(need) != set(G.neighbors(node)):
-            raise GraphError(
-                f"user {node!r} is joined to resources {sorted(map(str, G.neighbors(node)))!r} but its route "
-                f"uses {sorted(map(str, need))!r}"
-            )
-
-
-def _hashable(x: Any) -> Any:
-    return tuple(x) if isinstance(x, list) else x
-
-
-def buyers(G: nx.Graph) -> list[Hashable]:
-    """Buyer nodes in graph order."""
-    return [n for n, r in G.nodes(data="role") if r == "buyer"]
-
-
-def sellers(G: nx.Graph) -> list[Hashable]:
-    """Seller (resource) nodes in graph order."""
-    return [n for n, r in G.nodes(data="role") if r == "seller"]
-
-
-# ------------------------------------------------------------------------------ arrays view
-@dataclass
-class MarketArrays:
-    """A validated market as flat arrays; edges sorted by buyer (CSR), then by seller index.
-
-    Attributes
-    ----------
-    kind : str
-        ``"bipartite"`` or ``"routes"``.
-    buyers, sellers : list
-        Node names; positions are the indices used below.
-    valuations : list of Valuation
-        θ_i per buyer (dicts already parsed).
-    supply : ndarray (S,)
-        D^j (capacity for resources).
-    demand, budget : ndarray (B,)
-        D_i and b_i, ``inf`` where the attribute is missing.
-    edge_buyer, edge_seller : ndarray (E,) of int
-        Endpoints of edge e (buyer index, seller index).
-    buyer_ptr : ndarray (B+1,)
-        Edges of buyer i are ``edge_buyer[buyer_ptr[i]:buyer_ptr[i+1]]``.
-    """
-
-    kind: str
-    buyers: list[Hashable]
-    sellers: list[Hashable]
-    valuations: list[Valuation]
-    supply: np.ndarray
-    demand: np.ndarray
-    budget: np.ndarray
-    edge_buyer: np.ndarray
-    edge_seller: np.ndarray
-    buyer_ptr: np.ndarray
-    buyer_index: dict[Hashable, int] = field(default_factory=dict)
-    seller_index: dict[Hashable, int] = field(default_factory=dict)
-
-    @property
-    def n_buyers(self) -> int:
-        return len(self.buyers)
-
-    @property
-    def n_sellers(self) -> int:
-        return len(self.sellers)
-
-    @property
-    def n_edges(self) -> int:
-        return int(self.edge_buyer.size)
-
-    def quadratic_params(self) -> tuple[np.ndarray, np.ndarray]:
-        """Arrays ``(a, b)`` when every buyer is quadratic, else :class:`InvalidInputError`."""
-        return stack_quadratic(self.valuations)
-
-
-def market_arrays(G: nx.Graph, *, validate: bool = True) -> MarketArrays:
-    """Flatten a market graph into :class:`MarketArrays` (validating it first by default).
-
-    Examples
-    --------
-    >>> m = market_arrays(example1_market())
-    >>> m.n_buyers, m.n_sellers, m.n_edges, m.supply.tolist()
-    (5, 2, 10, [65.0, 85.0])
-    """
-    if validate:
-        validate_market(G)
-    B = buyers(G)
-    S = sellers(G)
-    bi = {b: i for i, b in enumerate(B)}
-    si = {s: j for j, s in enumerate(S)}
-    eb, es = [], []
-    for u, v in G.edges():
-        if G.nodes[u]["role"] == "seller":
-            u, v = v, u
-        eb.append(bi[u])
-        es.append(si[v])
-    eb_a = np.asarray(eb, dtype=np.int64)
-    es_a = np.asarray(es, dtype=np.int64)
-    order = np.lexsort((es_a, eb_a))
-    eb_a, es_a = eb_a[order], es_a[order]
-    ptr = np.zeros(len(B) + 1, dtype=np.int64)
-    np.add.at(ptr, eb_a + 1, 1)
-    ptr = np.cumsum(ptr)
-    nodes = G.nodes
-    return MarketArrays(
-        kind=G.graph.get("kind", "bipartite"),
-        buyers=B,
-        sellers=S,
-        valuations=[as_valuation(nodes[b]["valuation"]) for b in B],
-        supply=np.array([float(nodes[s]["supply"]) for s in S]),
-        demand=np.array([float(nodes[b].get("demand", math.inf)) for b in B]),
-        budget=np.array([float(nodes[b].get("budget", math.inf)) for b in B]),
-        edge_buyer=eb_a,
-        edge_seller=es_a,
-        buyer_ptr=ptr,
-        buyer_index=bi,
-        seller_index=si,
-    )
 
 
 # ------------------------------------------------------------------------------ builders
@@ -510,13 +260,13 @@ def route_network(
     for u, v, attrs in G.edges(data=True):
         if capacity not in attrs:
             raise GraphError(f"edge {(u, v)!r} has no {capacity!r}")
-        c = _number(attrs[capacity])
+        c = real_number(attrs[capacity])
         if c is None or not math.isfinite(c) or c < 0:
             raise GraphError(f"edge {(u, v)!r} has invalid {capacity} {attrs[capacity]!r} (need finite >= 0)")
         name = f"{u}~{v}"
         if name in M:
             raise GraphError(f"two edges of the network map to the resource name {name!r}")
-        names[_link_key(u, v, directed)] = name
+        names[link_key(u, v, directed)] = name
         M.add_node(name, role="seller", supply=c, link=(u, v))
     for user, spec in users.items():
         if not isinstance(spec, (tuple, list)) or len(spec) != 2:
@@ -533,145 +283,8 @@ def route_network(
                 raise GraphError(
                     f"route {path!r} of user {user!r} uses {(a, b)!r}, which is not an edge of the network"
                 )
-            links.append(names[_link_key(a, b, directed)])
+            links.append(names[link_key(a, b, directed)])
         M.add_node(user, role="buyer", route=path, **_buyer_attrs(user, val))
         M.add_edges_from((user, r) for r in links)
     validate_market(M)
     return M
-
-
-# ------------------------------------------------------------------------------ files
-def _to_node_link(G: nx.Graph) -> dict[str, Any]:
-    H = G.copy()
-    for _, attrs in H.nodes(data=True):
-        if "valuation" in attrs:
-            attrs["valuation"] = as_valuation(attrs["valuation"]).to_dict()
-    return to_jsonable(nx.node_link_data(H, edges="edges"))
-
-
-def _from_node_link(data: Any, source: str) -> nx.Graph:
-    if not isinstance(data, Mapping) or "nodes" not in data:
-        raise GraphError(f"{source!r} is not node-link JSON (no 'nodes')")
-    data = check_node_link(data, source)
-    if "edges" not in data and "links" in data:
-        data["edges"] = data.pop("links")
-    # networkx reads a missing "multigraph" key as True: a hand-written market file without it
-    # would be rejected as a multigraph. Absent keys mean the market's own default (simple, undirected).
-    data.setdefault("directed", False)
-    data.setdefault("multigraph", False)
-    try:
-        G = nx.node_link_graph(data, edges="edges")
-    except (KeyError, TypeError, nx.NetworkXError) as exc:
-        raise GraphError(f"{source!r} is not valid node-link JSON: {exc!r}") from exc
-    if G.is_directed() or G.is_multigraph():
-        raise GraphError(
-            f"{source!r}: a market graph must be undirected and simple, got directed={data['directed']!r}, "
-            f"multigraph={data['multigraph']!r}"
-        )
-    for node, attrs in G.nodes(data=True):
-        if isinstance(attrs.get("route"), list):
-            attrs["route"] = [_hashable(x) for x in attrs["route"]]
-        if isinstance(attrs.get("link"), list):
-            attrs["link"] = tuple(_hashable(x) for x in attrs["link"])
-        if "valuation" in attrs:
-            try:
-                attrs["valuation"] = as_valuation(attrs["valuation"])
-            except InvalidInputError as exc:
-                raise GraphError(f"buyer {node!r} has an invalid valuation: {exc}") from exc
-    validate_market(G)
-    return G
-
-
-def market_to_dict(G: nx.Graph) -> dict[str, Any]:
-    """Validate ``G`` and return its node-link JSON form (valuations as dicts)."""
-    validate_market(G)
-    return _to_node_link(G)
-
-
-def market_from_dict(data: Any, source: str = "market") -> nx.Graph:
-    """Build and validate a market from node-link JSON data (inverse of :func:`market_to_dict`).
-
-    Raises
-    ------
-    GraphError
-        Not node-link JSON, directed/multi graph, or an invalid market.
-    """
-    return _from_node_link(data, source)
-
-
-def write_market_json(G: nx.Graph, path: str | Path) -> Path:
-    """Validate and write ``G`` as node-link JSON (valuations as dicts), atomically."""
-    validate_market(G)
-    return atomic_write_json(path, _to_node_link(G))
-
-
-def read_market_json(path: str | Path) -> nx.Graph:
-    """Read node-link JSON written by :func:`write_market_json` (or by hand) and validate it.
-
-    Raises
-    ------
-    InvalidInputError
-        Missing file or bad JSON; :class:`GraphError` for an invalid market.
-    """
-    return _from_node_link(read_json(path), str(path))
-
-
-_GRAPHML_JSON_KEYS = ("valuation", "route", "link")
-
-
-def write_market_graphml(G: nx.Graph, path: str | Path) -> Path:
-    """Validate and write ``G`` as GraphML; valuations, routes and links become JSON strings."""
-    validate_market(G)
-    H = nx.Graph()
-    H.graph.update({k: v for k, v in G.graph.items() if v is not None})
-    for node, attrs in G.nodes(data=True):
-        out = {}
-        for k, v in attrs.items():
-            if k == "valuation":
-                out[k] = json.dumps(as_valuation(v).to_dict())
-            elif k in ("route", "link"):
-                out[k] = json.dumps(to_jsonable(list(v)))
-            else:
-                out[k] = float(v) if k in ("supply", "demand", "budget") else v
-        H.add_node(node, **out)
-    H.add_edges_from(G.edges())
-    with atomic_path(path, suffix=".graphml") as tmp:
-        nx.write_graphml(H, tmp)
-    return Path(path)
-
-
-def read_market_graphml(path: str | Path) -> nx.Graph:
-    """Read a GraphML market written by :func:`write_market_graphml` and validate it.
-
-    Node names come back as strings (GraphML has no other node id type).
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise InvalidInputError(f"file {str(p)!r} does not exist")
-    try:
-        H = nx.read_graphml(p)
-    except Exception as exc:  # any parser failure is bad input
-        raise GraphError(f"{str(p)!r} is not valid GraphML: {exc}") from exc
-    G = nx.Graph()
-    G.graph.update({k: v for k, v in H.graph.items() if k not in ("node_default", "edge_default")})
-    for node, attrs in H.nodes(data=True):
-        attrs = dict(attrs)
-        for k in _GRAPHML_JSON_KEYS:
-            if k in attrs:
-                try:
-                    attrs[k] = json.loads(attrs[k])
-                except (TypeError, json.JSONDecodeError) as exc:
-                    raise GraphError(f"node {node!r}: attribute {k!r} is not JSON: {exc}") from exc
-                if k == "valuation":
-                    try:
-                        attrs[k] = as_valuation(attrs[k])
-                    except InvalidInputError as exc:
-                        raise GraphError(f"buyer {node!r} has an invalid valuation: {exc}") from exc
-                elif k == "route":
-                    attrs[k] = [_hashable(x) for x in attrs[k]]
-                else:
-                    attrs[k] = tuple(_hashable(x) for x in attrs[k])
-        G.add_node(node, **attrs)
-    G.add_edges_from(H.edges())
-    validate_market(G)
-    return G

@@ -126,6 +126,9 @@ class Valuation(ABC):
     """A concave, non-decreasing valuation θ: [0, ∞) → [0, ∞) with θ(0) = 0."""
 
     kind: str = ""
+    #: program family: ``"quadratic"`` (QP), ``"pwl"`` (LP with segment columns; linear and
+    #: piecewise-linear) or ``"alpha_fair"`` (cone program)
+    family: str = ""
 
     @abstractmethod
     def value(self, z: ArrayLike) -> Any:
@@ -205,6 +208,7 @@ class QuadraticValuation(Valuation):
     """
 
     kind = "quadratic"
+    family = "quadratic"
 
     def __init__(self, a: float, b: float) -> None:
         self.a = _finite_number("quadratic valuation 'a'", a, positive=True)
@@ -267,6 +271,7 @@ class AlphaFairValuation(Valuation):
     """
 
     kind = "alpha_fair"
+    family = "alpha_fair"
 
     def __init__(self, sigma: float, alpha: float, offset: float = 1.0) -> None:
         self.sigma = _finite_number("alpha-fair valuation 'sigma'", sigma, positive=True)
@@ -332,6 +337,7 @@ class PiecewiseLinearValuation(Valuation):
     """
 
     kind = "piecewise_linear"
+    family = "pwl"
 
     def __init__(self, breakpoints: Sequence[float], slopes: Sequence[float]) -> None:
         x = _real_array("breakpoints", breakpoints)
@@ -360,6 +366,11 @@ class PiecewiseLinearValuation(Valuation):
         self.slopes = sl
         self._x0 = np.concatenate(([0.0], x[:-1]))
         self._v = np.concatenate(([0.0], np.cumsum(sl * (x - self._x0))))
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Segment lengths x_m − x_{m−1} (x_0 = 0), one per slope."""
+        return np.diff(np.concatenate(([0.0], self.breakpoints)))
 
     @property
     def peak(self) -> float:

@@ -16,8 +16,8 @@ from datamarkets.formulations.auction_certificate import (
     price_intervals,
 )
 from datamarkets.formulations.welfare import solve_welfare
-from datamarkets.formulations.welfare_program import market_arrays
 from datamarkets.graphs.market import example1_market, random_bipartite_market, route_network, single_resource
+from datamarkets.graphs.market_data import market_arrays
 from datamarkets.graphs.valuations import QuadraticValuation
 from datamarkets.models.psp_dynamics import psp_dynamics
 
@@ -166,7 +166,7 @@ def test_kkt_residual_scales_like_sqrt_eps_and_gap_like_eps():
     x_star = np.array([r["total"] for r in opt.solution["buyers"]])
     p_star = opt.solution["prices"]["s0"]
     assert np.all(x_star > 1e-6) and p_star > 0  # precondition: all active, supply binding
-    n, qscale = M.n_buyers, max(1.0, float(M.cap.max()))
+    n, qscale = M.n_buyers, max(1.0, float(M.supply.max()))
     K = max(float(b.max()), p_star * math.sqrt(n) / qscale)
     eps_list, gaps, ts = (1e-2, 1e-3, 1e-4), [], []
     for eps in eps_list:

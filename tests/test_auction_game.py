@@ -15,8 +15,8 @@ from datamarkets.formulations.games import solve_game
 from datamarkets.formulations.games.auction_game import auction_game_solution, auction_lq_game
 from datamarkets.formulations.kkt_mpec import solve_kkt
 from datamarkets.formulations.welfare_kkt import kkt_residuals
-from datamarkets.formulations.welfare_program import market_arrays
 from datamarkets.graphs.market import random_bipartite_market
+from datamarkets.graphs.market_data import market_arrays
 
 TOL = 1e-6
 
@@ -41,7 +41,7 @@ def _agree(G: nx.Graph, routes=("auto",)) -> None:
         assert r.certified, (route, r.certificate.failures)
         sol = auction_game_solution(G, r.solution)
         # allocations: the welfare optimum's totals, clipped to the valuations' peaks a/b
-        assert np.max(np.abs(sol["x"] - np.minimum(x_kkt, a / b))) <= TOL * max(1.0, M.cap.max()), route
+        assert np.max(np.abs(sol["x"] - np.minimum(x_kkt, a / b))) <= TOL * max(1.0, M.supply.max()), route
         assert sol["welfare"] == pytest.approx(kkt.solution["welfare"], rel=TOL, abs=TOL), route
         # the shared multipliers support the allocation as market prices: welfare KKT (36)–(38)
         res = kkt_residuals(M, sol["flows"], sol["price_vector"], sol["mu"])

@@ -16,8 +16,8 @@ from datamarkets.formulations.kkt_mpec import (
     transform_kkt_model,
 )
 from datamarkets.formulations.welfare import solve_welfare
-from datamarkets.formulations.welfare_program import market_arrays
 from datamarkets.graphs.market import example1_market, random_bipartite_market, single_resource
+from datamarkets.graphs.market_data import market_arrays
 from datamarkets.graphs.valuations import AlphaFairValuation, QuadraticValuation
 
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import datamarkets.graphs.market as M
 from datamarkets.errors import GraphError, InvalidInputError
+from datamarkets.graphs import market_data, market_io, market_validation
 from datamarkets.graphs.market import (
     data_share_market,
     example1_market,
@@ -31,8 +32,9 @@ from datamarkets.graphs.valuations import LinearValuation, QuadraticValuation
 Q = {"kind": "quadratic", "a": 2.0, "b": 1.0}
 
 
-def test_doctests():
-    assert doctest.testmod(M).failed == 0
+@pytest.mark.parametrize("mod", [M, market_data, market_validation, market_io], ids=lambda m: m.__name__)
+def test_doctests(mod):
+    assert doctest.testmod(mod).failed == 0
 
 
 def test_example1_is_table1():
@@ -272,3 +274,22 @@ def test_string_or_boolean_numbers_are_rejected(node, attr, value):
     H.nodes[node][attr] = value
     with pytest.raises(_GraphError, match=repr(node)):
         _validate(H)
+
+
+def test_market_arrays_with_other_attribute_names():
+    """Non-default attribute names skip validate_market; the arrays are the same, and bad numbers are
+    still a GraphError naming the node."""
+    G = random_bipartite_market(6, 3, edges_per_buyer=2, seed=5)
+    H = nx.relabel_nodes(G, {}, copy=True)
+    for _, d in H.nodes(data=True):
+        if "supply" in d:
+            d["cap"] = d.pop("supply")
+    m, h = market_arrays(G), market_arrays(H, supply="cap")
+    assert h.columns == m.columns and np.array_equal(h.supply, m.supply)
+    assert np.array_equal(h.B.toarray(), m.B.toarray()) and np.array_equal(h.R.toarray(), m.R.toarray())
+    H.nodes["s0"]["cap"] = -1.0
+    with pytest.raises(GraphError, match="'s0'"):
+        market_arrays(H, supply="cap")
+    del H.nodes["s0"]["cap"]
+    with pytest.raises(GraphError, match="'s0' has no 'cap'"):
+        market_arrays(H, supply="cap")

@@ -17,9 +17,14 @@ from datamarkets.formulations import welfare_kkt as WK
 from datamarkets.formulations import welfare_program as WP
 from datamarkets.formulations.welfare import solve_welfare
 from datamarkets.formulations.welfare_allocation import write_solution
-from datamarkets.formulations.welfare_program import market_arrays
 from datamarkets.graphs.market import example1_market, random_bipartite_market, route_network, single_resource
-from datamarkets.graphs.valuations import AlphaFairValuation, LinearValuation, QuadraticValuation
+from datamarkets.graphs.market_data import market_arrays
+from datamarkets.graphs.valuations import (
+    AlphaFairValuation,
+    LinearValuation,
+    QuadraticValuation,
+    as_valuation,
+)
 from datamarkets.status import Status
 
 ROUTES_QP = ("clarabel", "cvxpy", "highs", "pyomo")
@@ -155,7 +160,7 @@ def test_dual_bound_is_an_upper_bound_for_any_prices():
     r = solve_welfare(M)
     rng = np.random.default_rng(0)
     for _ in range(20):
-        p = rng.uniform(0, 5, M.n_resources)
+        p = rng.uniform(0, 5, M.n_sellers)
         assert WK.dual_bound(M, p) >= r.solution["welfare"] - 1e-9
     p_star = np.array(list(r.solution["prices"].values()))
     assert WK.dual_bound(M, p_star) == pytest.approx(r.solution["welfare"], rel=1e-7)
@@ -196,12 +201,40 @@ def test_invalid_markets_raise():
         solve_welfare(G)
     with pytest.raises(GraphError):
         solve_welfare(nx.Graph())
+
+
+BAD_VALUATIONS = [
+    {"kind": "cubic"},
+    {"kind": "piecewise_linear", "breakpoints": [1, 2], "slopes": [1, 2]},  # not concave
+    {"kind": "quadratic", "a": 1.0, "b": -1.0},
+    {"kind": "quadratic", "a": "1", "b": 1.0},  # a string is bad input, not coerced
+    {"kind": "alpha_fair", "sigma": 1.0},  # missing alpha
+    "quadratic",
+]
+
+
+@pytest.mark.parametrize("bad", BAD_VALUATIONS, ids=range(len(BAD_VALUATIONS)))
+def test_bad_valuation_same_error_on_every_entry_point(bad):
+    """One parser (graphs.valuations): every entry point raises InvalidInputError for a bad spec."""
     with pytest.raises(InvalidInputError):
-        WP.valuation_spec({"kind": "cubic"}, node="b")
+        as_valuation(bad)
+    G = nx.Graph()
+    G.add_node("b", role="buyer", valuation=bad)
+    G.add_node("s", role="seller", supply=1.0)
+    G.add_edge("b", "s")
     with pytest.raises(InvalidInputError):
-        WP.valuation_spec({"kind": "piecewise_linear", "breakpoints": [1, 2], "slopes": [1, 2]}, node="b")
+        market_arrays(G)
     with pytest.raises(InvalidInputError):
-        WP.valuation_spec({"kind": "quadratic", "a": 1.0, "b": -1.0}, node="b")
+        solve_welfare(G)
+    # non-default attribute names skip validate_market: the same parser still rejects the spec
+    H = nx.relabel_nodes(G, {}, copy=True)
+    for _, d in H.nodes(data=True):
+        if "valuation" in d:
+            d["theta"] = d.pop("valuation")
+    with pytest.raises(InvalidInputError):
+        market_arrays(H, valuation="theta")
+    with pytest.raises(InvalidInputError):
+        solve_welfare(H, valuation="theta")
 
 
 def _tiny_arrays(b_ub: float, cost: float, curvature: float) -> WP.WelfareArrays:

@@ -40,7 +40,7 @@ import scipy.sparse as sp
 from datamarkets.errors import InvalidInputError
 from datamarkets.formulations.games.lq import LQGame, lq_game
 from datamarkets.formulations.welfare_kkt import welfare_of
-from datamarkets.formulations.welfare_program import MarketArrays, market_arrays
+from datamarkets.graphs.market_data import MarketArrays, market_arrays
 
 __all__ = ["auction_game_solution", "auction_lq_game"]
 
@@ -85,7 +85,7 @@ def auction_lq_game(G: nx.Graph | MarketArrays) -> LQGame:
         Q.append(b[i] * (Bi.T @ Bi))  # −θ_i = −a_i x_i + (b_i/2) x_i²
         c[k] = -a[i] * Bi.toarray().ravel()
     A = sp.vstack([Rc[used], Bc[capped]]).tocsr()
-    rhs = np.concatenate([M.cap[used], M.demand[capped]])
+    rhs = np.concatenate([M.supply[used], M.demand[capped]])
     return lq_game(
         np.bincount(M.col_buyer, minlength=M.n_buyers)[players],
         Q,
@@ -112,13 +112,13 @@ def auction_game_solution(G: nx.Graph | MarketArrays, solution: Mapping[str, Any
     f = np.zeros(M.n_columns)
     f[order] = np.asarray(solution["x"], dtype=float)
     lam = np.asarray(solution.get("lambda", np.zeros(used.size + capped.size)), dtype=float)
-    p, mu = np.zeros(M.n_resources), np.zeros(M.n_buyers)
+    p, mu = np.zeros(M.n_sellers), np.zeros(M.n_buyers)
     p[used], mu[capped] = lam[: used.size], lam[used.size :]
     x = np.asarray(M.B @ f).ravel()
     return {
         "flows": f,
         "x": x,
-        "prices": {r: float(p[j]) for j, r in enumerate(M.resources)},
+        "prices": {r: float(p[j]) for j, r in enumerate(M.sellers)},
         "price_vector": p,
         "mu": mu,
         "welfare": welfare_of(M, x),
