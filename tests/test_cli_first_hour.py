@@ -248,20 +248,24 @@ def test_chain_figures_follow_the_paper(monkeypatch, tmp_path):
 
 
 def test_gne_figure_labels_are_mathtext_and_coincident_curves_differ(monkeypatch, tmp_path):
-    _LABELS, _write_figures, two_firm_sweep = cli_gne._LABELS, cli_gne._write_figures, cli_gne.two_firm_sweep
+    labels, write_figures, two_firm_sweep = (
+        cli_gne.FIGURE_LABELS,
+        cli_gne.write_figures,
+        cli_gne.two_firm_sweep,
+    )
 
-    for label in _LABELS.values():
+    for label in labels.values():
         assert "_" not in label.replace("$", "") or label.count("$") >= 2
     figs = _capture_figures(monkeypatch)
     rows = two_firm_sweep([-0.5, 0.0, 0.5])
-    _write_figures(rows, tmp_path, 1e-6, "pdf")
+    write_figures(rows, tmp_path, 1e-6, "pdf")
     assert len(figs) == 4
     d_fig = figs[2]
     lines = d_fig.axes[0].get_lines()
     assert len(lines) == 4 and len({(ln.get_linestyle(), ln.get_marker()) for ln in lines}) == 4
     assert all("Figure" not in ax.get_title() for f in figs for ax in f.axes)
-    _math_number = cli_gne._math_number
-    assert [_math_number(v) for v in (1e-6, 2.5e-7, 0.5, 1.0)] == [
+    mathtext_number = cli_gne.mathtext_number
+    assert [mathtext_number(v) for v in (1e-6, 2.5e-7, 0.5, 1.0)] == [
         "10^{-6}",
         r"2.5 \cdot 10^{-7}",
         "0.5",
