@@ -1,11 +1,11 @@
 """The ``auction-welfare``, ``auction-kkt`` and ``auction-psp`` formulation plug-ins.
 
 Oracles: closed forms on complete bipartite markets (every buyer reaches every seller, so supply
-pools into one resource): water-filling on the price for quadratic valuations, greedy by unit price
-for linear ones, and for the draft's Example 1 (total demand = total supply) Σ p_i D_i; every
-installed solver route against them and against each other; the KKT MILP against the welfare
-optimum; the PSP ε-equilibrium welfare against the optimum (bounded by the bid fees); verify round
-trips with tampered solutions and instances.
+pools into one resource): water-filling on the price for quadratic valuations, greedy by unit
+price for linear ones (both in tests/oracles.py), and for the draft's Example 1 (total demand =
+total supply) Σ p_i D_i; every installed solver route against them and against each other; the KKT
+MILP against the welfare optimum; the PSP ε-equilibrium welfare against the optimum (bounded by the
+bid fees); verify round trips with tampered solutions and instances.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import copy
 import doctest
 import json
 
-import numpy as np
+import oracles
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -70,35 +70,14 @@ def water_filling_welfare(G) -> float:
     market: x_i(λ) = max(0, (a_i − λ)/b_i), λ = 0 if Σ a_i/b_i ≤ S, else Σ x_i(λ) = S (bisection)."""
     assert _complete(G)
     v = [G.nodes[b]["valuation"] for b in market_buyers(G)]
-    a = np.array([x.a for x in v])
-    b = np.array([x.b for x in v])
-    S = _supply(G)
-
-    def demand(lam: float) -> np.ndarray:
-        return np.maximum(0.0, (a - lam) / b)
-
-    lam = 0.0
-    if demand(0.0).sum() > S:
-        lo, hi = 0.0, float(a.max())
-        for _ in range(200):
-            lam = 0.5 * (lo + hi)
-            lo, hi = (lam, hi) if demand(lam).sum() > S else (lo, lam)
-        lam = 0.5 * (lo + hi)
-    x = demand(lam)
-    return float(np.sum(a * x - b * x**2 / 2))
+    return oracles.quadratic_water_filling([x.a for x in v], [x.b for x in v], _supply(G))[0]
 
 
 def greedy_linear_welfare(G) -> float:
     """Optimum of Σ p_i min(x_i, D_i), Σ x_i ≤ S on a complete bipartite market: serve the highest
     unit prices first."""
     assert _complete(G)
-    v = sorted((G.nodes[b]["valuation"] for b in market_buyers(G)), key=lambda x: -x.unit_price)
-    left, W = _supply(G), 0.0
-    for x in v:
-        q = min(x.demand, left)
-        W += x.unit_price * q
-        left -= q
-    return W
+    return oracles.greedy_linear_welfare([G.nodes[b]["valuation"] for b in market_buyers(G)], _supply(G))
 
 
 def _check_feasible(G, allocation, tol: float = 1e-7) -> None:

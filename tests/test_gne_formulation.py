@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from oracles import leontief_solution_dense
 
 from datamarkets.errors import InvalidInputError
+from datamarkets.models.gne_inputs import as_gne_inputs
 from datamarkets.registry import get_formulation
 from datamarkets.solvers import available_solvers
 from datamarkets.status import Status
@@ -41,22 +43,11 @@ def _d_rel(r, ref) -> float:
 
 
 def dense_leontief_d(instance) -> np.ndarray:
-    """d = (I − A)⁻¹ γ̃ with A built entry by entry from (25): (A d)_{k,q} = Σ_{j≠k} Σ_{l≠q}
-    ξ^j_{l,q} d^j_l (complete markets: every buyer uses every source)."""
-    from datamarkets.models.gne_inputs import as_gne_inputs
-
+    """d = (I − A)⁻¹ γ̃ with A built entry by entry from (25) (tests/oracles.py), on a complete market
+    (every buyer uses every source)."""
     inp = as_gne_inputs(instance)
     assert inp.uses.all()
-    K, N = inp.K, inp.N
-    A = np.zeros((K * N, K * N))
-    for k in range(K):
-        for q in range(N):
-            for j in range(K):
-                for m in range(N):
-                    if j != k and m != q:
-                        A[k * N + q, j * N + m] = inp.xi[j, m, q]
-    d = np.linalg.solve(np.eye(K * N) - A, inp.gamma_tilde.reshape(-1))
-    return d.reshape(K, N)
+    return leontief_solution_dense(inp.gamma_tilde, inp.xi)
 
 
 TWO_FIRM = [
