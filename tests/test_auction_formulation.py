@@ -16,6 +16,7 @@ import json
 
 import oracles
 import pytest
+from helpers import installed_solvers, need_solver, rel_err
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,22 +24,11 @@ from datamarkets.errors import InvalidInputError
 from datamarkets.graphs.market import buyers as market_buyers
 from datamarkets.graphs.market import sellers as market_sellers
 from datamarkets.registry import get_formulation
-from datamarkets.solvers import available_solvers
 from datamarkets.status import Status, StatusGroup
 
 EXACT = ("clarabel", "highs", "ecos")  # welfare within 1e-6 relative of the oracle
 FIRST_ORDER = ("osqp", "scs")  # welfare within 1e-5 relative (observed ≤ 7e-8 on these sizes)
 TOL = {**dict.fromkeys(EXACT, 1e-6), **dict.fromkeys(FIRST_ORDER, 1e-5), "glpk": 1e-6, "cbc": 1e-6}
-
-
-def _need(solver: str) -> None:
-    if available_solvers().get(solver) is None:
-        pytest.skip(f"solver {solver!r} is not installed")
-
-
-def _installed(solvers) -> list[str]:
-    avail = available_solvers()
-    return [s for s in solvers if avail.get(s) is not None]
 
 
 @pytest.fixture(scope="module")
@@ -91,10 +81,6 @@ def _check_feasible(G, allocation, tol: float = 1e-7) -> None:
         assert q <= G.nodes[s]["supply"] * (1 + tol) + tol, (s, q)
 
 
-def _rel(a: float, b: float) -> float:
-    return abs(a - b) / max(1.0, abs(b))
-
-
 # ------------------------------------------------------------------------- example 1 anchor
 EXAMPLE1_WELFARE = 50 * 1.0 + 40 * 1.2 + 26 * 1.5 + 20 * 2.0 + 14 * 2.2  # = 207.8, see below
 
@@ -110,20 +96,20 @@ def test_example1_closed_form_from_the_market(welfare):
 
 @pytest.mark.parametrize("solver", ["clarabel", "highs", "osqp", "scs", "ecos", "glpk", "cbc"])
 def test_example1_every_route_attains_the_closed_form(welfare, solver):
-    _need(solver)
+    need_solver(solver)
     G = welfare.instance({"market": "example1"})
     r = welfare.solve(G, solver)
     assert r.certified, r.certificate.failures
-    assert _rel(welfare.objective(r), EXAMPLE1_WELFARE) <= TOL[solver]
+    assert rel_err(welfare.objective(r), EXAMPLE1_WELFARE) <= TOL[solver]
     _check_feasible(G, r.solution["allocation"])
 
 
 @pytest.mark.parametrize("solver", ["highs", "cbc", "glpk"])
 def test_example1_kkt_milp_attains_the_closed_form(kkt, solver):
-    _need(solver)
+    need_solver(solver)
     r = kkt.solve(kkt.instance({"market": "example1"}), solver)
     assert r.certified, r.certificate.failures
-    assert _rel(kkt.objective(r), EXAMPLE1_WELFARE) <= 1e-6
+    assert rel_err(kkt.objective(r), EXAMPLE1_WELFARE) <= 1e-6
 
 
 @pytest.mark.parametrize("cls", ["AuctionWelfareFormulation", "AuctionKKTFormulation"])
@@ -143,14 +129,14 @@ def test_quadratic_complete_markets_match_water_filling(nb, ns, seed):
     f = get_formulation("auction-welfare")
     G = f.instance({"buyers": nb, "sellers": ns, "edges_per_buyer": 5, "seed": seed})
     W = water_filling_welfare(G)
-    for solver in _installed(f.applicable_solvers(G)):
+    for solver in installed_solvers(f.applicable_solvers(G)):
         r = f.solve(G, solver)
         if solver in FIRST_ORDER and r.status.group is StatusGroup.LIMIT:
             continue  # a typed "ran out of iterations" (OSQP, ~1 in 50 LP markets), not a wrong answer
         assert r.status.has_solution, (solver, r.status)
         if solver in ("clarabel", "highs"):  # ECOS misses the KKT tolerance marginally on ~2 % (see report)
             assert r.certified, (solver, r.certificate.failures)
-        assert _rel(f.objective(r), W) <= TOL[solver], solver
+        assert rel_err(f.objective(r), W) <= TOL[solver], solver
         _check_feasible(G, r.solution["allocation"])
 
 
@@ -161,12 +147,12 @@ def test_linear_complete_markets_match_greedy(nb, ns, seed):
     G = f.instance({"buyers": nb, "sellers": ns, "edges_per_buyer": 5, "seed": seed, "valuation": "linear"})
     assert set(f.applicable_solvers(G)) >= {"glpk", "cbc"}
     W = greedy_linear_welfare(G)
-    for solver in _installed(f.applicable_solvers(G)):
+    for solver in installed_solvers(f.applicable_solvers(G)):
         r = f.solve(G, solver)
         if solver in FIRST_ORDER and r.status.group is StatusGroup.LIMIT:
             continue  # a typed "ran out of iterations" (OSQP, ~1 in 50 LP markets), not a wrong answer
         assert r.status.has_solution, (solver, r.status)
-        assert _rel(f.objective(r), W) <= TOL[solver], solver
+        assert rel_err(f.objective(r), W) <= TOL[solver], solver
 
 
 @settings(max_examples=6, deadline=None)
@@ -183,12 +169,12 @@ def test_routes_agree_with_the_default_route_on_sparse_markets(nb, ns, k, seed, 
     G = f.instance({"buyers": nb, "sellers": ns, "edges_per_buyer": k, "seed": seed, "valuation": valuation})
     ref = f.solve(G)
     assert ref.meta["solver"] == "clarabel" and ref.certified, ref.certificate.failures
-    for solver in _installed(f.applicable_solvers(G)):
+    for solver in installed_solvers(f.applicable_solvers(G)):
         r = f.solve(G, solver)
         if solver in FIRST_ORDER and r.status.group is StatusGroup.LIMIT:
             continue  # a typed "ran out of iterations" (OSQP, ~1 in 50 LP markets), not a wrong answer
         assert r.status.has_solution, (solver, r.status)
-        assert _rel(f.objective(r), f.objective(ref)) <= TOL[solver], solver
+        assert rel_err(f.objective(r), f.objective(ref)) <= TOL[solver], solver
 
 
 # --------------------------------------------------------------------------------- KKT MILP
@@ -200,41 +186,41 @@ def test_kkt_milp_matches_the_welfare_optimum(nb, seed):
     opt = get_formulation("auction-welfare").solve(G, "clarabel")
     r = k.solve(G, "highs")
     assert r.status is Status.OPTIMAL and r.certified, r.certificate.failures
-    assert _rel(k.objective(r), k.objective(opt)) <= 1e-6
+    assert rel_err(k.objective(r), k.objective(opt)) <= 1e-6
     _check_feasible(G, r.solution["allocation"])
 
 
 @pytest.mark.parametrize("solver", ["cbc", "glpk"])
 @pytest.mark.parametrize(("nb", "seed"), [(5, 1), (9, 3), (12, 7)])
 def test_kkt_milp_other_solvers_match_the_welfare_optimum(solver, nb, seed):
-    _need(solver)
+    need_solver(solver)
     k = get_formulation("auction-kkt")
     G = k.instance({"buyers": nb, "sellers": 2, "edges_per_buyer": 1, "seed": seed})
     r = k.solve(G, solver)
     assert r.certified, r.certificate.failures
-    assert _rel(k.objective(r), k.objective(get_formulation("auction-welfare").solve(G))) <= 1e-6
+    assert rel_err(k.objective(r), k.objective(get_formulation("auction-welfare").solve(G))) <= 1e-6
 
 
 def test_kkt_cbc_solves_a_market_with_a_zero_price_seller():
-    _need("cbc")
+    need_solver("cbc")
     k = get_formulation("auction-kkt")
     G = k.instance({"buyers": 11, "sellers": 2, "edges_per_buyer": 1, "seed": 30})
     r = k.solve(G, "cbc")
-    assert r.certified and _rel(k.objective(r), 12.023163152294522) <= 1e-6
+    assert r.certified and rel_err(k.objective(r), 12.023163152294522) <= 1e-6
 
 
 def test_kkt_glpk_on_a_small_market(kkt):
-    _need("glpk")
+    need_solver("glpk")
     G = kkt.instance({"buyers": 10, "seed": 1})
     r = kkt.solve(G, "glpk")
     assert r.certified, r.certificate.failures
-    assert _rel(kkt.objective(r), kkt.objective(kkt.solve(G, "highs"))) <= 1e-6
+    assert rel_err(kkt.objective(r), kkt.objective(kkt.solve(G, "highs"))) <= 1e-6
 
 
 def test_kkt_time_limit_is_a_typed_result(kkt):
     """GLPK does not solve the 30-buyer KKT MILP within 20 s (measured); with a 1 s limit the
     formulation returns a TIME_LIMIT result (no solution, no certificate), not an exception."""
-    _need("glpk")
+    need_solver("glpk")
     r = kkt.solve(kkt.instance({"buyers": 30, "seed": 1}), "glpk", time_limit=1.0)
     assert r.status is Status.TIME_LIMIT
     assert not r.certified and kkt.objective(r) is None

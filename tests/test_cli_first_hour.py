@@ -6,13 +6,12 @@ from __future__ import annotations
 import inspect
 import io
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import run_cli
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -27,15 +26,8 @@ runner = CliRunner()
 
 
 def dm(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DATAMARKETS_NO_PROGRESS": "1", "MPLBACKEND": "Agg", "COLUMNS": "80"}
-    return subprocess.run(
-        [sys.executable, "-m", "datamarkets.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=cwd,
-    )
+    """``datamarkets ARGS...`` in a subprocess at 80 columns (:func:`helpers.run_cli`)."""
+    return run_cli(*args, cwd=cwd, env={"COLUMNS": "80"})
 
 
 # --- item 4: --version, flags, tables, bench --------------------------------------------------
