@@ -296,7 +296,7 @@ def run_solver_bench(
     total = sum(len(sl) for _, sl in plan) * len(size_list) * len(seed_list)
     rows: list[dict[str, Any]] = []
     with make_progress() if progress else _NullBar() as bar:
-        task = bar.add_task(f"bench {family}", total=total)
+        task: Any = bar.add_task(f"bench {family}", total=total)  # a rich TaskID or _NullBar's int
         for f, solver_list in plan:
             sense = getattr(f, "objective_sense", None)
             warm = warmup

@@ -498,7 +498,8 @@ def sweep(
         pngs = write_figures(rows, out, collapse_margin, fmt)
     eq = [r for r in rows if r["regime"] == "equilibrium"]
     bad = [r for r in rows if r["regime"] != "equilibrium"]
-    summary = {
+    files = [str(csv_path), *map(str, pngs)]
+    summary: dict[str, Any] = {
         "points": len(rows),
         "equilibrium_points": len(eq),
         "collapse_points": len(bad),
@@ -512,7 +513,7 @@ def sweep(
         "price_of_anarchy_max": max(
             (r["price_of_anarchy"] for r in eq if r["price_of_anarchy"] is not None), default=None
         ),
-        "files": [str(csv_path), *map(str, pngs)],
+        "files": files,
     }
     if json_out:
         emit_json(summary)
@@ -521,5 +522,5 @@ def sweep(
             "two-firm sweep",
             ["quantity", "value"],
             [[k, v] for k, v in summary.items() if k not in ("files", "regimes", "uncertified_points")]
-            + [["files", ", ".join(summary["files"])]],
+            + [["files", ", ".join(files)]],
         )
