@@ -32,6 +32,8 @@ __all__ = [
     "leontief_solution_dense",
     "lowest_argmax",
     "quadratic_water_filling",
+    "two_firm_closed_form",
+    "two_firm_social_losses",
     "water_fill_price",
 ]
 
@@ -187,6 +189,66 @@ def leontief_solution_dense(gamma: Any, xi: Any, uses: Any = None) -> np.ndarray
     K, N = gamma.shape
     A = leontief_matrix_by_loops(gamma, xi, uses)
     return np.linalg.solve(np.eye(K * N) - A, gamma.reshape(-1)).reshape(K, N)
+
+
+def two_firm_closed_form(x1: Any, x2: Any = 1) -> dict[str, Any]:
+    """The two-firm example of §IV (competing-data-buyers-gne) derived by hand.
+
+    Two symmetric firms fit a line through sources at ``x1`` and ``x2`` (test points uniform on
+    [-1, 1], α = 1, δ = 0): the weights of the interpolating line give
+    ``γ_1 = (1/3 + x2²)/(x1 − x2)²`` and ``γ_2 = (1/3 + x1²)/(x1 − x2)²``; the minimum-norm fit
+    through one source gives ``ξ_{1,2} = (x1 x2 + 1)²/(x2² + 1)²`` and
+    ``ξ_{2,1} = (x1 x2 + 1)²/(x1² + 1)²``; Eq. (25) for symmetric firms reads
+    ``d_1 = γ_1 + ξ_{2,1} d_2``, ``d_2 = γ_2 + ξ_{1,2} d_1``, and ``ρ(A) = sqrt(ξ_{1,2} ξ_{2,1})``.
+
+    Parameters
+    ----------
+    x1, x2 : float or mpmath.mpf
+        Source locations; the arithmetic is that of ``x1`` (pass ``mpmath.mpf`` near collapse).
+
+    Returns
+    -------
+    dict
+        ``g1``, ``g2``, ``xi12``, ``xi21``, ``d1``, ``d2`` (each firm's demand from sources 1 and 2)
+        and ``rho``.
+    """
+    third = (x1 - x1 + 1) / 3  # 1/3 in x1's arithmetic
+    g1 = (third + x2**2) / (x1 - x2) ** 2  # E[(x* - x2)^2]/(x1 - x2)^2
+    g2 = (third + x1**2) / (x1 - x2) ** 2
+    xi12 = (x1 * x2 + 1) ** 2 / (x2**2 + 1) ** 2  # noise of s2 in the fit through s2 alone, at x1
+    xi21 = (x1 * x2 + 1) ** 2 / (x1**2 + 1) ** 2
+    d1 = (g1 + xi21 * g2) / (1 - xi12 * xi21)
+    d2 = g2 + xi12 * d1
+    return {"g1": g1, "g2": g2, "xi12": xi12, "xi21": xi21, "d1": d1, "d2": d2, "rho": (xi12 * xi21) ** 0.5}
+
+
+def two_firm_social_losses(x1: Any, x2: Any = 1) -> tuple[Any, Any, Any]:
+    """Social loss at the GNE and at the optimum, and the price of anarchy, of the two-firm example.
+
+    From the definitions, in ``mpmath``: d from :func:`two_firm_closed_form`, the equilibrium efforts
+    of (17) and the optimal efforts of (28), the loss of Definition 2 with α = 1, δ = 0, η = 1. With
+    two firms, each source's Γ = 2γ and D = 2d, so the loss per source is ``Γ/(2D) + ln(2D)/2`` at
+    the equilibrium and ``1/2 + ln(2Γ)/2`` at the optimum.
+
+    Parameters
+    ----------
+    x1, x2 : float or mpmath.mpf
+        Source locations.
+
+    Returns
+    -------
+    tuple of mpmath.mpf
+        ``(L(e*), L(ê), L(e*)/L(ê))``.
+    """
+    import mpmath as mp
+
+    c = two_firm_closed_form(mp.mpf(x1), mp.mpf(x2))
+    loss_eq = loss_opt = mp.mpf(0)
+    for g, d in ((c["g1"], c["d1"]), (c["g2"], c["d2"])):
+        G, D = 2 * g, 2 * d  # two firms
+        loss_eq += G / (2 * D) + mp.log(2 * D) / 2  # Gamma sigma^2(e*) + e*
+        loss_opt += mp.mpf(1) / 2 + mp.log(2 * G) / 2  # at (28): Gamma sigma^2 = 1/2
+    return loss_eq, loss_opt, loss_eq / loss_opt
 
 
 # ---------------------------------------------------------------------------- chain equilibrium

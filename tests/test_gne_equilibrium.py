@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from oracles import leontief_matrix_by_loops
+from oracles import leontief_matrix_by_loops, two_firm_closed_form
 from scipy.sparse.linalg import aslinearoperator
 
 from datamarkets.errors import ConvergenceError, InvalidInputError
@@ -111,15 +111,10 @@ def test_spectral_radius_large_operator_path():
 
 # ------------------------------------------------------------------ two-firm example by hand
 def two_firm_by_hand(x1):
-    """x2 = 1, alpha = 1, F uniform on [-1, 1], delta = 0: beta from the Lagrange weights."""
-    g1 = (1 / 3 + 1.0) / (x1 - 1) ** 2  # E[(x* - x2)^2]/(x1 - x2)^2
-    g2 = (1 / 3 + x1**2) / (x1 - 1) ** 2
-    xi12 = (x1 + 1) ** 2 / 4  # noise of s2 in the fit through s2 alone, at x1
-    xi21 = (x1 + 1) ** 2 / (x1**2 + 1) ** 2
-    d11 = (g1 + xi21 * g2) / (1 - xi12 * xi21)  # d_1^k = g1 + xi21 d_2^j, d_2^j = g2 + xi12 d_1^k
-    d22 = g2 + xi12 * d11
-    rho = math.sqrt(xi12 * xi21)
-    return np.array([[g1, g2], [g1, g2]]), xi12, xi21, np.array([[d11, d22], [d11, d22]]), rho
+    """x2 = 1, alpha = 1, F uniform on [-1, 1], delta = 0 (tests/oracles.py), as arrays."""
+    c = two_firm_closed_form(x1)
+    g1, g2, d11, d22 = c["g1"], c["g2"], c["d1"], c["d2"]
+    return np.array([[g1, g2], [g1, g2]]), c["xi12"], c["xi21"], np.array([[d11, d22], [d11, d22]]), c["rho"]
 
 
 @pytest.mark.parametrize("x1", [-1.0, -0.6, 0.0, 0.3, 0.8, 0.95])
