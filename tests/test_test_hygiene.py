@@ -171,3 +171,11 @@ def test_the_scan_catches_each_form(tmp_path):
         ("datamarkets.solvers._probed", 11),
         ("datamarkets.models.psp._bids", 12),
     }
+
+
+def test_oracles_are_independent_of_the_package():
+    """tests/oracles.py recomputes what the package computes: it must import nothing from it."""
+    tree = ast.parse((TESTS / "oracles.py").read_text(encoding="utf-8"))
+    imported = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    imported += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    assert imported and not [m for m in imported if m.split(".")[0] in ("datamarkets", "helpers")]
