@@ -65,6 +65,7 @@ __all__ = [
     "SKIPPED_NOT_APPLICABLE",
     "SKIPPED_NOT_INSTALLED",
     "bench_summary",
+    "fill_gaps",
     "parse_sizes",
     "plot_bench",
     "print_bench_summary",
@@ -189,8 +190,28 @@ def _run_one(
     return row
 
 
-def _fill_gaps(rows: list[dict[str, Any]], sense: str | None) -> None:
-    """Set ``objective_gap_rel`` and ``reference_solver`` on the rows of one instance (in place)."""
+def fill_gaps(rows: list[dict[str, Any]], sense: str | None) -> None:
+    """Set ``objective_gap_rel`` and ``reference_solver`` on the rows of one instance (in place).
+
+    The reference row is, among the rows with a solution (certified ones first), the best objective
+    for ``sense`` ``"max"``/``"min"``, or the smallest ``max_residual_ratio`` when ``sense`` is
+    ``None``; every row with a solution gets ``|objective − best| / max(1, |best|)``.
+
+    Parameters
+    ----------
+    rows : list of dict
+        One instance's rows (keys ``solver``, ``status``, ``objective``, ``certificate_passed``,
+        ``max_residual_ratio``); modified in place.
+    sense : {"max", "min"} or None
+        The objective's sense, ``None`` when the formulation has none.
+
+    Examples
+    --------
+    >>> rows = [{"solver": "a", "status": "optimal", "objective": 2.0, "certificate_passed": True}]
+    >>> fill_gaps(rows, "max")
+    >>> rows[0]["objective_gap_rel"], rows[0]["reference_solver"]
+    (0.0, 'a')
+    """
     solved = [r for r in rows if _has_solution(r["status"]) and not math.isnan(r.get("objective", math.nan))]
     if not solved:
         return
@@ -275,7 +296,7 @@ def run_solver_bench(
     total = sum(len(sl) for _, sl in plan) * len(size_list) * len(seed_list)
     rows: list[dict[str, Any]] = []
     with make_progress() if progress else _NullBar() as bar:
-        task = bar.add_task(f"bench {family}", total=total)
+        task: Any = bar.add_task(f"bench {family}", total=total)  # a rich TaskID or _NullBar's int
         for f, solver_list in plan:
             sense = getattr(f, "objective_sense", None)
             warm = warmup
@@ -352,5 +373,5 @@ def _bench_instance(
             row.update(_run_one(f, inst, solver, version, time_limit))
         rows.append(row)
         bar.advance(task)
-    _fill_gaps(rows, sense)
+    fill_gaps(rows, sense)
     return rows

@@ -37,7 +37,7 @@ from datamarkets.plotting import figure_format
 from datamarkets.progress import track
 from datamarkets.registry import get_formulation
 
-__all__ = ["app", "gne_report", "two_firm_sweep"]
+__all__ = ["FIGURE_LABELS", "app", "gne_report", "mathtext_number", "two_firm_sweep", "write_figures"]
 
 app = typer.Typer(
     short_help="Competing data buyers: generalized Nash equilibrium and the price of anarchy.",
@@ -346,7 +346,7 @@ _FIGURES = {
 }
 
 # mathtext (rendered by matplotlib, no TeX installation needed), never raw TeX in a legend
-_LABELS = {
+FIGURE_LABELS: dict[str, str] = {
     "gamma_b1_s1": r"$\gamma_1$ ($=\gamma_1^1=\gamma_1^2$)",
     "gamma_b1_s2": r"$\gamma_2$ ($=\gamma_2^1=\gamma_2^2$)",
     "xi_b1_12": r"$\xi_{1,2}$ (both buyers)",
@@ -362,8 +362,24 @@ _LABELS = {
 _STYLES = [("-", "o", 6), ("--", "s", 4), (":", "^", 6), ("-.", "v", 4)]
 
 
-def _math_number(v: float) -> str:
-    r"""``1e-06`` → ``10^{-6}`` (mathtext), other numbers as ``%g`` with a mantissa ``\cdot 10^{k}``."""
+def mathtext_number(v: float) -> str:
+    r"""``1e-06`` → ``10^{-6}`` (mathtext), other numbers as ``%g`` with a mantissa ``\cdot 10^{k}``.
+
+    Parameters
+    ----------
+    v : float
+        The number to print inside a ``$...$`` mathtext label.
+
+    Returns
+    -------
+    str
+        Mathtext without the surrounding dollars.
+
+    Examples
+    --------
+    >>> mathtext_number(1e-6), mathtext_number(0.5)
+    ('10^{-6}', '0.5')
+    """
     import math
 
     if v > 0 and math.log10(v).is_integer() and v != 1:
@@ -372,9 +388,27 @@ def _math_number(v: float) -> str:
     return f"{m} \\cdot 10^{{{int(e)}}}" if e else m
 
 
-def _write_figures(
+def write_figures(
     rows: list[dict[str, Any]], out: Path, collapse_margin: float, fmt: str = "png"
 ) -> list[Path]:
+    """Write Figures 1-4 of §IV (γ, ξ, d, price of anarchy against x1) from a two-firm sweep.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Rows of :func:`two_firm_sweep`.
+    out : pathlib.Path
+        Existing directory for the figures.
+    collapse_margin : float
+        The sweep's margin on ``1 - rho(A)``, printed in the collapse band's legend.
+    fmt : str
+        Figure format: ``"png"``, ``"pdf"`` or ``"svg"``.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The four files written, in figure order.
+    """
     import numpy as np
 
     from datamarkets.plotting import (  # lazy: fast --help (no solver stack)
@@ -404,7 +438,7 @@ def _write_figures(
                 marker=marker,
                 markersize=ms,
                 markevery=(k % every, every),
-                label=_LABELS.get(c, c),
+                label=FIGURE_LABELS.get(c, c),
             )
         if name == "fig4_price_of_anarchy":
             ax.axhline(2.0, color="grey", lw=0.8, ls=":", label=r"asymptote 2 ($x_1 \to x_2$)")
@@ -416,7 +450,7 @@ def _write_figures(
                 float(x.max()),
                 color="red",
                 alpha=0.12,
-                label=rf"collapse: $1-\rho(A) < {_math_number(collapse_margin)}$ / no GNE",
+                label=rf"collapse: $1-\rho(A) < {mathtext_number(collapse_margin)}$ / no GNE",
             )
         if logy:
             ax.set_yscale("log")
@@ -461,10 +495,11 @@ def sweep(
         rows = two_firm_sweep(xs, x2=x2, alpha=alpha, delta=delta, collapse_margin=collapse_margin)
         out.mkdir(parents=True, exist_ok=True)
         csv_path = atomic_write_csv(out / "sweep.csv", rows)
-        pngs = _write_figures(rows, out, collapse_margin, fmt)
+        pngs = write_figures(rows, out, collapse_margin, fmt)
     eq = [r for r in rows if r["regime"] == "equilibrium"]
     bad = [r for r in rows if r["regime"] != "equilibrium"]
-    summary = {
+    files = [str(csv_path), *map(str, pngs)]
+    summary: dict[str, Any] = {
         "points": len(rows),
         "equilibrium_points": len(eq),
         "collapse_points": len(bad),
@@ -478,7 +513,7 @@ def sweep(
         "price_of_anarchy_max": max(
             (r["price_of_anarchy"] for r in eq if r["price_of_anarchy"] is not None), default=None
         ),
-        "files": [str(csv_path), *map(str, pngs)],
+        "files": files,
     }
     if json_out:
         emit_json(summary)
@@ -487,5 +522,5 @@ def sweep(
             "two-firm sweep",
             ["quantity", "value"],
             [[k, v] for k, v in summary.items() if k not in ("files", "regimes", "uncertified_points")]
-            + [["files", ", ".join(summary["files"])]],
+            + [["files", ", ".join(files)]],
         )

@@ -40,6 +40,7 @@ from datamarkets.validation import check_time_limit
 
 __all__ = [
     "MechanismEvaluator",
+    "check_budget_balanced",
     "optimize_mechanism",
     "softmax_mechanism",
     "welfare_upper_bound",
@@ -76,7 +77,26 @@ def softmax_mechanism(x: np.ndarray, n: int) -> np.ndarray:
     return t
 
 
-def _check_budget_balanced(t: np.ndarray, n: int) -> None:
+def check_budget_balanced(t: np.ndarray, n: int) -> None:
+    """Check that ``t`` is a budget-balanced, past-only mechanism (Def. 2.5 with equality, Def. 2.6).
+
+    Parameters
+    ----------
+    t : numpy.ndarray
+        ``(n, n+1)`` reallocation matrix; row ``i-1`` is trade *i*, column *j* is player *j*.
+    n : int
+        Number of trades.
+
+    Raises
+    ------
+    MechanismError
+        Wrong shape, a non-finite or negative entry, a share paid to a player ``j >= i``, or a row
+        that does not sum to one (within ``1e-9``).
+
+    Examples
+    --------
+    >>> check_budget_balanced(np.array([[1.0, 0.0]]), 1)
+    """
     if t.shape != (n, n + 1):
         raise MechanismError(f"mechanism must have shape {(n, n + 1)!r}, got {t.shape!r}")
     if not np.all(np.isfinite(t)) or np.any(t < 0):
@@ -91,7 +111,7 @@ def _check_budget_balanced(t: np.ndarray, n: int) -> None:
 def _with_mechanism(game: Any, t: np.ndarray) -> Any:
     if hasattr(game, "with_mechanism"):
         return game.with_mechanism(t)
-    if dataclasses.is_dataclass(game):
+    if dataclasses.is_dataclass(game) and not isinstance(game, type):
         return dataclasses.replace(game, t=t)
     return type(game)(game.values, game.start, game.Q, t)
 
@@ -368,7 +388,7 @@ def optimize_mechanism(
             best_t, best_sw = t_de, sw_de
     seconds = time.perf_counter() - t_start
     sw, tv = f(best_t)
-    _check_budget_balanced(best_t, n)
+    check_budget_balanced(best_t, n)
     game = f.builder(best_t)
     sw_ub = welfare_upper_bound(game)
     eps = 1e-3

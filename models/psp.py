@@ -52,6 +52,7 @@ __all__ = [
     "market_price",
     "merge_curves",
     "price_curve",
+    "price_curve_sorted",
     "price_integral",
     "route_curve",
     "tie_levels",
@@ -183,11 +184,31 @@ def _price_curve(Q: float, p: np.ndarray, d: np.ndarray, owner: int = 0) -> Pric
     return PriceCurve(levels[nz], widths[nz], np.full(int(nz.sum()), owner, dtype=np.int64))
 
 
-def _price_curve_sorted(Q: float, ps: np.ndarray, ds: np.ndarray) -> PriceCurve:
+def price_curve_sorted(Q: float, ps: np.ndarray, ds: np.ndarray) -> PriceCurve:
     """:func:`price_curve` from bids already sorted by ascending price (hot loop; no checks).
 
     D̄ at a bid price p_m is Q − Σ_{p > p_m} d; tied prices share one value (zero-width steps,
     dropped), and so do zero-quantity bids.
+
+    Parameters
+    ----------
+    Q : float
+        Available quantity of the resource.
+    ps : numpy.ndarray
+        The other bids' unit prices, sorted ascending (not checked).
+    ds : numpy.ndarray
+        Their quantities, in the same order (not checked).
+
+    Returns
+    -------
+    PriceCurve
+        The same curve as :func:`price_curve` ``(Q, ps, ds)``.
+
+    Examples
+    --------
+    >>> c = price_curve_sorted(10.0, np.array([1.0, 3.0]), np.array([4.0, 4.0]))
+    >>> c.levels.tolist(), c.widths.tolist()
+    ([0.0, 1.0, 3.0], [2.0, 4.0, 4.0])
     """
     if ps.size == 0:
         return PriceCurve(
@@ -208,6 +229,9 @@ def _price_curve_sorted(Q: float, ps: np.ndarray, ds: np.ndarray) -> PriceCurve:
     widths = np.diff(np.concatenate(([0.0, D0], Dbar[npos:])))
     nz = widths > 0
     return PriceCurve(levels[nz], widths[nz], np.zeros(int(nz.sum()), dtype=np.int64))
+
+
+_price_curve_sorted = price_curve_sorted  # the name models/psp_dynamics.py imports
 
 
 def market_price(z: ArrayLike, Q: float, p_others: ArrayLike, d_others: ArrayLike) -> np.ndarray:

@@ -1,11 +1,11 @@
 """The ``auction-welfare``, ``auction-kkt`` and ``auction-psp`` formulation plug-ins.
 
 Oracles: closed forms on complete bipartite markets (every buyer reaches every seller, so supply
-pools into one resource): water-filling on the price for quadratic valuations, greedy by unit price
-for linear ones, and for the draft's Example 1 (total demand = total supply) Σ p_i D_i; every
-installed solver route against them and against each other; the KKT MILP against the welfare
-optimum; the PSP ε-equilibrium welfare against the optimum (bounded by the bid fees); verify round
-trips with tampered solutions and instances.
+pools into one resource): water-filling on the price for quadratic valuations, greedy by unit
+price for linear ones (both in tests/oracles.py), and for the draft's Example 1 (total demand =
+total supply) Σ p_i D_i; every installed solver route against them and against each other; the KKT
+MILP against the welfare optimum; the PSP ε-equilibrium welfare against the optimum (bounded by the
+bid fees); verify round trips with tampered solutions and instances.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import copy
 import doctest
 import json
 
-import numpy as np
+import oracles
 import pytest
+from helpers import installed_solvers, need_solver, rel_err
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,22 +24,11 @@ from datamarkets.errors import InvalidInputError
 from datamarkets.graphs.market import buyers as market_buyers
 from datamarkets.graphs.market import sellers as market_sellers
 from datamarkets.registry import get_formulation
-from datamarkets.solvers import available_solvers
 from datamarkets.status import Status, StatusGroup
 
 EXACT = ("clarabel", "highs", "ecos")  # welfare within 1e-6 relative of the oracle
 FIRST_ORDER = ("osqp", "scs")  # welfare within 1e-5 relative (observed ≤ 7e-8 on these sizes)
 TOL = {**dict.fromkeys(EXACT, 1e-6), **dict.fromkeys(FIRST_ORDER, 1e-5), "glpk": 1e-6, "cbc": 1e-6}
-
-
-def _need(solver: str) -> None:
-    if available_solvers().get(solver) is None:
-        pytest.skip(f"solver {solver!r} is not installed")
-
-
-def _installed(solvers) -> list[str]:
-    avail = available_solvers()
-    return [s for s in solvers if avail.get(s) is not None]
 
 
 @pytest.fixture(scope="module")
@@ -70,35 +60,14 @@ def water_filling_welfare(G) -> float:
     market: x_i(λ) = max(0, (a_i − λ)/b_i), λ = 0 if Σ a_i/b_i ≤ S, else Σ x_i(λ) = S (bisection)."""
     assert _complete(G)
     v = [G.nodes[b]["valuation"] for b in market_buyers(G)]
-    a = np.array([x.a for x in v])
-    b = np.array([x.b for x in v])
-    S = _supply(G)
-
-    def demand(lam: float) -> np.ndarray:
-        return np.maximum(0.0, (a - lam) / b)
-
-    lam = 0.0
-    if demand(0.0).sum() > S:
-        lo, hi = 0.0, float(a.max())
-        for _ in range(200):
-            lam = 0.5 * (lo + hi)
-            lo, hi = (lam, hi) if demand(lam).sum() > S else (lo, lam)
-        lam = 0.5 * (lo + hi)
-    x = demand(lam)
-    return float(np.sum(a * x - b * x**2 / 2))
+    return oracles.quadratic_water_filling([x.a for x in v], [x.b for x in v], _supply(G))[0]
 
 
 def greedy_linear_welfare(G) -> float:
     """Optimum of Σ p_i min(x_i, D_i), Σ x_i ≤ S on a complete bipartite market: serve the highest
     unit prices first."""
     assert _complete(G)
-    v = sorted((G.nodes[b]["valuation"] for b in market_buyers(G)), key=lambda x: -x.unit_price)
-    left, W = _supply(G), 0.0
-    for x in v:
-        q = min(x.demand, left)
-        W += x.unit_price * q
-        left -= q
-    return W
+    return oracles.greedy_linear_welfare([G.nodes[b]["valuation"] for b in market_buyers(G)], _supply(G))
 
 
 def _check_feasible(G, allocation, tol: float = 1e-7) -> None:
@@ -110,10 +79,6 @@ def _check_feasible(G, allocation, tol: float = 1e-7) -> None:
         used[row["seller"]] = used.get(row["seller"], 0.0) + row["amount"]
     for s, q in used.items():
         assert q <= G.nodes[s]["supply"] * (1 + tol) + tol, (s, q)
-
-
-def _rel(a: float, b: float) -> float:
-    return abs(a - b) / max(1.0, abs(b))
 
 
 # ------------------------------------------------------------------------- example 1 anchor
@@ -131,20 +96,20 @@ def test_example1_closed_form_from_the_market(welfare):
 
 @pytest.mark.parametrize("solver", ["clarabel", "highs", "osqp", "scs", "ecos", "glpk", "cbc"])
 def test_example1_every_route_attains_the_closed_form(welfare, solver):
-    _need(solver)
+    need_solver(solver)
     G = welfare.instance({"market": "example1"})
     r = welfare.solve(G, solver)
     assert r.certified, r.certificate.failures
-    assert _rel(welfare.objective(r), EXAMPLE1_WELFARE) <= TOL[solver]
+    assert rel_err(welfare.objective(r), EXAMPLE1_WELFARE) <= TOL[solver]
     _check_feasible(G, r.solution["allocation"])
 
 
 @pytest.mark.parametrize("solver", ["highs", "cbc", "glpk"])
 def test_example1_kkt_milp_attains_the_closed_form(kkt, solver):
-    _need(solver)
+    need_solver(solver)
     r = kkt.solve(kkt.instance({"market": "example1"}), solver)
     assert r.certified, r.certificate.failures
-    assert _rel(kkt.objective(r), EXAMPLE1_WELFARE) <= 1e-6
+    assert rel_err(kkt.objective(r), EXAMPLE1_WELFARE) <= 1e-6
 
 
 @pytest.mark.parametrize("cls", ["AuctionWelfareFormulation", "AuctionKKTFormulation"])
@@ -164,14 +129,14 @@ def test_quadratic_complete_markets_match_water_filling(nb, ns, seed):
     f = get_formulation("auction-welfare")
     G = f.instance({"buyers": nb, "sellers": ns, "edges_per_buyer": 5, "seed": seed})
     W = water_filling_welfare(G)
-    for solver in _installed(f.applicable_solvers(G)):
+    for solver in installed_solvers(f.applicable_solvers(G)):
         r = f.solve(G, solver)
         if solver in FIRST_ORDER and r.status.group is StatusGroup.LIMIT:
             continue  # a typed "ran out of iterations" (OSQP, ~1 in 50 LP markets), not a wrong answer
         assert r.status.has_solution, (solver, r.status)
         if solver in ("clarabel", "highs"):  # ECOS misses the KKT tolerance marginally on ~2 % (see report)
             assert r.certified, (solver, r.certificate.failures)
-        assert _rel(f.objective(r), W) <= TOL[solver], solver
+        assert rel_err(f.objective(r), W) <= TOL[solver], solver
         _check_feasible(G, r.solution["allocation"])
 
 
@@ -182,12 +147,12 @@ def test_linear_complete_markets_match_greedy(nb, ns, seed):
     G = f.instance({"buyers": nb, "sellers": ns, "edges_per_buyer": 5, "seed": seed, "valuation": "linear"})
     assert set(f.applicable_solvers(G)) >= {"glpk", "cbc"}
     W = greedy_linear_welfare(G)
-    for solver in _installed(f.applicable_solvers(G)):
+    for solver in installed_solvers(f.applicable_solvers(G)):
         r = f.solve(G, solver)
         if solver in FIRST_ORDER and r.status.group is StatusGroup.LIMIT:
             continue  # a typed "ran out of iterations" (OSQP, ~1 in 50 LP markets), not a wrong answer
         assert r.status.has_solution, (solver, r.status)
-        assert _rel(f.objective(r), W) <= TOL[solver], solver
+        assert rel_err(f.objective(r), W) <= TOL[solver], solver
 
 
 @settings(max_examples=6, deadline=None)
@@ -204,12 +169,12 @@ def test_routes_agree_with_the_default_route_on_sparse_markets(nb, ns, k, seed, 
     G = f.instance({"buyers": nb, "sellers": ns, "edges_per_buyer": k, "seed": seed, "valuation": valuation})
     ref = f.solve(G)
     assert ref.meta["solver"] == "clarabel" and ref.certified, ref.certificate.failures
-    for solver in _installed(f.applicable_solvers(G)):
+    for solver in installed_solvers(f.applicable_solvers(G)):
         r = f.solve(G, solver)
         if solver in FIRST_ORDER and r.status.group is StatusGroup.LIMIT:
             continue  # a typed "ran out of iterations" (OSQP, ~1 in 50 LP markets), not a wrong answer
         assert r.status.has_solution, (solver, r.status)
-        assert _rel(f.objective(r), f.objective(ref)) <= TOL[solver], solver
+        assert rel_err(f.objective(r), f.objective(ref)) <= TOL[solver], solver
 
 
 # --------------------------------------------------------------------------------- KKT MILP
@@ -221,41 +186,41 @@ def test_kkt_milp_matches_the_welfare_optimum(nb, seed):
     opt = get_formulation("auction-welfare").solve(G, "clarabel")
     r = k.solve(G, "highs")
     assert r.status is Status.OPTIMAL and r.certified, r.certificate.failures
-    assert _rel(k.objective(r), k.objective(opt)) <= 1e-6
+    assert rel_err(k.objective(r), k.objective(opt)) <= 1e-6
     _check_feasible(G, r.solution["allocation"])
 
 
 @pytest.mark.parametrize("solver", ["cbc", "glpk"])
 @pytest.mark.parametrize(("nb", "seed"), [(5, 1), (9, 3), (12, 7)])
 def test_kkt_milp_other_solvers_match_the_welfare_optimum(solver, nb, seed):
-    _need(solver)
+    need_solver(solver)
     k = get_formulation("auction-kkt")
     G = k.instance({"buyers": nb, "sellers": 2, "edges_per_buyer": 1, "seed": seed})
     r = k.solve(G, solver)
     assert r.certified, r.certificate.failures
-    assert _rel(k.objective(r), k.objective(get_formulation("auction-welfare").solve(G))) <= 1e-6
+    assert rel_err(k.objective(r), k.objective(get_formulation("auction-welfare").solve(G))) <= 1e-6
 
 
 def test_kkt_cbc_solves_a_market_with_a_zero_price_seller():
-    _need("cbc")
+    need_solver("cbc")
     k = get_formulation("auction-kkt")
     G = k.instance({"buyers": 11, "sellers": 2, "edges_per_buyer": 1, "seed": 30})
     r = k.solve(G, "cbc")
-    assert r.certified and _rel(k.objective(r), 12.023163152294522) <= 1e-6
+    assert r.certified and rel_err(k.objective(r), 12.023163152294522) <= 1e-6
 
 
 def test_kkt_glpk_on_a_small_market(kkt):
-    _need("glpk")
+    need_solver("glpk")
     G = kkt.instance({"buyers": 10, "seed": 1})
     r = kkt.solve(G, "glpk")
     assert r.certified, r.certificate.failures
-    assert _rel(kkt.objective(r), kkt.objective(kkt.solve(G, "highs"))) <= 1e-6
+    assert rel_err(kkt.objective(r), kkt.objective(kkt.solve(G, "highs"))) <= 1e-6
 
 
 def test_kkt_time_limit_is_a_typed_result(kkt):
     """GLPK does not solve the 30-buyer KKT MILP within 20 s (measured); with a 1 s limit the
     formulation returns a TIME_LIMIT result (no solution, no certificate), not an exception."""
-    _need("glpk")
+    need_solver("glpk")
     r = kkt.solve(kkt.instance({"buyers": 30, "seed": 1}), "glpk", time_limit=1.0)
     assert r.status is Status.TIME_LIMIT
     assert not r.certified and kkt.objective(r) is None

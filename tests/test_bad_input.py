@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import run_main
 
 from datamarkets.errors import GraphError, InvalidInputError
 
@@ -51,26 +52,6 @@ ESTIMATION = {
     ],
     "edges": [{"source": "s1", "target": "b1"}, {"source": "s2", "target": "b1"}],
 }
-
-
-def run_main(capsys, *args: str) -> tuple[int, str, str]:
-    """In-process run through ``cli.main`` (the console script's error handling, no fork).
-
-    A foreign exception is not caught here: it fails the test, as a traceback would fail a user.
-    """
-    from datamarkets.cli import main
-
-    old = sys.argv
-    sys.argv = ["datamarkets", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        sys.argv = old
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
 
 
 def assert_one_line(code: int, err: str, *fragments: str) -> None:

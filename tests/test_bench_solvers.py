@@ -271,12 +271,12 @@ def test_gap_reference_by_sense():
         },
         {"solver": "d", "status": br.SKIPPED_NOT_INSTALLED},
     ]
-    bs._fill_gaps(rows, None)
+    bs.fill_gaps(rows, None)
     assert [r.get("objective_gap_rel") for r in rows] == [1.0, 0.0, 8.0, None]
     assert rows[0]["reference_solver"] == "b"
-    bs._fill_gaps(rows, "max")
+    bs.fill_gaps(rows, "max")
     assert [r["objective_gap_rel"] for r in rows[:3]] == [0.0, 0.5, 3.5]
-    bs._fill_gaps(rows, "min")
+    bs.fill_gaps(rows, "min")
     assert [r["objective_gap_rel"] for r in rows[:3]] == [1.0, 0.0, 8.0]
 
 

@@ -2,34 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+from oracles import greedy_linear_welfare, quadratic_water_filling
 
 from datamarkets.errors import GraphError, InvalidInputError
 from datamarkets.graphs.market import data_share_market
 from datamarkets.graphs.valuations import LinearValuation, QuadraticValuation
 from datamarkets.models.brokers import broker_experiment, market_price_of
-
-
-def greedy_linear_optimum(valuations, supply):
-    """Joined optimum of linear buyers at one pooled supply: highest unit prices first."""
-    W = 0.0
-    for v in sorted(valuations, key=lambda v: -v.unit_price):
-        q = min(v.demand, supply)
-        W += q * v.unit_price
-        supply -= q
-    return W
-
-
-def water_filling(vals, Q):
-    a = np.array([v.a for v in vals])
-    b = np.array([v.b for v in vals])
-    lo, hi = 0.0, a.max()
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if np.clip((a - mid) / b, 0, a / b).sum() > Q else (lo, mid)
-    x = np.clip((a - lo) / b, 0, a / b)
-    return float(np.sum(a * x - 0.5 * b * x * x)), lo
 
 
 def test_data_share_broker_joins_markets():
@@ -43,7 +22,7 @@ def test_data_share_broker_joins_markets():
     assert r.certified
     assert s["price_gap_before"] > eps and s["price_gap_after"] <= eps
     # joined optimum (oracle): 150 units to b1, b2, b3 (120) and a1 (30): 120 + 80 + 60 + 30 = 290
-    W = greedy_linear_optimum([*A_b.values(), *B_b.values()], 150.0)
+    W = greedy_linear_welfare([*A_b.values(), *B_b.values()], 150.0)
     assert W == 290.0
     assert s["welfare_before"] == pytest.approx(30 + 15 + 120 + 20)  # separate markets
     assert s["welfare_after"] == pytest.approx(W, rel=1e-5)
@@ -59,7 +38,8 @@ def test_psp_broker_quadratic_close_to_joined_optimum():
     r = broker_experiment(A, B, "SA", "SB", eps, auction="psp", auction_epsilon=0.01, quantity_tol=1e-3)
     s = r.solution
     assert r.certified and s["price_gap_after"] <= eps
-    W, lam = water_filling(A_v + B_v, 2.5)  # λ = 11/6 by hand: 8 − 3λ = 2.5
+    W, lam, _ = quadratic_water_filling([v.a for v in A_v + B_v], [v.b for v in A_v + B_v], 2.5)
+    # λ = 11/6 by hand: 8 − 3λ = 2.5
     assert lam == pytest.approx(11 / 6, abs=1e-9)
     assert s["welfare_before"] < W - 1.0  # separate markets are far from it
     assert W - s["welfare_after"] <= 0.01 * W

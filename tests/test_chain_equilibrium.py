@@ -3,13 +3,18 @@ exact expectations, and Theorem 4.4 as a property."""
 
 from __future__ import annotations
 
-import itertools
 import json
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracles import (
+    chain_brute_force_equilibrium,
+    chain_brute_force_expectations,
+    chain_path_gain,
+    lowest_argmax,
+)
 
 from datamarkets.errors import InvalidInputError
 from datamarkets.models.chain_equilibrium import (
@@ -27,82 +32,7 @@ from datamarkets.result import Result
 TOL = 1e-9
 
 
-# ------------------------------------------------------------------ independent oracles
-def lowest_argmax(gains, prices, w):
-    """Documented tie rule: ties within 1e-12 (|w_k| + max(g - w_k)), lowest price wins."""
-    m = max(gains)
-    tol = 1e-12 * (abs(w) + max(abs(g - w) for g in gains))
-    return min(p for g, p in zip(gains, prices, strict=True) if g >= m - tol)
-
-
-def highest_argmax(gains, prices, w):
-    """The other selection: ties within 1e-12 (|w_k| + max(g - w_k)), highest price wins."""
-    m = max(gains)
-    tol = 1e-12 * (abs(w) + max(abs(g - w) for g in gains))
-    return max(p for g, p in zip(gains, prices, strict=True) if g >= m - tol)
-
-
-def path_gain(game, T, P, i, k, p):
-    """Eq. 8 by enumerating every path v_{i+1..n}; downstream plays (T, P)."""
-    n, L, W, Q, t = game.n, game.L, game.values, game.Q, game.t
-    total = float(W[k])
-    for path in itertools.product(range(L), repeat=n - i):
-        prob, prev, alive, price, ret = 1.0, k, True, p, 0.0
-        for step, l in enumerate(path):
-            j = i + 1 + step  # buyer of trade j
-            prob *= Q[j - 1, prev, l]
-            alive = alive and T[j, l] >= price
-            if alive:
-                ret += t[j - 1, i] * price
-            if j < n:
-                price = P[j, l]
-            prev = l
-        total += prob * ret
-    return total
-
-
-def brute_solve(game, rule="lowest"):
-    """Backward induction with Eq. 8 evaluated by path enumeration (third oracle)."""
-    n, L, W = game.n, game.L, game.values
-    T = np.zeros((n + 1, L))
-    P = np.zeros((n, L))
-    T[n] = game.values
-    for i in range(n - 1, -1, -1):
-        nxt = T[i + 1]
-        cands = sorted({float(x) for x in nxt if x >= 0}) or [0.0]
-        for k in range(L):
-            gains = [path_gain(game, T, P, i, k, p) for p in cands]
-            P[i, k] = (
-                lowest_argmax(gains, cands, W[k]) if rule == "lowest" else highest_argmax(gains, cands, W[k])
-            )
-            T[i, k] = gains[cands.index(P[i, k])]
-    return T, P
-
-
-def brute_expectations(game, T, P):
-    """E[U_i] (Eq. 2), SW, TV, per-trade success by enumerating full paths v_0..v_n."""
-    n, L, W, Q, t = game.n, game.L, game.values, game.Q, game.t
-    U = np.zeros(n + 1)
-    succ = np.zeros(n)
-    for path in itertools.product(range(L), repeat=n + 1):
-        prob = game.start[path[0]]
-        for j in range(1, n + 1):
-            prob *= Q[j - 1, path[j - 1], path[j]]
-        if prob == 0:
-            continue
-        y = [True]
-        pay = [0.0]
-        for j in range(1, n + 1):
-            price = P[j - 1, path[j - 1]]
-            y.append(y[-1] and T[j, path[j]] >= price)
-            pay.append(price if y[-1] else 0.0)
-        for i in range(n + 1):
-            u = (W[path[i]] - pay[i]) * y[i] + sum(t[j - 1, i] * pay[j] for j in range(i + 1, n + 1))
-            U[i] += prob * u
-        succ += prob * np.array(y[1:], dtype=float)
-    return U, succ
-
-
+# ------------------------------------------------------------------ instances
 def random_game(seed, n, L, ties=False):
     rng = np.random.default_rng(seed)
     if ties:
@@ -228,8 +158,8 @@ def test_n2_closed_form(seed):
 @pytest.mark.parametrize(("seed", "n", "L", "ties"), [(s, 1 + s % 3, 2 + s % 2, s >= 6) for s in range(10)])
 def test_brute_force_enumeration(seed, n, L, ties):
     g = random_game(seed, n, L, ties)
-    T, P = brute_solve(g)
-    U, succ = brute_expectations(g, T, P)
+    T, P = chain_brute_force_equilibrium(g)
+    U, succ = chain_brute_force_expectations(g, T, P)
     for method in ("fast", "reference"):
         eq = solve_equilibrium(g, method)
         np.testing.assert_allclose(eq.thresholds, T, atol=TOL, rtol=0)
@@ -254,7 +184,7 @@ def test_no_price_in_R_plus_beats_equilibrium(seed):
         for k in range(g.L):  # path enumeration agrees with gain_for_prices at a few prices
             for p in grid[::40]:
                 assert gains[k, list(grid).index(p)] == pytest.approx(
-                    path_gain(g, eq.thresholds, eq.prices, i, k, p)
+                    chain_path_gain(g, eq.thresholds, eq.prices, i, k, p)
                 )
 
 
@@ -519,7 +449,7 @@ def test_theorem_4_4_on_model1(mech):
 @pytest.mark.parametrize("seed", range(6, 10))  # games with integer values/weights: ties
 def test_brute_force_enumeration_both_tie_rules(seed, rule):
     g = random_game(seed, 1 + seed % 3, 2 + seed % 2, ties=True)
-    T, P = brute_solve(g, rule)
+    T, P = chain_brute_force_equilibrium(g, rule)
     for method in ("fast", "reference"):
         eq = solve_equilibrium(g, method, tie_rule=rule)
         np.testing.assert_allclose(eq.thresholds, T, atol=TOL, rtol=0)

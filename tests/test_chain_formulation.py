@@ -13,12 +13,12 @@ import json
 
 import numpy as np
 import pytest
+from helpers import need_solver, rel_err
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datamarkets.errors import InvalidInputError
 from datamarkets.registry import get_formulation
-from datamarkets.solvers import available_solvers
 from datamarkets.status import Status
 
 LP_SOLVERS = ("highs", "glpk", "cbc")
@@ -28,15 +28,6 @@ RTOL = 1e-7  # threshold sums of the LP routes vs the DP (the certificate's own 
 @pytest.fixture(scope="module")
 def f():
     return get_formulation("chain-equilibrium")
-
-
-def _need(solver: str) -> None:
-    if available_solvers().get(solver) is None:
-        pytest.skip(f"solver {solver!r} is not installed")
-
-
-def _rel(a: float, b: float) -> float:
-    return abs(a - b) / max(1.0, abs(b))
 
 
 def _saved(f, game, solver="direct"):
@@ -60,7 +51,7 @@ ONE_TRADE = {
 @pytest.mark.parametrize("solver", ("direct", *LP_SOLVERS))
 def test_one_trade_game_closed_form(f, solver):
     if solver != "direct":
-        _need(solver)
+        need_solver(solver)
     game = f.instance_from_dict(ONE_TRADE)
     r = f.solve(game, solver)
     assert r.status is Status.OPTIMAL and r.certified, r.certificate.failures
@@ -106,13 +97,13 @@ PAPER_CASES = [
 @pytest.mark.parametrize("solver", ["highs", "cbc"])
 @pytest.mark.parametrize(("model", "n", "mech"), PAPER_CASES)
 def test_paper_models_lp_routes_agree_with_dp(f, model, n, mech, solver):
-    _need(solver)
+    need_solver(solver)
     game = f.instance({"model": model, "n": n, "mechanism": mech})
     direct = f.solve(game)
     r = f.solve(game, solver)
     assert r.status is Status.OPTIMAL and r.certified, r.certificate.failures
     assert r.certificate.details["lp_route"]["passed"]
-    assert _rel(f.objective(r), f.objective(direct)) <= RTOL
+    assert rel_err(f.objective(r), f.objective(direct)) <= RTOL
     lp = np.asarray(r.solution["lp_thresholds"])
     dp = np.asarray(direct.solution["thresholds"])
     assert np.max(np.abs(lp - dp) / np.maximum(1.0, np.abs(dp))) <= RTOL
@@ -131,34 +122,34 @@ mechanisms = st.sampled_from(["raw", "ave", "tbds:0.25", "tbds:0.5", "tbds:0.75"
     solver=st.sampled_from(["highs", "cbc"]),
 )
 def test_random_games_lp_routes_agree_with_dp(L, n, seed, mech, solver):
-    _need(solver)
+    need_solver(solver)
     f = get_formulation("chain-equilibrium")
     game = f.instance({"model": "random", "size": L, "n": n, "seed": seed, "mechanism": mech})
     direct = f.solve(game)
     assert direct.certified, direct.certificate.failures
     r = f.solve(game, solver)
     assert r.certified, r.certificate.failures
-    assert _rel(f.objective(r), f.objective(direct)) <= RTOL
+    assert rel_err(f.objective(r), f.objective(direct)) <= RTOL
     assert f.objective(direct) == pytest.approx(float(np.sum(direct.solution["thresholds"])), rel=1e-15)
 
 
 def test_glpk_route_agrees_on_an_easy_game(f):
-    _need("glpk")
+    need_solver("glpk")
     game = f.instance({"model": "paper-1", "n": 3, "mechanism": "ave"})
     r = f.solve(game, "glpk")
     assert r.certified and r.certificate.details["lp_route"]["passed"]
-    assert _rel(f.objective(r), f.objective(f.solve(game))) <= RTOL
+    assert rel_err(f.objective(r), f.objective(f.solve(game))) <= RTOL
 
 
 def test_glpk_route_threshold_sum_matches_dp_paper2(f):
-    _need("glpk")
+    need_solver("glpk")
     game = f.instance({"model": "paper-2", "n": 4, "mechanism": "raw"})
     r = f.solve(game, "glpk")
-    assert _rel(f.objective(r), f.objective(f.solve(game))) <= RTOL
+    assert rel_err(f.objective(r), f.objective(f.solve(game))) <= RTOL
 
 
 def test_a_failed_lp_route_is_not_certified(f):
-    _need("glpk")
+    need_solver("glpk")
     game = f.instance({"model": "paper-2", "n": 4, "mechanism": "raw"})
     r = f.solve(game, "glpk")
     assert r.certified == r.certificate.details["lp_route"]["passed"]

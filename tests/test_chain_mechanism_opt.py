@@ -15,7 +15,7 @@ from datamarkets.errors import InvalidInputError, MechanismError
 from datamarkets.models.chain_equilibrium import solve_equilibrium
 from datamarkets.models.chain_game import ChainGame, ave_mechanism, raw_mechanism, validate_mechanism
 from datamarkets.models.chain_mechanism_opt import (
-    _check_budget_balanced,
+    check_budget_balanced,
     optimize_mechanism,
     softmax_mechanism,
     welfare_upper_bound,
@@ -124,7 +124,7 @@ def test_differential_evolution_route():
 
 def test_softmax_parametrisation_is_budget_balanced():
     t = softmax_mechanism(np.arange(10.0), 4)
-    _check_budget_balanced(t, 4)
+    check_budget_balanced(t, 4)
     np.testing.assert_allclose(softmax_mechanism(np.zeros(10), 4), ave_mechanism(4))
 
 
@@ -135,9 +135,9 @@ def test_errors():
     with pytest.raises(InvalidInputError, match="pass n"):
         optimize_mechanism(lambda t: paper_model("paper-2", 2, t))
     with pytest.raises(MechanismError, match="sums to"):
-        _check_budget_balanced(np.array([[0.5, 0.0]]), 1)
+        check_budget_balanced(np.array([[0.5, 0.0]]), 1)
     with pytest.raises(MechanismError, match="past-only"):
-        _check_budget_balanced(np.array([[0.5, 0.5]]), 1)
+        check_budget_balanced(np.array([[0.5, 0.5]]), 1)
 
 
 def test_search_is_scale_invariant():

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
+from helpers import run_cli
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "datamarkets.cli", "auction", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    """``datamarkets auction ARGS...`` in a subprocess (:func:`helpers.run_cli`)."""
+    return run_cli("auction", *args)
 
 
 @pytest.fixture(scope="module")

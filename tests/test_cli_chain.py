@@ -5,45 +5,26 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
+from helpers import run_cli
+from helpers import run_main as run_datamarkets
 
 from datamarkets.models.chain_equilibrium import solve_equilibrium
 from datamarkets.models.chain_game import ChainGame
 from datamarkets.models.chain_valuations import paper_model
 
-ENV = {**os.environ, "DATAMARKETS_NO_PROGRESS": "1"}
-
 
 def run_main(capsys, *args: str) -> tuple[int, str, str]:
-    """In-process run through ``cli.main`` (same error handling as the console script, no fork)."""
-    from datamarkets.cli import main
-
-    old = sys.argv
-    sys.argv = ["datamarkets", "chain", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        sys.argv = old
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
+    """``datamarkets chain ARGS...`` in process (:func:`helpers.run_main`)."""
+    return run_datamarkets(capsys, "chain", *args)
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "datamarkets.cli", "chain", *args],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=300,
-    )
+    """``datamarkets chain ARGS...`` in a subprocess (:func:`helpers.run_cli`)."""
+    return run_cli("chain", *args)
 
 
 def test_solve_named_model_json_contract():
@@ -306,23 +287,7 @@ def saved_results(tmp_path_factory):
     r = run("solve", "--model", "paper-2", "--n", "3", "--out", str(a), "--json")
     assert r.returncode == 0, r.stderr
     params = ("-p", "model=paper-2", "-p", "n=3", "-p", "mechanism=ave", "-p", "tie_rule=highest")
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "datamarkets.cli",
-            "solve",
-            "chain-equilibrium",
-            *params,
-            "--out",
-            str(b),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=300,
-    )
+    r = run_cli("solve", "chain-equilibrium", *params, "--out", str(b), "--json")
     assert r.returncode == 0, r.stderr
     return {"chain-solve": json.loads(a.read_text()), "formulation": json.loads(b.read_text())}
 
@@ -340,22 +305,6 @@ def _numeric_fields(d):
         )
 
     return {k for k, v in d.items() if k not in reserved and numeric(v)}
-
-
-def run_verify(capsys, path):
-    from datamarkets.cli import main
-
-    old = sys.argv
-    sys.argv = ["datamarkets", "verify", str(path), "--json"]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        sys.argv = old
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
 
 
 def test_field_lists_cover_every_reported_number(saved_results):
@@ -393,13 +342,13 @@ def test_verify_rejects_any_perturbed_number(saved_results, tmp_path, capsys, so
     saved = saved_results[source]
     path = tmp_path / "ok.json"
     path.write_text(json.dumps(saved))
-    code, out, err = run_verify(capsys, path)
+    code, out, err = run_datamarkets(capsys, "verify", path, "--json")
     assert code == 0, (out, err)
     bad = copy.deepcopy(saved)
     bad[field] = _perturb(bad[field])
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(bad))
-    code, out, err = run_verify(capsys, path)
+    code, out, err = run_datamarkets(capsys, "verify", path, "--json")
     assert code == 4, (field, out, err)
     failed = json.loads(out)["certificate"]["failures"]
     assert failed, field

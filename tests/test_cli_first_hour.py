@@ -6,13 +6,12 @@ from __future__ import annotations
 import inspect
 import io
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import run_cli
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -27,15 +26,8 @@ runner = CliRunner()
 
 
 def dm(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DATAMARKETS_NO_PROGRESS": "1", "MPLBACKEND": "Agg", "COLUMNS": "80"}
-    return subprocess.run(
-        [sys.executable, "-m", "datamarkets.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=cwd,
-    )
+    """``datamarkets ARGS...`` in a subprocess at 80 columns (:func:`helpers.run_cli`)."""
+    return run_cli(*args, cwd=cwd, env={"COLUMNS": "80"})
 
 
 # --- item 4: --version, flags, tables, bench --------------------------------------------------
@@ -248,20 +240,24 @@ def test_chain_figures_follow_the_paper(monkeypatch, tmp_path):
 
 
 def test_gne_figure_labels_are_mathtext_and_coincident_curves_differ(monkeypatch, tmp_path):
-    _LABELS, _write_figures, two_firm_sweep = cli_gne._LABELS, cli_gne._write_figures, cli_gne.two_firm_sweep
+    labels, write_figures, two_firm_sweep = (
+        cli_gne.FIGURE_LABELS,
+        cli_gne.write_figures,
+        cli_gne.two_firm_sweep,
+    )
 
-    for label in _LABELS.values():
+    for label in labels.values():
         assert "_" not in label.replace("$", "") or label.count("$") >= 2
     figs = _capture_figures(monkeypatch)
     rows = two_firm_sweep([-0.5, 0.0, 0.5])
-    _write_figures(rows, tmp_path, 1e-6, "pdf")
+    write_figures(rows, tmp_path, 1e-6, "pdf")
     assert len(figs) == 4
     d_fig = figs[2]
     lines = d_fig.axes[0].get_lines()
     assert len(lines) == 4 and len({(ln.get_linestyle(), ln.get_marker()) for ln in lines}) == 4
     assert all("Figure" not in ax.get_title() for f in figs for ax in f.axes)
-    _math_number = cli_gne._math_number
-    assert [_math_number(v) for v in (1e-6, 2.5e-7, 0.5, 1.0)] == [
+    mathtext_number = cli_gne.mathtext_number
+    assert [mathtext_number(v) for v in (1e-6, 2.5e-7, 0.5, 1.0)] == [
         "10^{-6}",
         r"2.5 \cdot 10^{-7}",
         "0.5",

@@ -11,39 +11,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import numpy as np
 import pytest
+from helpers import need_solver, run_cli
 
-from datamarkets.cli import main
 from datamarkets.io import atomic_write_json, read_json
 from datamarkets.registry import get_formulation
 from datamarkets.solvers import available_solvers
 
 BUILT_INS = ("auction-kkt", "auction-psp", "auction-welfare", "chain-equilibrium", "gne")
-
-
-@pytest.fixture
-def cli(monkeypatch, capsys):
-    """Run ``datamarkets ARGS...`` in-process; return (exit code, stdout, stderr)."""
-
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["datamarkets", *map(str, args)])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = 0 if exc.code is None else int(exc.code)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
-def _need(solver: str) -> None:
-    if available_solvers().get(solver) is None:
-        pytest.skip(f"solver {solver!r} is not installed")
 
 
 # ----------------------------------------------------------------------------- formulations
@@ -170,7 +147,7 @@ def test_solve_no_equilibrium_is_a_typed_answer_exit_0(cli, tmp_path):
 def test_solve_uncertified_exit_4_and_verify_agrees(cli, tmp_path):
     """OSQP on a 30-buyer LP market (seed 1) stops at a point whose welfare is within 7e-8 of the
     optimum but whose best KKT prices leave a stationarity violation ≈ 1.04 (tolerance 3e-6)."""
-    _need("osqp")
+    need_solver("osqp")
     path = tmp_path / "osqp.json"
     code, out, _ = cli(
         "solve",
@@ -196,7 +173,7 @@ def test_solve_uncertified_exit_4_and_verify_agrees(cli, tmp_path):
 
 
 def test_solve_time_limit_exit_3(cli):
-    _need("glpk")
+    need_solver("glpk")
     code, out, _ = cli(
         "solve",
         "auction-kkt",
@@ -332,9 +309,7 @@ def test_gne_example_and_solve_out_verify(cli, tmp_path):
 
 # ------------------------------------------------------------------------ real subprocess
 def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "datamarkets.cli", *args], capture_output=True, text=True, timeout=120
-    )
+    return run_cli(*args, timeout=120)
 
 
 def test_end_to_end_pure_json_on_stdout(tmp_path):

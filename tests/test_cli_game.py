@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
+from helpers import run_cli
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "data" / "game.json"
-ENV = {**os.environ, "DATAMARKETS_NO_PROGRESS": "1"}
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "datamarkets.cli", *args], capture_output=True, text=True, env=ENV, timeout=120
-    )
+    return run_cli(*args, timeout=120)
 
 
 def test_solve_example_json_and_verify_round_trip(tmp_path):

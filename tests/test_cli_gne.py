@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_cli
 
 from datamarkets.graphs.estimation_market import estimation_market, write_estimation_market
 from datamarkets.models.estimators import random_estimation_market
 
-ENV = {**os.environ, "DATAMARKETS_NO_PROGRESS": "1"}
 FIELDS = [
     "gamma",
     "xi",
@@ -32,13 +30,8 @@ FIELDS = [
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "datamarkets.cli", "gne", *args],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=300,
-    )
+    """``datamarkets gne ARGS...`` in a subprocess (:func:`helpers.run_cli`)."""
+    return run_cli("gne", *args)
 
 
 def test_example_json_fields_and_values():

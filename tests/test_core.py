@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from helpers import run_cli
 
 import datamarkets as dm
 from datamarkets.io import atomic_path, atomic_write_json, instance_hash, read_json, to_jsonable
@@ -139,9 +138,9 @@ def test_read_json_errors(tmp_path):
 
 
 def test_cli_version_and_help():
-    out = subprocess.run([sys.executable, "-m", "datamarkets.cli", "version"], capture_output=True, text=True)
+    out = run_cli("version")
     assert out.returncode == 0 and out.stdout.strip() == dm.__version__
-    out = subprocess.run([sys.executable, "-m", "datamarkets.cli", "--help"], capture_output=True, text=True)
+    out = run_cli("--help")
     assert out.returncode == 0 and "chain" in out.stdout and "auction" in out.stdout and "gne" in out.stdout
 
 

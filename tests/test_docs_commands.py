@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_main
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -117,21 +118,6 @@ def runnable(cmd: str) -> list[str]:
     return argv
 
 
-def run_cli(argv: list[str]) -> int:
-    from datamarkets.cli import main
-
-    saved = sys.argv
-    sys.argv = ["datamarkets", *argv]
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code
-        return code if isinstance(code, int) else (0 if code is None else 1)
-    finally:
-        sys.argv = saved
-    return 0
-
-
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     shutil.copytree(ROOT / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("__pycache__"))
@@ -163,8 +149,7 @@ def test_documented_commands_and_code_run(doc, workdir, capsys):
     for kind, where, payload in steps(doc):
         if kind == "cli":
             argv = runnable(payload)
-            code = run_cli(argv)
-            err = capsys.readouterr().err
+            code, _, err = run_main(capsys, *argv)
             want = EXPECTED_EXIT.get(payload, 0)
             assert code == want, (
                 f"{where}: `{payload}` (run as {argv}) exited {code}, want {want}\n{err[-2000:]}"

@@ -234,8 +234,11 @@ def test_available_solvers_and_require_solver(monkeypatch):
     assert require_solver("highs") == avail["highs"]
     with pytest.raises(SolverError, match="unknown solver"):
         require_solver("gurobi")
-    import datamarkets.solvers as s
-
-    monkeypatch.setattr(s, "_available", {**avail, "scs": None})
-    with pytest.raises(SolverError, match="'scs' is not installed"):
-        require_solver("scs")
+    monkeypatch.setitem(sys.modules, "scs", None)  # `import scs` fails: as if SCS were not installed
+    try:
+        assert available_solvers(refresh=True)["scs"] is None
+        with pytest.raises(SolverError, match="'scs' is not installed"):
+            require_solver("scs")
+    finally:
+        monkeypatch.undo()
+        assert available_solvers(refresh=True) == avail  # the cache is the real one again

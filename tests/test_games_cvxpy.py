@@ -7,6 +7,7 @@ from __future__ import annotations
 import cvxpy as cp
 import numpy as np
 import pytest
+from helpers import random_gne_market
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +23,7 @@ from datamarkets.formulations.games import (
 from datamarkets.formulations.games.cvxpy_kkt import cone_violation, conic_kkt
 from datamarkets.formulations.games.gne_buyers import buyers_d, buyers_x, gne_buyers_game
 from datamarkets.formulations.gne_solve import solve_gne
-from datamarkets.models.gne_equilibrium import GNEInputs, as_gne_inputs
+from datamarkets.models.gne_equilibrium import as_gne_inputs
 from datamarkets.status import Status
 
 
@@ -222,15 +223,6 @@ def test_cone_violation_detects_points_outside():
 
 
 # ------------------------------------------------------------------ the buyers' game
-def market(seed=0, K=3, N=5, scale=0.5, uses_p=1.0, gamma_scale=5.0):
-    rng = np.random.default_rng(seed)
-    xi = rng.uniform(0, 1, (K, N, N)) * scale / N
-    for k in range(K):
-        np.fill_diagonal(xi[k], 1.0)
-    uses = rng.uniform(size=(K, N)) < uses_p
-    uses[0] = True
-    gamma = np.where(uses, rng.uniform(0.5, 1.0, (K, N)) * gamma_scale, 0.0)
-    return GNEInputs.from_arrays(gamma, xi, rng.uniform(0.5, 2.0, N), uses=uses)
 
 
 def two_firm():
@@ -242,7 +234,7 @@ def two_firm():
 
 @pytest.mark.parametrize(
     "make",
-    [two_firm, lambda: market(1), lambda: market(4, K=3, N=6, uses_p=0.7)],
+    [two_firm, lambda: random_gne_market(1), lambda: random_gne_market(4, K=3, N=6, uses_p=0.7)],
     ids=["two-firm", "m1", "m4"],
 )
 @pytest.mark.parametrize("method", ["best_response", "jacobi"])
@@ -265,7 +257,7 @@ def test_buyers_single_best_responses_match_gne_best_response(seed):
     random, non-equilibrium profile of the others (relative 1e-6)."""
     from datamarkets.formulations.gne_best_response import solve_best_response
 
-    inp = market(4, K=3, N=6, uses_p=0.7)
+    inp = random_gne_market(4, K=3, N=6, uses_p=0.7)
     rng = np.random.default_rng(seed)
     d = np.where(inp.uses, rng.uniform(0.5, 3.0, inp.uses.shape), 0.0)
     game = gne_buyers_game(inp)
@@ -283,7 +275,7 @@ def test_buyers_single_best_responses_match_gne_best_response(seed):
 
 
 def test_buyers_certificate_passes_at_leontief_and_fails_when_perturbed():
-    inp = market(4, K=3, N=6, uses_p=0.7)
+    inp = random_gne_market(4, K=3, N=6, uses_p=0.7)
     d_ref = solve_gne(inp, welfare=False).solution["d"]
     game = gne_buyers_game(inp)
     cert = certify_cvxpy_game(game, buyers_x(game, d_ref))

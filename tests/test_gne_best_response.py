@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import random_gne_market
 
 from datamarkets.errors import InvalidInputError, SolverError
 from datamarkets.formulations.gne_best_response import (
@@ -23,21 +24,10 @@ from datamarkets.models.gne_polytope import c_polytope
 from datamarkets.status import Status
 
 
-def market(seed=0, K=3, N=5, scale=0.5, uses_p=1.0, gamma_scale=5.0):
-    rng = np.random.default_rng(seed)
-    xi = rng.uniform(0, 1, (K, N, N)) * scale / N
-    for k in range(K):
-        np.fill_diagonal(xi[k], 1.0)
-    uses = rng.uniform(size=(K, N)) < uses_p
-    uses[0] = True
-    gamma = np.where(uses, rng.uniform(0.5, 1.0, (K, N)) * gamma_scale, 0.0)
-    return GNEInputs.from_arrays(gamma, xi, rng.uniform(0.5, 2.0, N), uses=uses)
-
-
 @pytest.mark.parametrize("scheme", ["gauss-seidel", "jacobi"])
 @pytest.mark.parametrize("backend", ["cvxpy", "closed"])
 def test_iteration_converges_to_leontief(backend, scheme):
-    inp = market(1)
+    inp = random_gne_market(1)
     res = best_response_iteration(inp, backend=backend, scheme=scheme)
     assert res.status is Status.OPTIMAL
     d_ref, _ = solve_leontief(inp, method="dense")
@@ -47,14 +37,14 @@ def test_iteration_converges_to_leontief(backend, scheme):
 
 
 def test_iteration_hits_limit_without_equilibrium():
-    inp = market(2, scale=40.0)
+    inp = random_gne_market(2, scale=40.0)
     res = best_response_iteration(inp, backend="closed", max_iter=50)
     assert res.status is Status.ITERATION_LIMIT
     assert solve_gne(inp).status is Status.NO_EQUILIBRIUM
 
 
 def test_lemma1_program_minimiser_is_row_of_25():
-    inp = market(3)
+    inp = random_gne_market(3)
     rng = np.random.default_rng(0)
     d = rng.uniform(0.5, 2.0, (inp.K, inp.N))
     for k in range(inp.K):
@@ -71,7 +61,7 @@ def test_lemma1_program_minimiser_is_row_of_25():
 @pytest.mark.parametrize("uses_p", [1.0, 0.7])
 @pytest.mark.parametrize("mode", ["exact", "lemma1"])
 def test_gap_is_zero_at_equilibrium_for_any_polytope_point(mode, uses_p):
-    inp = market(4, K=3, N=6, uses_p=uses_p)
+    inp = random_gne_market(4, K=3, N=6, uses_p=uses_p)
     res = solve_gne(inp)
     assert res.certificate.passed
     d = res.solution["d"]
@@ -86,7 +76,7 @@ def test_gap_is_zero_at_equilibrium_for_any_polytope_point(mode, uses_p):
 
 
 def test_gap_is_positive_at_a_perturbed_profile():
-    inp = market(5, K=3, N=5)
+    inp = random_gne_market(5, K=3, N=5)
     d, _ = solve_leontief(inp)
     d_bad = d.copy()
     d_bad[0] *= 1.3  # buyer 0 overpays
@@ -101,13 +91,13 @@ def test_gap_is_positive_at_a_perturbed_profile():
 
 
 def test_solve_gne_certifies_gaps():
-    res = solve_gne(market(6), best_response_gap=True)
+    res = solve_gne(random_gne_market(6), best_response_gap=True)
     assert res.certificate.residuals["best_response_gap_rel_max"] < 1e-7
     assert res.solution["best_response_gap"].shape == (3,)
 
 
 def test_lemma1_coefficients_include_own_column():
-    inp = market(7)
+    inp = random_gne_market(7)
     d = np.ones((inp.K, inp.N))
     coef, D_minus = lemma1_coefficients(inp, d, 0)
     np.testing.assert_allclose(D_minus, inp.K - 1)
@@ -115,7 +105,7 @@ def test_lemma1_coefficients_include_own_column():
 
 
 def test_errors():
-    inp = market(8)
+    inp = random_gne_market(8)
     d = np.ones((inp.K, inp.N))
     with pytest.raises(InvalidInputError, match="needs the others' c"):
         build_best_response(inp, 0, d, mode="exact")
@@ -139,7 +129,7 @@ def test_errors():
 
 def test_gap_zero_with_eta_not_one():
     """(19) divided by eta: the equilibrium and the exact programs both use gamma / eta."""
-    base = market(9, K=3, N=4)
+    base = random_gne_market(9, K=3, N=4)
     inp = GNEInputs.from_arrays(base.gamma, base.xi, base.alpha, eta=np.array([0.5, 1.0, 3.0]))
     res = solve_gne(inp, best_response_gap=True)
     assert res.certificate.passed, res.certificate.failures

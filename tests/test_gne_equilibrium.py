@@ -1,7 +1,7 @@
 """Tests of the direct GNE algorithm (Leontief system (25)-(26), Theorem 1, Lemma 1).
 
-Oracles: A built by explicit loops from (25) (independent of the vectorised operator) and a dense
-numpy solve; numpy eigenvalues for rho(A); the two-firm example of §IV derived by hand.
+Oracles: A built by explicit loops from (25) (tests/oracles.py, independent of the vectorised
+operator) and a dense numpy solve; numpy eigenvalues for rho(A); the two-firm example of §IV derived by hand.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from oracles import leontief_matrix_by_loops, two_firm_closed_form
 from scipy.sparse.linalg import aslinearoperator
 
 from datamarkets.errors import ConvergenceError, InvalidInputError
@@ -28,22 +29,6 @@ from datamarkets.models.gne_polytope import c_polytope
 from datamarkets.status import Status
 
 
-def loop_A(gamma, xi, uses=None):
-    """A of (25) by explicit loops: d_q^k = g_q^k + sum_{j!=k} sum_{l!=q, l in U_k} d_l^j xi^j_{l,q}."""
-    K, N = gamma.shape
-    U = np.ones((K, N), bool) if uses is None else uses
-    A = np.zeros((K * N, K * N))
-    for k in range(K):
-        for q in range(N):
-            if not U[k, q]:
-                continue
-            for j in range(K):
-                for l in range(N):
-                    if j != k and l != q and U[k, l] and U[j, l] and U[j, q]:
-                        A[k * N + q, j * N + l] = xi[j, l, q]
-    return A
-
-
 def random_market(seed, K, N, rho_target=None, uses_p=1.0):
     rng = np.random.default_rng(seed)
     xi = rng.uniform(0.0, 1.0, (K, N, N))
@@ -54,7 +39,7 @@ def random_market(seed, K, N, rho_target=None, uses_p=1.0):
     uses[0] = True
     gamma = np.where(uses, gamma, 0.0)
     if rho_target is not None:
-        A = loop_A(gamma, xi, uses)
+        A = leontief_matrix_by_loops(gamma, xi, uses)
         rho = max(abs(np.linalg.eigvals(A))) if A.any() else 0.0
         if rho > 0:
             off = xi * rho_target / rho
@@ -68,7 +53,7 @@ def random_market(seed, K, N, rho_target=None, uses_p=1.0):
 @given(seed=st.integers(0, 10_000), K=st.integers(1, 4), N=st.integers(1, 6), p=st.sampled_from([1.0, 0.7]))
 def test_matrix_free_operator_matches_loop_definition(seed, K, N, p):
     inp = random_market(seed, K, N, uses_p=p)
-    A = loop_A(inp.gamma, inp.xi, inp.uses)
+    A = leontief_matrix_by_loops(inp.gamma, inp.xi, inp.uses)
     np.testing.assert_allclose(leontief_matrix(inp), A, atol=1e-14)
     v = np.random.default_rng(seed).uniform(size=K * N) * inp.uses.ravel()
     np.testing.assert_allclose(leontief_operator(inp).matvec(v), A @ v, rtol=1e-12, atol=1e-14)
@@ -77,7 +62,7 @@ def test_matrix_free_operator_matches_loop_definition(seed, K, N, p):
 @given(seed=st.integers(0, 10_000), K=st.integers(1, 4), N=st.integers(2, 6), rho=st.floats(0.05, 0.95))
 def test_dense_gmres_neumann_agree_with_numpy_solve(seed, K, N, rho):
     inp = random_market(seed, K, N, rho_target=rho)
-    A = loop_A(inp.gamma, inp.xi)
+    A = leontief_matrix_by_loops(inp.gamma, inp.xi)
     d_ref = np.linalg.solve(np.eye(K * N) - A, inp.gamma.ravel()).reshape(K, N)
     for method in ("dense", "gmres", "neumann"):
         d, info = solve_leontief(inp, method=method)
@@ -89,7 +74,7 @@ def test_eta_normalises_gamma():
     inp = random_market(3, 2, 3, rho_target=0.5)
     eta = np.array([2.0, 0.5])
     scaled = GNEInputs.from_arrays(inp.gamma, inp.xi, inp.alpha, eta=eta)
-    A = loop_A(inp.gamma, inp.xi)
+    A = leontief_matrix_by_loops(inp.gamma, inp.xi)
     d_ref = np.linalg.solve(np.eye(6) - A, (inp.gamma / eta[:, None]).ravel()).reshape(2, 3)
     np.testing.assert_allclose(solve_leontief(scaled)[0], d_ref, rtol=1e-10)
 
@@ -98,7 +83,7 @@ def test_eta_normalises_gamma():
 @given(seed=st.integers(0, 10_000), K=st.integers(1, 4), N=st.integers(1, 6), p=st.sampled_from([1.0, 0.6]))
 def test_spectral_radius_matches_numpy_eigvals(seed, K, N, p):
     inp = random_market(seed, K, N, uses_p=p)
-    A = loop_A(inp.gamma, inp.xi, inp.uses)
+    A = leontief_matrix_by_loops(inp.gamma, inp.xi, inp.uses)
     ref = max(abs(np.linalg.eigvals(A))) if A.any() else 0.0
     r = spectral_radius(A)
     assert r.lower - 1e-9 <= ref <= r.upper + 1e-9
@@ -126,15 +111,10 @@ def test_spectral_radius_large_operator_path():
 
 # ------------------------------------------------------------------ two-firm example by hand
 def two_firm_by_hand(x1):
-    """x2 = 1, alpha = 1, F uniform on [-1, 1], delta = 0: beta from the Lagrange weights."""
-    g1 = (1 / 3 + 1.0) / (x1 - 1) ** 2  # E[(x* - x2)^2]/(x1 - x2)^2
-    g2 = (1 / 3 + x1**2) / (x1 - 1) ** 2
-    xi12 = (x1 + 1) ** 2 / 4  # noise of s2 in the fit through s2 alone, at x1
-    xi21 = (x1 + 1) ** 2 / (x1**2 + 1) ** 2
-    d11 = (g1 + xi21 * g2) / (1 - xi12 * xi21)  # d_1^k = g1 + xi21 d_2^j, d_2^j = g2 + xi12 d_1^k
-    d22 = g2 + xi12 * d11
-    rho = math.sqrt(xi12 * xi21)
-    return np.array([[g1, g2], [g1, g2]]), xi12, xi21, np.array([[d11, d22], [d11, d22]]), rho
+    """x2 = 1, alpha = 1, F uniform on [-1, 1], delta = 0 (tests/oracles.py), as arrays."""
+    c = two_firm_closed_form(x1)
+    g1, g2, d11, d22 = c["g1"], c["g2"], c["d1"], c["d2"]
+    return np.array([[g1, g2], [g1, g2]]), c["xi12"], c["xi21"], np.array([[d11, d22], [d11, d22]]), c["rho"]
 
 
 @pytest.mark.parametrize("x1", [-1.0, -0.6, 0.0, 0.3, 0.8, 0.95])

@@ -13,21 +13,19 @@ import json
 
 import numpy as np
 import pytest
+from helpers import need_solver
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from oracles import leontief_solution_dense
 
 from datamarkets.errors import InvalidInputError
+from datamarkets.models.gne_inputs import as_gne_inputs
 from datamarkets.registry import get_formulation
 from datamarkets.solvers import available_solvers
 from datamarkets.status import Status
 
 D_RTOL = 1e-5  # cone routes vs direct, max |Δd| / max |d| (their best responses are ≈ 1e-6 accurate)
 SCS_RTOL = 1e-4  # SCS (first order): observed 3e-5
-
-
-def _need(solver: str) -> None:
-    if available_solvers().get(solver) is None:
-        pytest.skip(f"solver {solver!r} is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -41,22 +39,11 @@ def _d_rel(r, ref) -> float:
 
 
 def dense_leontief_d(instance) -> np.ndarray:
-    """d = (I − A)⁻¹ γ̃ with A built entry by entry from (25): (A d)_{k,q} = Σ_{j≠k} Σ_{l≠q}
-    ξ^j_{l,q} d^j_l (complete markets: every buyer uses every source)."""
-    from datamarkets.models.gne_inputs import as_gne_inputs
-
+    """d = (I − A)⁻¹ γ̃ with A built entry by entry from (25) (tests/oracles.py), on a complete market
+    (every buyer uses every source)."""
     inp = as_gne_inputs(instance)
     assert inp.uses.all()
-    K, N = inp.K, inp.N
-    A = np.zeros((K * N, K * N))
-    for k in range(K):
-        for q in range(N):
-            for j in range(K):
-                for m in range(N):
-                    if j != k and m != q:
-                        A[k * N + q, j * N + m] = inp.xi[j, m, q]
-    d = np.linalg.solve(np.eye(K * N) - A, inp.gamma_tilde.reshape(-1))
-    return d.reshape(K, N)
+    return leontief_solution_dense(inp.gamma_tilde, inp.xi)
 
 
 TWO_FIRM = [
@@ -105,7 +92,7 @@ def test_random_markets_direct_route_matches_two_other_algorithms(size, seed):
 @pytest.mark.parametrize("solver", ["clarabel", "ecos"])
 @pytest.mark.parametrize("params", TWO_FIRM[:2])
 def test_two_firm_cone_routes_agree_with_direct(f, params, solver):
-    _need(solver)
+    need_solver(solver)
     G = f.instance(params)
     r = f.solve(G, solver)
     assert r.status.has_solution and r.kind == "gne-best-response"
@@ -117,7 +104,7 @@ def test_two_firm_cone_routes_agree_with_direct(f, params, solver):
 @given(seed=st.integers(0, 10_000), solver=st.sampled_from(["clarabel", "ecos"]))
 def test_random_markets_cone_routes_agree_with_direct(seed, solver):
     """For ρ(A) ≤ 0.9 the iteration's stopping step 1e-6 leaves d within ≈ 1e-6·ρ/(1 − ρ) ≤ 1e-5."""
-    _need(solver)
+    need_solver(solver)
     f = get_formulation("gne")
     G = f.instance({"market": "random", "size": 8, "buyers": 2, "seed": seed})
     direct = f.solve(G)
@@ -132,7 +119,7 @@ def test_random_markets_cone_routes_agree_with_direct(seed, solver):
 def test_cone_route_error_grows_like_one_over_one_minus_rho(f, solver):
     """Seed 448: ρ(A) = 0.957. The route stops at a Leontief residual r ≤ 1e-6 (relative), which
     only bounds the error by ≈ r/(1 − ρ) ≈ 2e-5: measured 1.02e-5 (> D_RTOL), and still certified."""
-    _need(solver)
+    need_solver(solver)
     G = f.instance({"market": "random", "size": 8, "buyers": 2, "seed": 448})
     direct = f.solve(G)
     rho = direct.solution["spectral_radius"]
@@ -143,7 +130,7 @@ def test_cone_route_error_grows_like_one_over_one_minus_rho(f, solver):
 
 
 def test_scs_route_is_within_its_stated_tolerance_or_a_typed_limit(f):
-    _need("scs")
+    need_solver("scs")
     G = f.instance({"market": "random", "size": 8, "buyers": 2, "seed": 3})
     r = f.solve(G, "scs")
     if r.status.has_solution:
@@ -153,7 +140,7 @@ def test_scs_route_is_within_its_stated_tolerance_or_a_typed_limit(f):
 
 
 def test_clarabel_route_is_certified_on_the_two_firm_example(f):
-    _need("clarabel")
+    need_solver("clarabel")
     r = f.solve(f.instance({"market": "two-firm", "x1": 0.5}), "clarabel")
     assert r.certified, r.certificate.failures
 

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from oracles import leontief_matrix_by_loops
 
 import datamarkets.formulations.gne_lp as gne_lp
 from datamarkets.errors import InvalidInputError
 from datamarkets.formulations.gne_lp import leontief_feasibility, payment_range
 from datamarkets.formulations.gne_solve import solve_gne
 from datamarkets.models.gne_inputs import GNEInputs
-from datamarkets.models.gne_leontief import leontief_matrix, solve_leontief
+from datamarkets.models.gne_leontief import solve_leontief
 from datamarkets.models.gne_polytope import c_polytope
 from datamarkets.status import Status
 
@@ -27,7 +28,7 @@ def scaled_market(seed, K, N, rho, uses_p=1.0):
     uses[0] = True
     gamma = np.where(uses, rng.uniform(0.2, 2.0, (K, N)), 0.0)
     base = GNEInputs.from_arrays(gamma, xi, np.ones(N), uses=uses)
-    r0 = max(abs(np.linalg.eigvals(leontief_matrix(base))))
+    r0 = max(abs(np.linalg.eigvals(leontief_matrix_by_loops(base.gamma, base.xi, base.uses))))
     xi = xi * rho / r0
     for k in range(K):
         np.fill_diagonal(xi[k], 1.0)

@@ -11,27 +11,15 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 
 import pytest
+from helpers import run_main
 
-from datamarkets.cli import main
 from datamarkets.formulations.auction_formulation import certify_auction_optimum
 from datamarkets.formulations.kkt_mpec import solve_kkt
 from datamarkets.formulations.welfare import solve_welfare
 from datamarkets.graphs.market import example1_market, random_bipartite_market, write_market_json
 from datamarkets.registry import get_formulation
-
-
-def _cli(monkeypatch, capsys, *args) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["datamarkets", *map(str, args)])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = 0 if exc.code is None else int(exc.code)
-    out, _ = capsys.readouterr()
-    return code, out
 
 
 @pytest.mark.parametrize(
@@ -56,7 +44,7 @@ def test_same_residuals_and_tolerances_from_every_entry_point(market, monkeypatc
         r.save(saved)
         certs[f"verify {name}"] = f.verify(json.loads(saved.read_text())).certificate
     graph, out = write_market_json(G, tmp_path / "m.json"), tmp_path / "cli.json"
-    code, stdout = _cli(monkeypatch, capsys, "auction", "solve", "--graph", graph, "--json", "--out", out)
+    code, stdout, _ = run_main(capsys, "auction", "solve", "--graph", graph, "--json", "--out", out)
     assert code == 0
     certs["cli"] = json.loads(stdout)["certificate"]
     certs["verify cli"] = get_formulation("auction-welfare").verify(json.loads(out.read_text())).certificate

@@ -178,5 +178,5 @@ def test_sorted_price_curve_matches_price_curve(bl, Q):
     d = np.array([b[1] for b in bl])
     order = np.argsort(p, kind="stable")
     c1 = price_curve(Q, p, d)
-    c2 = P._price_curve_sorted(Q, p[order], d[order])
+    c2 = P.price_curve_sorted(Q, p[order], d[order])
     assert np.allclose(c1.levels, c2.levels) and np.allclose(c1.widths, c2.widths)

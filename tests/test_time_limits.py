@@ -24,6 +24,7 @@ import warnings
 from typing import Any
 
 import pytest
+from helpers import run_main
 
 from datamarkets.errors import SolverLimitError
 from datamarkets.registry import list_formulations
@@ -221,23 +222,6 @@ def test_unknown_methods_are_invalid_input_listing_the_choices() -> None:
 
 
 # ------------------------------------------------------------------------ CLI: --out first
-def _run_main(capsys: Any, *args: str) -> tuple[int, str]:
-    import sys
-
-    from datamarkets.cli import main
-
-    old = sys.argv
-    sys.argv = ["datamarkets", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        sys.argv = old
-    return code, capsys.readouterr().err
-
-
 def _one_line(code: int, err: str, fragment: str) -> None:
     assert code == 2, err
     lines = [ln for ln in err.splitlines() if ln.strip()]
@@ -252,7 +236,9 @@ def test_chain_solve_checks_out_before_the_work(monkeypatch: Any, capsys: Any, t
         raise AssertionError("solved before checking --out")
 
     monkeypatch.setattr(ce, "solve_equilibrium", boom)
-    code, err = _run_main(capsys, "chain", "solve", "--model", "paper-2", "--n", "3", "--out", str(tmp_path))
+    code, _, err = run_main(
+        capsys, "chain", "solve", "--model", "paper-2", "--n", "3", "--out", str(tmp_path)
+    )
     _one_line(code, err, str(tmp_path))
 
 
@@ -265,7 +251,7 @@ def test_chain_reproduce_checks_out_before_the_work(monkeypatch: Any, capsys: An
     monkeypatch.setattr(cx, "reproduce", boom)
     blocker = tmp_path / "plainfile"
     blocker.write_text("x")
-    code, err = _run_main(capsys, "chain", "reproduce", "--out", str(blocker))
+    code, _, err = run_main(capsys, "chain", "reproduce", "--out", str(blocker))
     _one_line(code, err, str(blocker))
 
 

@@ -13,12 +13,10 @@ import copy
 import itertools
 import json
 import math
-import sys
 
 import numpy as np
 import pytest
 
-from datamarkets.cli import main
 from datamarkets.errors import InvalidInputError
 from datamarkets.graphs.market import data_share_market, market_arrays, single_resource
 from datamarkets.models.psp import allocate
@@ -27,23 +25,6 @@ from datamarkets.models.valuations import QuadraticValuation
 from datamarkets.registry import get_formulation
 from datamarkets.result import NO_SOLUTION, NOT_CHECKED, Certificate, Result
 from datamarkets.status import Status
-
-
-@pytest.fixture
-def cli(monkeypatch, capsys):
-    """Run ``datamarkets ARGS...`` in-process; return (exit code, stdout, stderr)."""
-
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["datamarkets", *map(str, args)])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = 0 if exc.code is None else int(exc.code)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 # ------------------------------------------------------------------------------- no solution

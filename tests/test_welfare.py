@@ -10,6 +10,7 @@ import pytest
 import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracles import quadratic_water_filling, water_fill_price
 
 from datamarkets.errors import GraphError, InfeasibleError, InvalidInputError, UnboundedError
 from datamarkets.formulations import welfare_backends as WB
@@ -30,20 +31,6 @@ from datamarkets.status import Status
 ROUTES_QP = ("clarabel", "cvxpy", "highs", "pyomo")
 
 
-def water_fill(demand_at, S: float, p_hi: float) -> float:
-    """Common clearing price of one resource by bisection: Σ_i z_i(p) = S, or 0 if Σ z_i(0) ≤ S."""
-    if sum(demand_at(0.0)) <= S:
-        return 0.0
-    lo, hi = 0.0, p_hi
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if sum(demand_at(mid)) > S:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
-
-
 def quad_instance(rng: np.random.Generator, n: int, S: float):
     a = rng.uniform(1.0, 5.0, n)
     b = rng.uniform(0.2, 2.0, n)
@@ -56,9 +43,7 @@ def quad_instance(rng: np.random.Generator, n: int, S: float):
 def test_single_resource_quadratic_matches_water_filling(method, S):
     rng = np.random.default_rng(7)
     G, a, b = quad_instance(rng, 6, S)
-    p = water_fill(lambda q: np.maximum(a - q, 0) / b, S, a.max())
-    z = np.maximum(a - p, 0) / b
-    W_star = float(np.sum(a * z - b * z**2 / 2))
+    W_star, p, z = quadratic_water_filling(a, b, S)
     r = solve_welfare(G, method)
     assert r.status is Status.OPTIMAL
     assert r.kind == "auction-optimum"
@@ -79,7 +64,7 @@ def test_single_resource_alpha_fair_matches_water_filling():
         S, [AlphaFairValuation(float(s), float(x), off) for s, x in zip(sig, al, strict=True)]
     )
     # θ'(z) = σ (z + δ)^{-α} = p  ⇒  z = (σ/p)^{1/α} − δ
-    p = water_fill(lambda q: np.maximum((sig / max(q, 1e-9)) ** (1 / al) - off, 0), S, 100.0)
+    p = water_fill_price(lambda q: np.maximum((sig / max(q, 1e-9)) ** (1 / al) - off, 0), S, 100.0)
     z = np.maximum((sig / p) ** (1 / al) - off, 0)
     r = solve_welfare(G)
     assert r.method == "cvxpy-clarabel"
@@ -118,7 +103,7 @@ def test_route_network_shared_link_is_single_resource():
         "w": ([0, 1, 2, 3], {"kind": "quadratic", "a": a[2], "b": b[2]}),
     }
     R = route_network(N, users)
-    p = water_fill(lambda q: np.maximum(a - q, 0) / b, 2.5, 5.0)
+    p = water_fill_price(lambda q: np.maximum(a - q, 0) / b, 2.5, 5.0)
     z = np.maximum(a - p, 0) / b
     for method in ("clarabel", "cvxpy", "highs"):
         r = solve_welfare(R, method)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracles import two_firm_social_losses
 
 from datamarkets.errors import InvalidInputError
 from datamarkets.formulations.gne_best_response import CLARABEL_OPTIONS
@@ -135,33 +136,12 @@ def test_welfare_fields_typed_when_a_source_is_worthless():
     assert "unbounded below" in s["price_of_anarchy_reason"]
 
 
-def _two_firm_poa_closed_form(x1, x2=1):
-    """PoA of §IV from the definitions, in mpmath: β from the interpolating line, ξ from the
-    minimum-norm one-point fits, d from (25) (symmetric firms), e* from (17), ê from (28), L from
-    Definition 2 with α = 1, δ = 0, η = 1."""
-    import mpmath as mp
-
-    x1, x2 = mp.mpf(x1), mp.mpf(x2)
-    g1 = (mp.mpf(1) / 3 + x2**2) / (x1 - x2) ** 2  # weight of source 1 is large far from x2
-    g2 = (mp.mpf(1) / 3 + x1**2) / (x1 - x2) ** 2
-    x12 = (x1 * x2 + 1) ** 2 / (x2**2 + 1) ** 2
-    x21 = (x1 * x2 + 1) ** 2 / (x1**2 + 1) ** 2
-    d1 = (g1 + x21 * g2) / (1 - x12 * x21)  # d_1 = g1 + xi_21 d_2, d_2 = g2 + xi_12 d_1
-    d2 = g2 + x12 * d1
-    loss_eq = loss_opt = mp.mpf(0)
-    for g, d in ((g1, d1), (g2, d2)):
-        G, D = 2 * g, 2 * d  # two firms
-        loss_eq += G / (2 * D) + mp.log(2 * D) / 2  # Gamma sigma^2(e*) + e*
-        loss_opt += mp.mpf(1) / 2 + mp.log(2 * G) / 2  # at (28): Gamma sigma^2 = 1/2
-    return loss_eq, loss_opt, loss_eq / loss_opt
-
-
 @pytest.mark.parametrize("x1", [-0.5, 0.0, 0.5, 0.9, 0.99, 0.999])
 def test_two_firm_price_of_anarchy_matches_definition(x1):
     from datamarkets.graphs.estimation_market import two_firm_example
 
     s = solve_gne(two_firm_example(x1)).solution
-    le, lo, poa = (float(v) for v in _two_firm_poa_closed_form(x1))
+    le, lo, poa = (float(v) for v in two_firm_social_losses(x1))
     assert s["social_loss_equilibrium"] == pytest.approx(le, rel=1e-9)
     assert s["social_loss_optimal"] == pytest.approx(lo, rel=1e-9)
     assert s["price_of_anarchy"] == pytest.approx(poa, rel=1e-9)
@@ -174,7 +154,7 @@ def test_two_firm_price_of_anarchy_tends_to_two_not_infinity():
 
     mp.mp.dps = 80
     try:
-        vals = [_two_firm_poa_closed_form(1 - mp.mpf(10) ** (-k))[2] for k in (4, 10, 20, 30)]
+        vals = [two_firm_social_losses(1 - mp.mpf(10) ** (-k))[2] for k in (4, 10, 20, 30)]
     finally:
         mp.mp.dps = 15
     assert all(a < b < 2 for a, b in itertools.pairwise(vals))
