@@ -462,6 +462,7 @@ def sweep(
         out.mkdir(parents=True, exist_ok=True)
         csv_path = atomic_write_csv(out / "sweep.csv", rows)
         pngs = _write_figures(rows, out, collapse_margin, fmt)
+    files = [str(csv_path), *map(str, pngs)]
     eq = [r for r in rows if r["regime"] == "equilibrium"]
     bad = [r for r in rows if r["regime"] != "equilibrium"]
     summary = {
@@ -478,7 +479,7 @@ def sweep(
         "price_of_anarchy_max": max(
             (r["price_of_anarchy"] for r in eq if r["price_of_anarchy"] is not None), default=None
         ),
-        "files": [str(csv_path), *map(str, pngs)],
+        "files": files,
     }
     if json_out:
         emit_json(summary)
@@ -487,5 +488,5 @@ def sweep(
             "two-firm sweep",
             ["quantity", "value"],
             [[k, v] for k, v in summary.items() if k not in ("files", "regimes", "uncertified_points")]
-            + [["files", ", ".join(summary["files"])]],
+            + [["files", ", ".join(files)]],
         )

@@ -91,7 +91,7 @@ def _check_budget_balanced(t: np.ndarray, n: int) -> None:
 def _with_mechanism(game: Any, t: np.ndarray) -> Any:
     if hasattr(game, "with_mechanism"):
         return game.with_mechanism(t)
-    if dataclasses.is_dataclass(game):
+    if dataclasses.is_dataclass(game) and not isinstance(game, type):
         return dataclasses.replace(game, t=t)
     return type(game)(game.values, game.start, game.Q, t)
 
