@@ -45,7 +45,7 @@ import networkx as nx
 import numpy as np
 
 from datamarkets.errors import ConvergenceError, InvalidInputError
-from datamarkets.graphs.market import example1_market, market_arrays
+from datamarkets.graphs.market import MarketArrays, example1_market, market_arrays
 from datamarkets.graphs.valuations import LinearValuation
 from datamarkets.result import Certificate, Result, Timer, provenance
 from datamarkets.status import Status
@@ -159,7 +159,7 @@ def progressive_allocation(
     return allocated, withdrawn, reserve
 
 
-def _buyer_bids(m) -> tuple[np.ndarray, np.ndarray]:
+def _buyer_bids(m: MarketArrays) -> tuple[np.ndarray, np.ndarray]:
     D = np.empty(m.n_buyers)
     P = np.empty(m.n_buyers)
     for i, v in enumerate(m.valuations):
