@@ -9,8 +9,9 @@ then the installed copy is what gets checked.
 mypy runs in a subprocess from a temporary directory (nothing there can shadow the installed
 package; the repository root has no ``datamarkets/`` directory either and gives the same result),
 with the repository's ``pyproject.toml`` and a fresh cache under the test's temporary directory,
-so the run is cold, as in CI's fresh clone (about 15-25 s on 2 cores), and never reuses a cache
-written by another checkout or install.
+so the run is cold, as in CI's fresh clone (about 20 s of CPU; 37-58 s wall measured on a
+shared 2-core machine), and never reuses a cache written by another checkout or install (a shared
+``.mypy_cache`` once replayed another worktree's results, paths included).
 
 Errors in the files of :data:`PENDING` are counted, not failed: those files are being rewritten
 on other branches whose owners fix their own errors. The list names files, not lines; any error
