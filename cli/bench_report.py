@@ -126,7 +126,7 @@ def bench_summary(df: pd.DataFrame) -> dict[str, Any]:
         ran = _ran(fdf)
         medians: list[dict[str, Any]] = []
         for size, sdf in ran.groupby("size", sort=True):
-            per = []
+            per: list[dict[str, Any]] = []
             for solver, g in sdf.groupby("solver", sort=False):
                 runs = fdf[(fdf["size"] == size) & (fdf["solver"] == solver)]
                 total = g["build_seconds"] + g["solve_seconds"]

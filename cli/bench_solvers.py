@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from rich.progress import Progress, TaskID
 
 from datamarkets import __version__
 from datamarkets import solvers as _solvers
@@ -319,8 +320,8 @@ class _NullBar:
     def __exit__(self, *exc: object) -> None:
         return None
 
-    def add_task(self, *args: Any, **kwargs: Any) -> int:
-        return 0
+    def add_task(self, *args: Any, **kwargs: Any) -> TaskID:
+        return TaskID(0)
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         return None
@@ -336,8 +337,8 @@ def _bench_instance(
     solver_list: list[str],
     sense: str | None,
     time_limit: float | None,
-    bar: Any,
-    task: Any,
+    bar: Progress | _NullBar,
+    task: TaskID,
     warm: bool = False,
 ) -> list[dict[str, Any]]:
     base = {"family": f.name, "size": size, "seed": seed}

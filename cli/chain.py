@@ -78,6 +78,8 @@ def _load_game(model: str | None, n: int, mechanism: str | None, model_file: Pat
     if model_file is not None:
         game = load_game(model_file)
         return game if mech is None else game.with_mechanism(mech)
+    if model is None:  # excluded by the first check; spelt out so that `model` narrows to str
+        raise InvalidInputError("give exactly one of --model and --model-file")
     return paper_model(model, n, "raw" if mech is None else mech)
 
 

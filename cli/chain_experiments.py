@@ -515,9 +515,10 @@ def reproduce(
         ),
     }
     t3 = time.perf_counter()
+    file_names = {k: str(v) for k, v in files.items()}
     summary = {
         "table1": table,
-        "files": {k: str(v) for k, v in files.items()},
+        "files": file_names,
         "all_certified": all(r.get("certified", True) for r in table),
         "opt_beats_baselines": {
             m: opt_table[m]["social_welfare"]
@@ -546,6 +547,6 @@ def reproduce(
         "meta": provenance(),
     }
     files["summary"] = atomic_write_json(out / "summary.json", summary)
-    summary["files"]["summary"] = str(files["summary"])
+    file_names["summary"] = str(files["summary"])
     mark_complete(out)
     return summary

@@ -58,6 +58,7 @@ def _flags_take_no_value() -> None:
             return None
         return original(self, ctx)
 
+    # a marker attribute on our function, and a method patched on typer's class: both on purpose
     display_type_rich._datamarkets_flag_fix = True  # type: ignore[attr-defined]
     TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
 

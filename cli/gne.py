@@ -18,7 +18,7 @@ Exit codes
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
@@ -37,6 +37,9 @@ from datamarkets.plotting import figure_format
 from datamarkets.progress import track
 from datamarkets.registry import get_formulation
 
+if TYPE_CHECKING:
+    from datamarkets.models.gne_leontief import LeontiefMethod
+
 __all__ = ["FIGURE_LABELS", "app", "gne_report", "mathtext_number", "two_firm_sweep", "write_figures"]
 
 app = typer.Typer(
@@ -53,16 +56,18 @@ app = typer.Typer(
 )
 
 
-def _per_source(names: list[Any], v: Any) -> dict[str, float] | None:
-    if v is None:
-        return None
+def _by_name(names: list[Any], v: Any) -> dict[str, float]:
     return {str(s): float(x) for s, x in zip(names, v, strict=True)}
+
+
+def _per_source(names: list[Any], v: Any) -> dict[str, float] | None:
+    return None if v is None else _by_name(names, v)
 
 
 def _per_pair(buyers: list[Any], sources: list[Any], a: Any) -> dict[str, dict[str, float]] | None:
     if a is None:
         return None
-    return {str(b): _per_source(sources, a[k]) for k, b in enumerate(buyers)}  # type: ignore[misc]
+    return {str(b): _by_name(sources, a[k]) for k, b in enumerate(buyers)}
 
 
 def gne_report(result: Any) -> dict[str, Any]:
@@ -171,7 +176,7 @@ _OUT = typer.Option(
 
 def _solve_and_report(
     G: Any,
-    method: str,
+    method: LeontiefMethod,
     best_response: bool,
     lp: bool,
     json_out: bool,
@@ -184,7 +189,7 @@ def _solve_and_report(
 
     with solver_output_to_stderr():
         # solve_gne certifies with the one GNE certificate (the plug-in's and verify's)
-        res = solve_gne(G, method=method, best_response_gap=best_response, lp_check=lp)  # type: ignore[arg-type]
+        res = solve_gne(G, method=method, best_response_gap=best_response, lp_check=lp)
     if out is not None:
         get_formulation("gne").attach(res, G, "direct").save(out)
     rep = gne_report(res)
@@ -220,7 +225,8 @@ def solve(
         fail(f"unknown --method {method!r}", EXIT_INPUT)
     check_out(out)
     G = read_estimation_market(graph)
-    _solve_and_report(G, method, best_response, lp, json_out, include_xi=xi, out=out)
+    # the check above makes the cast true
+    _solve_and_report(G, cast("LeontiefMethod", method), best_response, lp, json_out, include_xi=xi, out=out)
 
 
 @app.command()

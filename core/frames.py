@@ -64,6 +64,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -238,9 +239,9 @@ def summary_frame(result: Result, rename: Mapping[str, str] | None = None) -> pd
     for k, v in (result.timings or {}).items():
         row.setdefault(_snake(k), np.nan if v is None else float(v))
     for k in ("formulation", "solver", "instance_hash"):
-        v = (result.meta or {}).get(k)
-        if isinstance(v, str):
-            row.setdefault(k, v)
+        tag = (result.meta or {}).get(k)
+        if isinstance(tag, str):
+            row.setdefault(k, tag)
     rename = dict(rename or {})
     for k, v in result.solution.items():
         if isinstance(v, np.generic):
@@ -508,7 +509,7 @@ def unregister_tables(kind: str) -> None:
 def _object_builders(obj: Any) -> dict[str, Callable[[], pd.DataFrame]]:
     _load_table_modules()
     if isinstance(obj, Result):
-        return {name: (lambda name=name: to_frame(obj, name)) for name in table_names(obj)}
+        return {name: functools.partial(to_frame, obj, name) for name in table_names(obj)}
     for cls in type(obj).__mro__:
         if cls.__name__ in _OBJECTS:
             return _OBJECTS[cls.__name__](obj)

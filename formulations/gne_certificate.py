@@ -258,8 +258,8 @@ def certify_gne(
     # rho(A): the claimed value within the recomputed bracket, the claimed bracket equal to it
     if "spectral_radius" in sol:
         lo, hi = rho.lower, upper
-        v = _num(sol["spectral_radius"])
-        out = max(lo - v, v - hi, 0.0) if v is not None else float("inf")
+        claimed = _num(sol["spectral_radius"])
+        out = max(lo - claimed, claimed - hi, 0.0) if claimed is not None else float("inf")
         cert.add("claimed_spectral_radius_rel", out / max(hi, 1e-300), ct)
     if "spectral_margin" in sol:
         compare_claim(cert, sol, "spectral_margin", 1.0 - _num_or(sol.get("spectral_radius"), rho.value), ct)

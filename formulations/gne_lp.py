@@ -134,9 +134,9 @@ def leontief_feasibility(market: Any) -> Result:
     sol: dict[str, Any] = {"feasible": status.has_solution, "highs_status": info.raw_status}
     cert = Certificate()
     if status.has_solution:
-        d = np.zeros(inp.K * inp.N)
-        d[used] = np.asarray(h.getSolution().col_value, dtype=float)
-        d = d.reshape(inp.K, inp.N)
+        d_flat = np.zeros(inp.K * inp.N)
+        d_flat[used] = np.asarray(h.getSolution().col_value, dtype=float)
+        d = d_flat.reshape(inp.K, inp.N)
         A = leontief_matrix(inp)
         r = d.ravel() - A @ d.ravel() - inp.gamma_tilde.ravel()
         cert.add(

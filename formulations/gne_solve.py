@@ -10,7 +10,7 @@ price of anarchy (:mod:`datamarkets.formulations.welfare_effort`), the payment r
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from datamarkets.formulations.welfare_effort import welfare_summary
 from datamarkets.models.gne_inputs import as_gne_inputs, variance_response
 from datamarkets.models.gne_leontief import (
     COLLAPSE_MARGIN,
+    LeontiefMethod,
     leontief_apply,
     leontief_matrix,
     leontief_operator,
@@ -41,7 +42,7 @@ METHODS = ("auto", "dense", "gmres", "neumann")
 def solve_gne(
     market: Any,
     *,
-    method: Literal["auto", "dense", "gmres", "neumann"] = "auto",
+    method: LeontiefMethod = "auto",
     collapse_margin: float = COLLAPSE_MARGIN,
     best_response_gap: bool = False,
     welfare: bool = True,

@@ -438,13 +438,14 @@ class KernelLeastSquares(SeparableEstimator):
     Parameters
     ----------
     centers : array_like of shape (P,) or (P, dim)
+        Stored as a tuple of ``P`` tuples of length ``dim`` (hashable, like the dataclass).
     bandwidth : float
         ``h > 0``.
     dim : int
     underdetermined : {"raise", "min_norm"}
     """
 
-    centers: tuple[tuple[float, ...], ...]
+    centers: ArrayLike  # any array_like in; a tuple of tuples once constructed (__post_init__)
     bandwidth: float
     dim: int = 1
     underdetermined: str = "raise"
@@ -462,7 +463,7 @@ class KernelLeastSquares(SeparableEstimator):
 
     @property
     def n_features(self) -> int:
-        return len(self.centers)
+        return len(np.asarray(self.centers))
 
     def features(self, x: ArrayLike) -> FloatArray:
         X = as_positions(x, self.dim)

@@ -180,7 +180,7 @@ class LogNormalWalk(_TruncatedWalk):
 Walk = TruncatedNormalWalk | LogNormalWalk
 
 
-def _k0(walk: Walk) -> float:
+def _k0(walk: _TruncatedWalk) -> float:
     a = np.linspace(walk.low, walk.high, K0_GRID)
     return float(max(np.abs(walk.dlogf_da(walk.low, a)).max(), np.abs(walk.dlogf_da(walk.high, a)).max()))
 

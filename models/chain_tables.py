@@ -15,6 +15,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -173,7 +174,7 @@ def _obj_chain_equilibrium(eq: Any) -> dict[str, Callable[[], pd.DataFrame]]:
         )
 
     tabs: dict[str, Callable[[], pd.DataFrame]] = {
-        name: (lambda name=name: to_frame(r, name)) for name in table_names(r)
+        name: functools.partial(to_frame, r, name) for name in table_names(r)
     }
     tabs["strategies"] = strategies
     return tabs

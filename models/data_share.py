@@ -39,12 +39,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Sequence
+from typing import TypeVar
 
 import networkx as nx
 import numpy as np
 
 from datamarkets.errors import ConvergenceError, InvalidInputError
-from datamarkets.graphs.market import example1_market, market_arrays
+from datamarkets.graphs.market import MarketArrays, example1_market, market_arrays
 from datamarkets.graphs.valuations import LinearValuation
 from datamarkets.result import Certificate, Result, Timer, provenance
 from datamarkets.status import Status
@@ -97,9 +98,12 @@ def opt_out_pool(need: float, available: Sequence[float]) -> tuple[list[int], fl
     return [int(x) for x in order[:k]], float(Rs[k - 1])
 
 
+BuyerT = TypeVar("BuyerT", bound=Hashable)
+
+
 def progressive_allocation(
-    remaining: float, bids: Sequence[tuple[Hashable, float, float]], epsilon: float
-) -> tuple[dict[Hashable, float], list[Hashable], float | None]:
+    remaining: float, bids: Sequence[tuple[BuyerT, float, float]], epsilon: float
+) -> tuple[dict[BuyerT, float], list[BuyerT], float | None]:
     """One round of a seller's progressive allocation (Algorithm 3, eqs. 17, 20, 5).
 
     Parameters
@@ -126,8 +130,8 @@ def progressive_allocation(
     ({'E': 14.0, 'D': 20.0, 'C': 26.0}, ['B'], 1.01)
     """
     prices = sorted({float(p) for _, _, p in bids}, reverse=True)
-    allocated: dict[Hashable, float] = {}
-    withdrawn: list[Hashable] = []
+    allocated: dict[BuyerT, float] = {}
+    withdrawn: list[BuyerT] = []
     reserve = None
     used = 0.0
     covered = False
@@ -155,7 +159,7 @@ def progressive_allocation(
     return allocated, withdrawn, reserve
 
 
-def _buyer_bids(m) -> tuple[np.ndarray, np.ndarray]:
+def _buyer_bids(m: MarketArrays) -> tuple[np.ndarray, np.ndarray]:
     D = np.empty(m.n_buyers)
     P = np.empty(m.n_buyers)
     for i, v in enumerate(m.valuations):

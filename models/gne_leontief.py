@@ -85,6 +85,7 @@ from datamarkets.models.gne_inputs import as_gne_inputs
 __all__ = [
     "COLLAPSE_MARGIN",
     "DENSE_LIMIT",
+    "LeontiefMethod",
     "SpectralRadius",
     "leontief_apply",
     "leontief_matrix",
@@ -98,6 +99,9 @@ COLLAPSE_MARGIN = 1e-6
 
 DENSE_LIMIT = 1500
 """Above this many (buyer, source) pairs ``method="auto"`` solves matrix-free (GMRES)."""
+
+LeontiefMethod = Literal["auto", "dense", "gmres", "neumann"]
+"""The linear solvers accepted as ``method`` by :func:`solve_leontief` and ``solve_gne``."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,7 +306,7 @@ def spectral_radius(
 def solve_leontief(
     market: Any,
     *,
-    method: Literal["auto", "dense", "gmres", "neumann"] = "auto",
+    method: LeontiefMethod = "auto",
     rtol: float = 1e-12,
     max_iter: int | None = None,
     x0: NDArray | None = None,
