@@ -30,14 +30,9 @@ and the DP's own price
 attains the LP optimum (its epigraph row is tight: it equals or ties the LP's optimal price).
 The future profit :math:`V` is computed by the LP's equality rows, never copied from the DP.
 
-Scaling. Every variable is scaled by the magnitude of its own (player, value),
-:math:`\sigma_j(l)=\max(|w_l|, |s_j(l)|, p_j(l))` (:math:`\max|w|` when all are 0): the LP holds
-:math:`\tilde V_j(l)=V_j(l)/\sigma_j(l)` and :math:`\tilde z_k=z_k/\sigma_i(k)`, each row is divided by
-the scale of its own left-hand variable, and the objective is :math:`\min\sum_k\tilde z_k` (each
-:math:`\tilde z_k` sits on its own epigraph, so the optimum is the same). This exact change of
-variables makes HiGHS's absolute tolerances relative ones. Without it Model 1 fails from n ≈ 45 on:
-its values span :math:`e^{\pm n/2}` and its thresholds pass :math:`10^{20}`, which HiGHS reads as
-infinite, so the LP came back "unbounded" for a correct equilibrium.
+Scaling. Every variable is scaled by the magnitude of its own (player, value), an exact change
+of variables that makes HiGHS's absolute tolerances relative ones
+(:mod:`~datamarkets.formulations.chain_certificate_data` says why and how).
 
 Candidate pruning (``prune=True``): for value :math:`k` two candidates that the buyer accepts
 on the same set of reachable values (:math:`q_{i+1,k,l'} > 0`) differ only in the term
@@ -45,14 +40,10 @@ on the same set of reachable values (:math:`q_{i+1,k,l'} > 0`) differ only in th
 acceptance class can be a strict maximiser; the others are dropped (the LP optimum is unchanged).
 The DP's own price is always added as an extra row so that its gain is evaluated exactly.
 
-Two builds of the same LPs (``route=``):
-
-* ``"highspy"`` (default): the rows are assembled as sparse arrays (the policy-evaluation block
-  :math:`I-C` is built once for all players, each player takes its trailing principal block) and
-  passed to ``highspy`` with ``passModel``. Model 1 at n = 50 (L = 201) builds and solves its 51 LPs
-  in a few seconds.
-* ``"pyomo"``: the readable model above, ``define_*`` piece by piece (about 40× slower to build;
-  the only route for GLPK and CBC). The two are tested to give the same optima to 1e-9.
+Two builds of the same LPs (``route=``), tested to give the same optima to 1e-9: ``"highspy"``
+(default; sparse arrays passed to highspy, :mod:`~datamarkets.formulations.chain_certificate_arrays`)
+and ``"pyomo"`` (the readable model above, ``define_*`` piece by piece, about 40× slower to build;
+the only route for GLPK and CBC, :mod:`~datamarkets.formulations.chain_certificate_pyomo`).
 
 Ties. Where several prices attain the optimum the equilibrium is a selection; the DP's rule
 (``tie_rule="lowest"`` or ``"highest"``) is checked as a count in the details
@@ -60,10 +51,8 @@ Ties. Where several prices attain the optimum the equilibrium is a selection; th
 LP's looser tolerance, so a count is a hint, not a failure).
 
 Modules. This one holds the certificates (:func:`certify_strategies`, :func:`certify_equilibrium`,
-:func:`certify_chain_solution`) and re-exports the pieces they are made of:
-:mod:`~datamarkets.formulations.chain_certificate_data` (validated arrays, scales, tolerance),
-:mod:`~datamarkets.formulations.chain_certificate_pyomo` (the Pyomo route) and
-:mod:`~datamarkets.formulations.chain_certificate_arrays` (the sparse-array route).
+:func:`certify_chain_solution`) and re-exports the pieces they are made of (the data and scales in
+:mod:`~datamarkets.formulations.chain_certificate_data`, and the two routes).
 """
 
 from __future__ import annotations

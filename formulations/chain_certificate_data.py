@@ -9,6 +9,15 @@ checked at the door (:func:`strategy_data`, :func:`validated_strategy_data`).
 :func:`summarise_player` turns one player's LP optimum into the claimed price's gain, the LP's own
 price and the tie rule's pick; the Pyomo route (:mod:`~datamarkets.formulations.chain_certificate_pyomo`)
 and the sparse-array route (:mod:`~datamarkets.formulations.chain_certificate_arrays`) both end there.
+
+Scaling. Every variable is scaled by the magnitude of its own (player, value),
+:math:`\sigma_j(l)=\max(|w_l|, |s_j(l)|, p_j(l))` (:math:`\max|w|` when all are 0): the LP holds
+:math:`\tilde V_j(l)=V_j(l)/\sigma_j(l)` and :math:`\tilde z_k=z_k/\sigma_i(k)`, each row is divided by
+the scale of its own left-hand variable, and the objective is :math:`\min\sum_k\tilde z_k` (each
+:math:`\tilde z_k` sits on its own epigraph, so the optimum is the same). This exact change of
+variables makes HiGHS's absolute tolerances relative ones. Without it Model 1 fails from n ≈ 45 on:
+its values span :math:`e^{\pm n/2}` and its thresholds pass :math:`10^{20}`, which HiGHS reads as
+infinite, so the LP came back "unbounded" for a correct equilibrium.
 """
 
 from __future__ import annotations
