@@ -1,22 +1,29 @@
 """Running a sweep (part of :mod:`datamarkets.cli.sweep`): expansion of specs into tasks, the worker
-function, and the Dask driver that writes each finished task to the store and resumes."""
+function, and the Dask driver that writes each finished task to the store and resumes (the
+cluster, its logs and the progress bar: :mod:`datamarkets.cli.sweep_dask`)."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import itertools
-import logging
 import os
 import socket
-import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from datamarkets.cli.sweep_dask import (
+    connect_cluster,
+    is_worker_loss,
+    progress_disabled,
+    quiet_distributed_logs,
+    running_tasks,
+    silence_distributed_logs,
+    sweep_progress,
+)
 from datamarkets.cli.sweep_spec import (
     _DASK_KEY_PREFIX,
     SweepSpec,
@@ -43,7 +50,6 @@ __all__ = [
     "run_task",
     "silence_distributed_logs",
 ]
-
 
 # ------------------------------------------------------------------------------------ expansion
 _plugin_cache: dict[str, Formulation] = {}
@@ -289,201 +295,6 @@ class SweepReport:
         }
 
 
-def _progress_disabled() -> bool:
-    return os.environ.get("DATAMARKETS_NO_PROGRESS", "") not in ("", "0")
-
-
-@contextlib.contextmanager
-def _sweep_progress(total: int, enabled: bool) -> Iterator[Any]:
-    """Yield ``update(done, running, failed)`` drawing a rich bar on stderr (no-op when disabled)."""
-    if not enabled or _progress_disabled():
-        yield lambda done, running, failed: None
-        return
-    import sys
-
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        TextColumn("[bold]sweep"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn(
-            "[green]{task.fields[done]} done[/] · [cyan]{task.fields[running]} running[/] · "
-            "[red]{task.fields[failed]} failed[/]"
-        ),
-        TimeElapsedColumn(),
-        console=Console(file=sys.stderr),
-        transient=False,
-    ) as progress:
-        bar = progress.add_task("sweep", total=total, done=0, running=0, failed=0)
-
-        def update(done: int, running: int, failed: int) -> None:
-            progress.update(bar, completed=done + failed, done=done, running=running, failed=failed)
-
-        yield update
-
-
-_NOISY_LOGGERS = ("distributed", "tornado", "asyncio")
-"""Loggers whose messages (CommClosedError tracebacks at shutdown, "Task exception was never
-retrieved") would reach the user's stderr: the sweep reports lost tasks itself."""
-
-_CLOSE_TIMEOUT = 20.0
-"""Seconds allowed to close the client, then the local cluster."""
-
-_INTERRUPT_CLOSE_TIMEOUT = 2.0
-"""Seconds allowed to close after a Ctrl-C: running tasks are abandoned, not waited for."""
-
-
-def silence_distributed_logs(level: int = logging.CRITICAL + 1) -> list[tuple[logging.Logger, int]]:
-    """Raise the level of Dask's, tornado's and asyncio's loggers, and of their existing children
-    (which may carry levels of their own, as ``distributed.client`` does).
-
-    Returns
-    -------
-    list of (logging.Logger, int)
-        Each logger changed with its previous level, for :func:`quiet_distributed_logs` to restore.
-    """
-    manager = logging.Logger.manager
-    names = dict.fromkeys(
-        n
-        for n in [*_NOISY_LOGGERS, *list(manager.loggerDict)]
-        if any(n == root or n.startswith(root + ".") for root in _NOISY_LOGGERS)
-    )
-    saved = []
-    for name in names:
-        logger = logging.getLogger(name)
-        saved.append((logger, logger.level))
-        logger.setLevel(level)
-    return saved
-
-
-@contextlib.contextmanager
-def quiet_distributed_logs(level: int = logging.CRITICAL + 1) -> Iterator[None]:
-    """:func:`silence_distributed_logs` for the block; the levels are restored after it.
-
-    Examples
-    --------
-    >>> import logging
-    >>> with quiet_distributed_logs():
-    ...     logging.getLogger("distributed.core").isEnabledFor(logging.CRITICAL)
-    False
-    """
-    saved = silence_distributed_logs(level)
-    try:
-        yield
-    finally:
-        for logger, old in saved:
-            logger.setLevel(old)
-
-
-@contextlib.contextmanager
-def _sigint_blocked() -> Iterator[None]:
-    """Block SIGINT in this thread for the block (a Ctrl-C then arrives when it ends).
-
-    Threads and processes started inside inherit the blocked mask: the local cluster's event-loop
-    thread, and through it every worker process it spawns (now or when it restarts one), never
-    see a Ctrl-C: the driver alone handles it and closes the cluster, so no worker prints a
-    ``KeyboardInterrupt`` traceback.
-    """
-    import signal
-    from multiprocessing import resource_tracker
-
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    # multiprocessing starts its resource tracker with the first process it spawns, and unblocks
-    # SIGINT in the spawning thread when done (bpo-33613): start it now, before blocking
-    with contextlib.suppress(Exception):
-        resource_tracker.ensure_running()
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-def _close_quietly(*closables: Any, timeout: float = _CLOSE_TIMEOUT) -> None:
-    """Close the client, then the cluster, with SIGINT blocked and Dask's loggers silenced: the
-    results are in the store already, so a shutdown hiccup (``CommClosedError``, a timeout) is
-    not the user's concern."""
-    with _sigint_blocked(), quiet_distributed_logs():
-        for obj in closables:
-            if obj is None:
-                continue
-            with contextlib.suppress(Exception):  # shutdown only: the sweep's outcome is decided
-                obj.close(timeout=timeout)
-
-
-def _kill_local_workers() -> None:
-    """Kill the local cluster's worker processes (children of this process): after a Ctrl-C a
-    task still running would otherwise hold the exit until it ends (or the close times out)."""
-    import multiprocessing  # lazy: only on an interrupted local sweep
-
-    for child in multiprocessing.active_children():
-        with contextlib.suppress(Exception):
-            child.kill()
-            child.join(1.0)
-
-
-@contextlib.contextmanager
-def _connect(scheduler: Any, n_workers: int | None, connect_timeout: float) -> Iterator[Any]:
-    from distributed import Client, LocalCluster
-
-    if isinstance(scheduler, Client):
-        yield scheduler
-        return
-    if not isinstance(scheduler, str) or not scheduler.strip():
-        raise InvalidInputError(
-            f"scheduler must be 'local' or an address like tcp://HOST:PORT, got {scheduler!r}"
-        )
-    scheduler = scheduler.strip()
-    if scheduler == "local":
-        n = n_workers if n_workers is not None else (os.cpu_count() or 1)
-        if n < 1:
-            raise InvalidInputError(f"the number of workers must be ≥ 1, got {n}")
-        cluster = client = None
-        try:
-            with _sigint_blocked():  # workers inherit the mask: Ctrl-C reaches the driver only
-                cluster = LocalCluster(
-                    n_workers=n,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address="127.0.0.1:0",  # a free port: never collide on :8787
-                    silence_logs=logging.CRITICAL,
-                )
-                client = Client(cluster)
-            yield client
-        except BaseException:  # Ctrl-C or a failed store: what is written stays, running work is dropped
-            _kill_local_workers()  # first: a graceful close would wait for the running tasks
-            _close_quietly(client, cluster, timeout=_INTERRUPT_CLOSE_TIMEOUT)
-            raise
-        else:
-            _close_quietly(client, cluster)  # the client first: it talks to the cluster
-        return
-    if "://" not in scheduler:
-        raise InvalidInputError(
-            f"scheduler must be 'local' or an address like tcp://HOST:PORT, got {scheduler!r}"
-        )
-    if n_workers is not None:
-        raise InvalidInputError("the number of workers applies to the local scheduler only")
-    try:
-        client = Client(scheduler, timeout=connect_timeout)
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise InvalidInputError(f"cannot connect to the Dask scheduler at {scheduler!r}: {exc}") from exc
-    try:
-        yield client
-    finally:
-        _close_quietly(client)
-
-
-def _is_worker_loss(exc: BaseException | None) -> bool:
-    from distributed.comm.core import CommClosedError
-    from distributed.scheduler import KilledWorker
-
-    return isinstance(exc, KilledWorker | CommClosedError)
-
-
 def run_sweep(
     spec: Any,
     out: str | os.PathLike[str],
@@ -551,7 +362,7 @@ def run_sweep(
         report.remaining = len(todo) - max_tasks
         todo = todo[:max_tasks]
     if todo:
-        with _connect(scheduler, n_workers, connect_timeout) as client:
+        with connect_cluster(scheduler, n_workers, connect_timeout) as client:
             _drive(client, todo, store, report, progress)
     report.seconds = time.perf_counter() - t0
     return report
@@ -574,15 +385,15 @@ def _drive(client: Any, todo: list[SweepTask], store: Path, report: SweepReport,
     ac = as_completed(futures)
     last_poll = 0.0
     running = 0
-    with _sweep_progress(len(todo), progress) as update:
+    with sweep_progress(len(todo), progress) as update:
         try:
             while not ac.is_empty():
                 batch = ac.next_batch(block=False)
                 if not batch:
                     now = time.monotonic()
-                    if now - last_poll > 0.5 and progress and not _progress_disabled():
+                    if now - last_poll > 0.5 and progress and not progress_disabled():
                         last_poll = now
-                        running = _running(client, pending)
+                        running = running_tasks(client, pending)
                         update(report.done, running, report.failed + report.lost)
                     time.sleep(0.02)
                     continue
@@ -625,23 +436,10 @@ def _collect(
             exc = fut.exception()
         except BaseException as err:  # the exception itself could not be retrieved
             exc = err
-    if (exc is None or _is_worker_loss(exc)) and attempt < task.retries:
+    if (exc is None or is_worker_loss(exc)) and attempt < task.retries:
         report.resubmitted += 1
         ac.add(submit(task, attempt + 1))
         return
     report.lost += 1
     what = "cancelled" if exc is None else f"{type(exc).__name__}: {exc}"
     report.errors.insert(report.lost - 1, f"{task.label}: {what}")
-
-
-def _running(client: Any, pending: Mapping[str, Any]) -> int:
-    """Our tasks executing now: per worker, those assigned to it, capped by its threads (the
-    scheduler also counts tasks queued on a worker as processing)."""
-    try:
-        processing = client.processing()
-        nthreads = client.nthreads()
-    except Exception:  # progress only: never let a status query break the sweep
-        return 0
-    return sum(
-        min(sum(1 for k in keys if k in pending), int(nthreads.get(w, 1))) for w, keys in processing.items()
-    )

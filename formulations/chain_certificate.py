@@ -30,14 +30,9 @@ and the DP's own price
 attains the LP optimum (its epigraph row is tight: it equals or ties the LP's optimal price).
 The future profit :math:`V` is computed by the LP's equality rows, never copied from the DP.
 
-Scaling. Every variable is scaled by the magnitude of its own (player, value),
-:math:`\sigma_j(l)=\max(|w_l|, |s_j(l)|, p_j(l))` (:math:`\max|w|` when all are 0): the LP holds
-:math:`\tilde V_j(l)=V_j(l)/\sigma_j(l)` and :math:`\tilde z_k=z_k/\sigma_i(k)`, each row is divided by
-the scale of its own left-hand variable, and the objective is :math:`\min\sum_k\tilde z_k` (each
-:math:`\tilde z_k` sits on its own epigraph, so the optimum is the same). This exact change of
-variables makes HiGHS's absolute tolerances relative ones. Without it Model 1 fails from n ≈ 45 on:
-its values span :math:`e^{\pm n/2}` and its thresholds pass :math:`10^{20}`, which HiGHS reads as
-infinite, so the LP came back "unbounded" for a correct equilibrium.
+Scaling. Every variable is scaled by the magnitude of its own (player, value), an exact change
+of variables that makes HiGHS's absolute tolerances relative ones
+(:mod:`~datamarkets.formulations.chain_certificate_data` says why and how).
 
 Candidate pruning (``prune=True``): for value :math:`k` two candidates that the buyer accepts
 on the same set of reachable values (:math:`q_{i+1,k,l'} > 0`) differ only in the term
@@ -45,34 +40,52 @@ on the same set of reachable values (:math:`q_{i+1,k,l'} > 0`) differ only in th
 acceptance class can be a strict maximiser; the others are dropped (the LP optimum is unchanged).
 The DP's own price is always added as an extra row so that its gain is evaluated exactly.
 
-Two builds of the same LPs (``route=``):
-
-* ``"highspy"`` (default): the rows are assembled as sparse arrays (the policy-evaluation block
-  :math:`I-C` is built once for all players, each player takes its trailing principal block) and
-  passed to ``highspy`` with ``passModel``. Model 1 at n = 50 (L = 201) builds and solves its 51 LPs
-  in a few seconds.
-* ``"pyomo"``: the readable model above, ``define_*`` piece by piece (about 40× slower to build;
-  the only route for GLPK and CBC). The two are tested to give the same optima to 1e-9.
+Two builds of the same LPs (``route=``), tested to give the same optima to 1e-9: ``"highspy"``
+(default; sparse arrays passed to highspy, :mod:`~datamarkets.formulations.chain_certificate_arrays`)
+and ``"pyomo"`` (the readable model above, ``define_*`` piece by piece, about 40× slower to build;
+the only route for GLPK and CBC, :mod:`~datamarkets.formulations.chain_certificate_pyomo`).
 
 Ties. Where several prices attain the optimum the equilibrium is a selection; the DP's rule
 (``tie_rule="lowest"`` or ``"highest"``) is checked as a count in the details
 (``prices_off_tie_rule``: DP prices other than the rule's pick among the LP's tight prices, with the
 LP's looser tolerance, so a count is a hint, not a failure).
+
+Modules. This one holds the certificates (:func:`certify_strategies`, :func:`certify_equilibrium`,
+:func:`certify_chain_solution`) and re-exports the pieces they are made of (the data and scales in
+:mod:`~datamarkets.formulations.chain_certificate_data`, and the two routes).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from datamarkets.errors import InvalidInputError, SolverError, SolverLimitError
+from datamarkets.errors import InvalidInputError
+from datamarkets.formulations.chain_certificate_arrays import (
+    PolicyBlocks,
+    build_certificate_arrays,
+    solve_player_arrays,
+)
+from datamarkets.formulations.chain_certificate_data import (
+    RTOL,
+    ChainStrategyData,
+    gap_scale,
+    strategy_data,
+    validated_strategy_data,
+    variable_scale,
+)
+from datamarkets.formulations.chain_certificate_pyomo import (
+    build_certificate_lp,
+    define_future_profit,
+    define_gain_epigraph,
+    define_objective,
+    solve_player_pyomo,
+)
 from datamarkets.models.chain_equilibrium import expectations, solve_equilibrium
 from datamarkets.models.chain_game import check_tie_rule
 from datamarkets.result import Certificate, Result, provenance
-from datamarkets.solvers import PYOMO_NAMES, Deadline, new_highs, solve_highs, solve_pyomo
 from datamarkets.status import Status
 
 __all__ = [
@@ -92,756 +105,8 @@ __all__ = [
     "variable_scale",
 ]
 
-RTOL = 1e-7
-"""Relative tolerance of the certificate (scale :func:`gap_scale`)."""
-
 ROUTES = ("highspy", "pyomo")
 """Builds of the per-player LPs: sparse arrays to highspy (default) or the readable Pyomo model."""
-
-_HIGHS_OPTIONS: dict[str, Any] = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
-# GLPK 5.0's LP presolver returns a suboptimal basis within its tolerances on some of these LPs
-# (paper-2, n=4: a threshold 6e-4 low); without it, and with the final basis checked in exact
-# arithmetic (--xcheck), GLPK matches the DP to 1e-16
-_LP_OPTIONS: dict[str, dict[str, Any]] = {
-    "highs": _HIGHS_OPTIONS,
-    "glpk": {"nopresol": None, "xcheck": None},
-}
-
-
-@dataclass
-class ChainStrategyData:
-    """The numbers the certificate LP is built from, validated.
-
-    Attributes
-    ----------
-    W : ndarray, shape (L,)
-        Value grid :math:`w_l`.
-    Q : ndarray, shape (n, L, L)
-        ``Q[j-1, k, l] = P(v_j = w_l | v_{j-1} = w_k)``.
-    t : ndarray, shape (n, n+1)
-        ``t[j-1, i]`` share of trade j's price paid to player i.
-    s : ndarray, shape (n+1, L)
-        Claimed thresholds (row 0 = player 0's gain).
-    p : ndarray, shape (n, L)
-        Claimed prices ``p[i, k]`` of player i with value ``w_k``.
-
-
-    Examples
-    --------
-    >>> d = ChainStrategyData(W=np.array([0.0, 1.0]), Q=np.array([[[0.5, 0.5], [0.5, 0.5]]]),
-    ...                       t=np.array([[1.0, 0.0]]), s=np.array([[0.5, 1.5], [0.0, 1.0]]),
-    ...                       p=np.array([[1.0, 1.0]]))
-    >>> d.n, d.L
-    (1, 2)
-    """
-
-    W: np.ndarray
-    Q: np.ndarray
-    t: np.ndarray
-    s: np.ndarray
-    p: np.ndarray
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def n(self) -> int:
-        return int(self.Q.shape[0])
-
-    @property
-    def L(self) -> int:
-        return int(self.W.shape[0])
-
-
-def _get(obj: Any, *names: str) -> Any:
-    for name in names:
-        if isinstance(obj, dict) and name in obj:
-            return obj[name]
-        if hasattr(obj, name):
-            return getattr(obj, name)
-    raise InvalidInputError(f"{type(obj).__name__!r} has none of the attributes {names!r}")
-
-
-def strategy_data(game: Any, eq: Any) -> ChainStrategyData:
-    """Extract and validate ``(W, Q, t, s, p)`` from a game and an equilibrium.
-
-    Parameters
-    ----------
-    game : ChainGame
-        Needs ``values`` (L,), ``Q`` (n, L, L) and ``t`` (n, n+1).
-    eq : ChainEquilibrium
-        Needs ``thresholds`` (n+1, L) and ``prices`` (n, L).
-
-    Returns
-    -------
-    ChainStrategyData
-
-    Raises
-    ------
-    InvalidInputError
-        Wrong shapes, non-finite numbers or negative prices.
-
-
-    Examples
-    --------
-    >>> from datamarkets.models.chain_valuations import paper_model
-    >>> from datamarkets.models.chain_equilibrium import solve_equilibrium
-    >>> g = paper_model("paper-2", 2)
-    >>> d = strategy_data(g, solve_equilibrium(g))
-    >>> d.n, d.L, d.s.shape, d.p.shape
-    (2, 5, (3, 5), (2, 5))
-    """
-    W = np.asarray(_get(game, "values", "W"), dtype=float)
-    Q = np.asarray(_get(game, "Q", "transitions"), dtype=float)
-    t = np.asarray(_get(game, "t", "mechanism"), dtype=float)
-    s = np.asarray(_get(eq, "thresholds", "u_star"), dtype=float)
-    p = np.asarray(_get(eq, "prices", "p_star"), dtype=float)
-    return _validated(W, Q, t, s, p)
-
-
-def _validated(W: Any, Q: Any, t: Any, s: Any, p: Any) -> ChainStrategyData:
-    W, Q, t, s, p = (np.asarray(a, dtype=float) for a in (W, Q, t, s, p))
-    if W.ndim != 1 or W.size == 0:
-        raise InvalidInputError(f"values must be a non-empty vector, got shape {W.shape!r}")
-    L = W.size
-    if Q.ndim != 3 or Q.shape[1:] != (L, L) or Q.shape[0] < 1:
-        raise InvalidInputError(f"Q must have shape (n, {L}, {L}), got {Q.shape!r}")
-    n = Q.shape[0]
-    expected = {"t": (t, (n, n + 1)), "thresholds": (s, (n + 1, L)), "prices": (p, (n, L))}
-    for name, (arr, shape) in expected.items():
-        if arr.shape != shape:
-            raise InvalidInputError(f"{name} must have shape {shape!r}, got {arr.shape!r}")
-    for name, arr in {"values": W, "Q": Q, "t": t, "thresholds": s, "prices": p}.items():
-        if not np.all(np.isfinite(arr)):
-            bad = tuple(int(x) for x in np.argwhere(~np.isfinite(arr))[0])
-            raise InvalidInputError(f"{name} has a non-finite entry at index {bad!r}")
-    if np.any(p < 0):
-        bad = tuple(int(x) for x in np.argwhere(p < 0)[0])
-        raise InvalidInputError(f"price at (player, value) {bad!r} is negative: {p[bad]!r}")
-    if np.any(Q < 0) or np.any(t < 0):
-        raise InvalidInputError("Q and t must be non-negative")
-    return ChainStrategyData(W=W, Q=Q, t=t, s=s, p=p)
-
-
-def variable_scale(data: ChainStrategyData) -> np.ndarray:
-    r"""Scale :math:`\sigma_j(l)=\max(|w_l|,|s_j(l)|,p_j(l))` of each (player, value).
-
-    Where it is 0 the game's magnitude :math:`\max_l|w_l|` is used (1 if every value is 0). It only
-    conditions the LP (an exact change of variables); the pass/fail tolerance is :func:`gap_scale`.
-
-    Parameters
-    ----------
-    data : ChainStrategyData
-
-    Returns
-    -------
-    ndarray, shape (n+1, L)
-
-    Examples
-    --------
-    >>> d = ChainStrategyData(W=np.array([0.0, 2.0]), Q=np.array([[[0.5, 0.5], [0.5, 0.5]]]),
-    ...                       t=np.array([[1.0, 0.0]]), s=np.array([[1.0, 3.0], [0.0, 2.0]]),
-    ...                       p=np.array([[2.0, 2.0]]))
-    >>> variable_scale(d).tolist()
-    [[2.0, 3.0], [2.0, 2.0]]
-    """
-    sigma = np.maximum(np.abs(data.W)[None, :], np.abs(data.s))
-    sigma[:-1] = np.maximum(sigma[:-1], data.p)
-    sigma[sigma == 0] = float(np.abs(data.W).max()) or 1.0
-    return sigma
-
-
-def gap_scale(data: ChainStrategyData) -> np.ndarray:
-    r"""Scale of the certificate's relative gaps: :math:`\max(|w_k|, |s_i(k)|)` per (player, value).
-
-    Where both are 0 the game's own magnitude :math:`\max_l|w_l|` is used (1 if every value is 0).
-    The scale is invariant to rescaling the values (an absolute floor such as ``max(1, |s|)``
-    would pass any claim whose values are below ~1e-7) and a claim cannot loosen it: inflating a
-    threshold inflates its own gap. Claimed prices are not used.
-
-    Parameters
-    ----------
-    data : ChainStrategyData
-
-    Returns
-    -------
-    ndarray, shape (n+1, L)
-
-    Examples
-    --------
-    >>> d = ChainStrategyData(W=np.array([0.0, 2e-9]), Q=np.array([[[0.5, 0.5], [0.5, 0.5]]]),
-    ...                       t=np.array([[1.0, 0.0]]), s=np.array([[0.0, 3e-9], [0.0, 2e-9]]),
-    ...                       p=np.array([[0.0, 0.0]]))
-    >>> gap_scale(d).tolist()
-    [[2e-09, 3e-09], [2e-09, 2e-09]]
-    """
-    scale = np.maximum(np.abs(data.W)[None, :], np.abs(data.s))
-    floor = float(np.abs(data.W).max()) or 1.0
-    scale[scale == 0] = floor
-    return scale
-
-
-# ----------------------------------------------------------------------------------------------
-# program builder: define_* pieces
-# ----------------------------------------------------------------------------------------------
-
-
-def define_future_profit(b: Any, data: ChainStrategyData, i: int) -> None:
-    r"""Policy evaluation of player ``i``'s future reallocated profit (Eq. 20–21).
-
-    Variables ``V[j, l]`` for :math:`i < j < n` (value of trade :math:`j` having happened with
-    :math:`v_j = w_l`, held scaled: ``V[j, l]`` :math:`=V_j(l)/\sigma_j(l)`, see
-    :func:`variable_scale`) and one equality per ``(j, l)``, divided by :math:`\sigma_j(l)`:
-
-    .. math:: V_j(l) - \sum_{l' \in A_j(l)} q_{j+1,l,l'} V_{j+1}(l')
-              = t_{j+1,i}\,p_j(l) \sum_{l' \in A_j(l)} q_{j+1,l,l'},
-
-    with :math:`A_j(l) = \{l' : s_{j+1}(l') \ge p_j(l)\}` and :math:`V_n \equiv 0`. Nothing is
-    declared for :math:`i \ge n - 1` (no reallocated profit beyond trade :math:`i+1`). The scales
-    are stored as ``b.scale`` (shape (n+1, L)).
-
-
-    Parameters
-    ----------
-    b : pyomo Block or ConcreteModel
-        Receives ``scale``, ``J``, ``V`` and ``future_profit``.
-    data : ChainStrategyData
-    i : int
-        The player whose LP this is.
-
-    Returns
-    -------
-    None
-    """
-    import pyomo.environ as pyo
-
-    n, L = data.n, data.L
-    sigma = variable_scale(data)
-    b.scale = sigma
-    J = list(range(i + 1, n))
-    b.J = pyo.Set(initialize=J, ordered=True)
-    b.V = pyo.Var(b.J, range(L), domain=pyo.Reals)
-    if not J:
-        return
-    b.future_profit = pyo.ConstraintList()
-    for j in J:
-        q = data.Q[j]  # trade j+1: rows = v_j, cols = v_{j+1}
-        share = data.t[j, i]
-        for l in range(L):
-            accept = (data.s[j + 1] >= data.p[j, l]) & (q[l] > 0)  # buyer j+1's threshold rule (Eq. 6)
-            cols = np.flatnonzero(accept)
-            rhs = share * data.p[j, l] * float(q[l, cols].sum())
-            expr = b.V[j, l]
-            if j + 1 < n:
-                ratio = sigma[j + 1] / sigma[j, l]
-                expr = expr - sum(float(q[l, c] * ratio[c]) * b.V[j + 1, int(c)] for c in cols)
-            b.future_profit.add(expr == rhs / sigma[j, l])
-
-
-def _candidates(data: ChainStrategyData, i: int, k: int, prune: bool) -> list[float]:
-    """Candidate prices of player ``i`` with value ``w_k`` (next thresholds ≥ 0, plus 0)."""
-    s_next = data.s[i + 1]
-    cands = np.unique(np.concatenate([s_next[s_next >= 0], [0.0]]))
-    if prune:
-        reach = data.Q[i, k] > 0
-        keep: dict[bytes, float] = {}
-        for c in cands:  # ascending: the last price of each acceptance class is its highest
-            keep[((s_next >= c) & reach).tobytes()] = float(c)
-        cands = np.array(sorted(keep.values()))
-    return [float(c) for c in cands]
-
-
-def define_gain_epigraph(b: Any, data: ChainStrategyData, i: int, prune: bool = True) -> None:
-    r"""Epigraph rows ``z[k] ≥ g_i(w_k, c)`` for every candidate price ``c`` (Eq. 8).
-
-    .. math:: z_k - \sum_{l' : s_{i+1}(l') \ge c} q_{i+1,k,l'} V_{i+1}(l')
-              \ge w_k + t_{i+1,i}\, c \sum_{l' : s_{i+1}(l') \ge c} q_{i+1,k,l'}.
-
-    The candidates are the next player's non-negative thresholds and 0 (pruned to one per
-    acceptance class when ``prune``) plus the claimed price ``p_i(w_k)``, whose row is stored in
-    ``b.dp_row[k]``. For the last player (``i = n``) there is no trade to price: ``z_k ≥ w_k``.
-    ``z[k]`` is held scaled, :math:`z_k/\sigma_i(k)`, and each row is divided by :math:`\sigma_i(k)`
-    (call :func:`define_future_profit` first: it sets ``b.scale``).
-
-
-    Parameters
-    ----------
-    b : pyomo Block or ConcreteModel
-        Receives ``z``, ``epigraph``, ``rows`` and ``dp_row``.
-    data : ChainStrategyData
-    i : int
-        The player whose LP this is (``0..n``).
-    prune : bool, default True
-        Keep only the highest candidate price of each acceptance class (exact).
-
-    Returns
-    -------
-    None
-    """
-    import pyomo.environ as pyo
-
-    n, L = data.n, data.L
-    sigma = b.scale if hasattr(b, "scale") else variable_scale(data)
-    b.z = pyo.Var(range(L), domain=pyo.Reals)
-    b.epigraph = pyo.ConstraintList()
-    b.rows = {}  # constraint index -> (k, price)
-    b.dp_row = {}
-    for k in range(L):
-        w_k = float(data.W[k])
-        tau = float(sigma[i, k])
-        if i == n:
-            idx = len(b.epigraph) + 1
-            b.epigraph.add(b.z[k] >= w_k / tau)
-            b.rows[idx] = (k, 0.0)
-            continue
-        q = data.Q[i, k]
-        share = float(data.t[i, i])
-        cands = _candidates(data, i, k, prune)
-        p_dp = float(data.p[i, k])
-        if p_dp not in cands:
-            cands.append(p_dp)
-        for c in cands:
-            cols = np.flatnonzero((data.s[i + 1] >= c) & (q > 0))
-            prob = float(q[cols].sum())
-            expr = b.z[k]
-            if i + 1 < n:
-                ratio = sigma[i + 1] / tau
-                expr = expr - sum(float(q[col] * ratio[col]) * b.V[i + 1, int(col)] for col in cols)
-            idx = len(b.epigraph) + 1
-            b.epigraph.add(expr >= (w_k + share * c * prob) / tau)
-            b.rows[idx] = (k, c)
-            if c == p_dp:
-                b.dp_row[k] = idx
-
-
-def define_objective(b: Any, data: ChainStrategyData) -> None:
-    r"""Objective :math:`\min \sum_k z_k` (scaled ``z``): each :math:`z_k` sits on its own epigraph,
-    so the optimum is :math:`z_k = \max_c g_i(w_k, c)` whatever the positive weights.
-
-    Parameters
-    ----------
-    b : pyomo Block or ConcreteModel
-    data : ChainStrategyData
-
-    Returns
-    -------
-    None
-    """
-    import pyomo.environ as pyo
-
-    b.objective = pyo.Objective(expr=sum(b.z[k] for k in range(data.L)), sense=pyo.minimize)
-
-
-def _populate(b: Any, data: ChainStrategyData, i: int, prune: bool) -> None:
-    define_future_profit(b, data, i)
-    define_gain_epigraph(b, data, i, prune=prune)
-
-
-def build_certificate_lp(game: Any, eq: Any, i: int, *, prune: bool = True) -> Any:
-    """Build player ``i``'s certificate LP (all of its values at once).
-
-    Parameters
-    ----------
-    game : ChainGame
-        The chain game.
-    eq : ChainEquilibrium
-        Claimed equilibrium (thresholds and prices).
-    i : int
-        Player index, ``0 ≤ i ≤ n``.
-    prune : bool, default True
-        Keep only the highest candidate price of each acceptance class (exact; see module doc).
-
-    Returns
-    -------
-    pyomo.environ.ConcreteModel
-        With ``V`` (future profit), ``z`` (gain epigraph), ``epigraph``/``future_profit``
-        constraint lists, ``rows`` (constraint index → (value index, price)) and ``dp_row``.
-
-    Raises
-    ------
-    InvalidInputError
-        Bad shapes, non-finite numbers, negative prices or ``i`` out of range.
-
-    Examples
-    --------
-    >>> from datamarkets.models.chain_valuations import paper_model
-    >>> from datamarkets.models.chain_equilibrium import solve_equilibrium
-    >>> game = paper_model("paper-1", 3, "ave")
-    >>> m = build_certificate_lp(game, solve_equilibrium(game), 0)
-    >>> len(m.z), len(m.V)  # one gain per value; V_j(l) for j = 1, 2
-    (13, 26)
-    """
-    data = game if isinstance(game, ChainStrategyData) else strategy_data(game, eq)
-    return _build(data, i, prune)
-
-
-def _build(data: ChainStrategyData, i: int, prune: bool) -> Any:
-    import pyomo.environ as pyo
-
-    if not (0 <= int(i) <= data.n):
-        raise InvalidInputError(f"player {i!r} is not in 0..{data.n}")
-    m = pyo.ConcreteModel(name=f"chain-certificate-player-{i}")
-    _populate(m, data, int(i), prune)
-    define_objective(m, data)
-    return m
-
-
-# ----------------------------------------------------------------------------------------------
-# program builder, second route: sparse arrays for highspy
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class CertificateArrays:
-    """Player ``i``'s certificate LP as sparse arrays (scaled exactly as the Pyomo model).
-
-    Columns: ``V[j, l]`` for ``j = i+1..n-1`` (index ``(j-i-1)*L + l``), then ``z[k]``. Rows: the
-    policy-evaluation equalities in the same order, then one epigraph row per (value, candidate).
-
-    Attributes
-    ----------
-    A : scipy.sparse.csr_matrix
-        Constraint matrix.
-    row_lower, row_upper, cost : ndarray
-        Row bounds and the objective (``1`` on every ``z``).
-    n_V : int
-        Number of ``V`` columns.
-    epi_k, epi_price : ndarray
-        Value index and candidate price of every epigraph row.
-    epi_rhs : ndarray
-        Scaled right-hand side of every epigraph row.
-    epi_G : scipy.sparse.csr_matrix
-        ``q_{i+1,k,l'} sigma_{i+1}(l') / sigma_i(k)`` on ``V[i+1, l']`` per epigraph row (the
-        scaled future-profit term of the gain).
-    dp_row : ndarray of int
-        Epigraph row of the claimed price of every value (``-1`` for the last player).
-    tau : ndarray
-        :math:`\\sigma_i(k)`.
-    """
-
-    A: Any
-    row_lower: np.ndarray
-    row_upper: np.ndarray
-    cost: np.ndarray
-    n_V: int
-    epi_k: np.ndarray
-    epi_price: np.ndarray
-    epi_rhs: np.ndarray
-    epi_G: Any
-    dp_row: np.ndarray
-    tau: np.ndarray
-
-
-class _PolicyBlocks:
-    """The policy-evaluation rows shared by all players, built once (Eq. 20–21, scaled).
-
-    ``P`` is the ``nL × nL`` block upper-bidiagonal matrix :math:`I - C` over ``(j, l)``,
-    ``j = 0..n-1``, with :math:`C_j(l,l') = q_{j+1,l,l'}\\mathbf 1\\{s_{j+1}(l')\\ge p_j(l)\\}
-    \\sigma_{j+1}(l')/\\sigma_j(l)` for ``j + 1 < n``; player ``i`` uses its trailing block from
-    ``j = i+1``. ``prob[j, l]`` is the acceptance probability, whose right-hand side
-    ``t[j, i] p_j(l) prob[j, l] / sigma_j(l)`` depends on the player only through ``t``.
-    """
-
-    def __init__(self, data: ChainStrategyData) -> None:
-        import scipy.sparse as sp
-
-        n, L = data.n, data.L
-        self.sigma = variable_scale(data)
-        Q, s, p = data.Q, data.s, data.p
-        acc = (s[1:, None, :] >= p[:, :, None]) & (Q > 0)  # (n, L, L): buyer j+1's rule (Eq. 6)
-        self.prob = (Q * acc).sum(axis=2)  # (n, L)
-        off = []
-        for j in range(n - 1):
-            C = Q[j] * acc[j] * (self.sigma[j + 1][None, :] / self.sigma[j][:, None])
-            off.append(sp.csr_matrix(C))
-        I_nL = sp.identity(n * L, format="csr")
-        if off:
-            upper = sp.block_diag(off, format="csr")  # rows j = 0..n-2, cols j+1 = 1..n-1
-            upper = sp.hstack([sp.csr_matrix(((n - 1) * L, L)), upper], format="csr")
-            upper = sp.vstack([upper, sp.csr_matrix((L, n * L))], format="csr")
-            self.P = (I_nL - upper).tocsr()
-        else:
-            self.P = I_nL
-
-
-def _pruned_candidates(data: ChainStrategyData, i: int, prune: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(value index, price) of every candidate row of player ``i`` (< n), claimed price included,
-    sorted by value then price.
-
-    Vectorised version of :func:`_candidates`: with pruning, the highest price of each acceptance
-    class is the reachable non-negative thresholds plus, when it exceeds them all, the highest
-    candidate (whose class is empty).
-    """
-    L = data.L
-    s_next = data.s[i + 1]
-    cands = np.unique(np.concatenate([s_next[s_next >= 0], [0.0]]))
-    top = cands[-1]
-    if prune:
-        kk, ll = np.nonzero((data.Q[i] > 0) & (s_next >= 0)[None, :])
-        cc = s_next[ll]
-        max_reach = np.full(L, -np.inf)
-        np.maximum.at(max_reach, kk, cc)
-        lacking = np.flatnonzero(top > max_reach)
-        kk = np.concatenate([kk, lacking])
-        cc = np.concatenate([cc, np.full(lacking.size, top)])
-    else:
-        kk = np.repeat(np.arange(L), cands.size)
-        cc = np.tile(cands, L)
-    kk = np.concatenate([kk, np.arange(L)])
-    cc = np.concatenate([cc, data.p[i]])
-    order = np.lexsort((cc, kk))
-    kk, cc = kk[order], cc[order]
-    keep = np.ones(kk.size, dtype=bool)
-    keep[1:] = (kk[1:] != kk[:-1]) | (cc[1:] != cc[:-1])
-    return kk[keep], cc[keep]
-
-
-def build_certificate_arrays(
-    data: ChainStrategyData, i: int, *, prune: bool = True, blocks: Any = None
-) -> CertificateArrays:
-    """Player ``i``'s certificate LP as sparse arrays (the same LP as :func:`build_certificate_lp`).
-
-    Parameters
-    ----------
-    data : ChainStrategyData
-    i : int
-        Player, ``0 ≤ i ≤ n``.
-    prune : bool, default True
-        Keep only the highest candidate price of each acceptance class (exact).
-    blocks : optional
-        The shared policy-evaluation rows of all players (built here when omitted).
-
-    Returns
-    -------
-    CertificateArrays
-
-    Raises
-    ------
-    InvalidInputError
-        ``i`` out of range.
-
-    Examples
-    --------
-    >>> from datamarkets.models.chain_valuations import paper_model
-    >>> from datamarkets.models.chain_equilibrium import solve_equilibrium
-    >>> game = paper_model("paper-1", 3, "ave")
-    >>> a = build_certificate_arrays(strategy_data(game, solve_equilibrium(game)), 0)
-    >>> a.n_V, a.A.shape[1] - a.n_V  # V_j(l) for j = 1, 2; one gain per value
-    (26, 13)
-    """
-    import scipy.sparse as sp
-
-    n, L = data.n, data.L
-    if not (0 <= int(i) <= n):
-        raise InvalidInputError(f"player {i!r} is not in 0..{n}")
-    i = int(i)
-    blocks = blocks if blocks is not None else _PolicyBlocks(data)
-    sigma = blocks.sigma
-    tau = sigma[i]
-    n_V = max(n - 1 - i, 0) * L
-    # policy evaluation: trailing principal block of I - C from j = i+1
-    r0 = (i + 1) * L
-    P = blocks.P[r0:, r0:] if n_V else sp.csr_matrix((0, 0))
-    j_idx = np.arange(i + 1, n)
-    pol_rhs = (data.t[j_idx, i][:, None] * data.p[j_idx] * blocks.prob[j_idx] / sigma[j_idx]).ravel()
-    # epigraph rows z_k - sum q ratio V[i+1] >= (w_k + t_ii c prob) / tau_k   (Eq. 8)
-    if i == n:
-        epi_k = np.arange(L)
-        epi_c = np.zeros(L)
-        epi_rhs = data.W / tau
-        G = sp.csr_matrix((L, 0))
-        dp_row = np.full(L, -1, dtype=np.int64)
-    else:
-        epi_k, epi_c = _pruned_candidates(data, i, prune)
-        q = data.Q[i][epi_k]  # (R, L)
-        accept = (data.s[i + 1][None, :] >= epi_c[:, None]) & (q > 0)
-        qa = q * accept
-        epi_rhs = (data.W[epi_k] + data.t[i, i] * epi_c * qa.sum(axis=1)) / tau[epi_k]
-        if i + 1 < n:
-            G = sp.csr_matrix(qa * (sigma[i + 1][None, :] / tau[epi_k][:, None]))
-        else:
-            G = sp.csr_matrix((epi_k.size, 0))
-        dp_row = np.full(L, -1, dtype=np.int64)
-        hit = np.flatnonzero(epi_c == data.p[i, epi_k])
-        dp_row[epi_k[hit]] = hit
-    R = epi_k.size
-    Zcol = sp.csr_matrix((np.ones(R), (np.arange(R), epi_k)), shape=(R, L))
-    G_full = sp.hstack([-G, sp.csr_matrix((R, max(n_V - G.shape[1], 0)))], format="csr") if n_V else None
-    if n_V:
-        top = sp.hstack([P, sp.csr_matrix((n_V, L))], format="csr")
-        bottom = sp.hstack([G_full, Zcol], format="csr")
-        A = sp.vstack([top, bottom], format="csr")
-    else:
-        A = Zcol
-    row_lower = np.concatenate([pol_rhs, epi_rhs])
-    row_upper = np.concatenate([pol_rhs, np.full(R, np.inf)])
-    cost = np.concatenate([np.zeros(n_V), np.ones(L)])
-    return CertificateArrays(
-        A=A,
-        row_lower=row_lower,
-        row_upper=row_upper,
-        cost=cost,
-        n_V=n_V,
-        epi_k=epi_k,
-        epi_price=epi_c,
-        epi_rhs=epi_rhs,
-        epi_G=G,
-        dp_row=dp_row,
-        tau=tau,
-    )
-
-
-def _solve_arrays(a: CertificateArrays, time_limit: float | None) -> tuple[Any, np.ndarray | None]:
-    """Pass the arrays to HiGHS; return (SolveInfo, column values or None)."""
-    import highspy
-
-    csc = a.A.tocsc()
-    lp = highspy.HighsLp()
-    lp.num_col_ = int(csc.shape[1])
-    lp.num_row_ = int(csc.shape[0])
-    lp.col_cost_ = a.cost
-    lp.col_lower_ = np.full(lp.num_col_, -np.inf)
-    lp.col_upper_ = np.full(lp.num_col_, np.inf)
-    lp.row_lower_ = a.row_lower
-    lp.row_upper_ = a.row_upper
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = csc.indices.astype(np.int32)
-    lp.a_matrix_.value_ = csc.data.astype(float)
-    lp.a_matrix_.num_col_ = lp.num_col_
-    lp.a_matrix_.num_row_ = lp.num_row_
-    h = new_highs(time_limit=time_limit, **_HIGHS_OPTIONS)
-    if h.passModel(lp) == highspy.HighsStatus.kError:  # kWarning: tiny entries dropped, fine
-        raise SolverError("highspy rejected the chain certificate LP (passModel)")
-    info = solve_highs(h)
-    x = np.asarray(h.getSolution().col_value, dtype=float) if info.status.has_solution else None
-    return info, x
-
-
-def _summarise(
-    data: ChainStrategyData,
-    i: int,
-    z: np.ndarray,
-    epi_k: np.ndarray,
-    epi_price: np.ndarray,
-    epi_gain: np.ndarray,
-    dp_row: np.ndarray,
-    tie_rule: str,
-) -> dict[str, Any]:
-    """From the LP optimum and every epigraph row's gain: the claimed price's gain, the LP's
-    optimal price (highest gain, lowest price on exact ties) and the tie rule's pick among the
-    prices tight within ``RTOL`` (restricted to the next player's non-negative thresholds)."""
-    L = data.L
-    gscale = gap_scale(data)[i]
-    best = np.full(L, -np.inf)
-    np.maximum.at(best, epi_k, epi_gain)
-    tight = best[epi_k] - epi_gain <= RTOL * gscale[epi_k]
-    order = np.lexsort((epi_price, -epi_gain, epi_k))  # per value: highest gain, then lowest price
-    first = order[np.flatnonzero(np.r_[True, np.diff(epi_k[order]) != 0])]
-    lp_price = np.zeros(L)
-    lp_price[epi_k[first]] = epi_price[first]
-    issue = None if i == data.n else np.unique(data.s[i + 1][data.s[i + 1] >= 0])
-    if issue is not None and issue.size:
-        rule = tight & np.isin(epi_price, issue)
-        has_rule = np.zeros(L, dtype=bool)
-        has_rule[epi_k[rule]] = True
-        pool = np.where(has_rule[epi_k], rule, tight)
-        pick = np.full(L, np.inf if tie_rule == "lowest" else -np.inf)
-        reduce = np.minimum if tie_rule == "lowest" else np.maximum
-        reduce.at(pick, epi_k[pool], epi_price[pool])
-        tie_pick = pick
-    else:
-        tie_pick = np.zeros(L)  # price 0 when the next player has no non-negative threshold
-    dp_gain = epi_gain[dp_row] if i < data.n else z.copy()
-    return {"z": z, "dp_gain": dp_gain, "lp_price": lp_price, "tie_pick": tie_pick}
-
-
-# ----------------------------------------------------------------------------------------------
-# solve + solution writer
-# ----------------------------------------------------------------------------------------------
-
-
-def _solve_player_arrays(
-    data: ChainStrategyData,
-    i: int,
-    prune: bool,
-    blocks: Any,
-    tie_rule: str,
-    time_limit: float | None,
-) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    a = build_certificate_arrays(data, i, prune=prune, blocks=blocks)
-    build_s = time.perf_counter() - t0
-    info, x = _solve_arrays(a, time_limit)
-    out: dict[str, Any] = {
-        "status": info.status,
-        "build_seconds": build_s,
-        "solve_seconds": info.seconds,
-        "rows": int(a.A.shape[0]),
-        "solver_version": info.solver_version,
-    }
-    if x is None:
-        return out
-    z = a.tau * x[a.n_V :]
-    V_next = x[: a.epi_G.shape[1]]  # V[i+1, .] is the first block
-    gain = a.tau[a.epi_k] * (a.epi_rhs + a.epi_G @ V_next)
-    out.update(_summarise(data, i, z, a.epi_k, a.epi_price, gain, a.dp_row, tie_rule))
-    return out
-
-
-def _solve_player(
-    data: ChainStrategyData,
-    i: int,
-    prune: bool,
-    solver: str = "highs",
-    tie_rule: str = "lowest",
-    time_limit: float | None = None,
-) -> dict[str, Any]:
-    import pyomo.environ as pyo
-
-    t0 = time.perf_counter()
-    deadline = Deadline(time_limit, start=t0)
-    try:  # the Pyomo build is pure Python: interrupted at the deadline
-        with deadline.interrupting(f"the Pyomo build of player {i}'s LP"):
-            m = _build(data, i, prune)
-    except SolverLimitError:
-        return {
-            "status": Status.TIME_LIMIT,
-            "build_seconds": time.perf_counter() - t0,
-            "solve_seconds": 0.0,
-            "rows": 0,
-            "solver_version": "unknown",
-        }
-    build_s = time.perf_counter() - t0
-    info = solve_pyomo(
-        m, PYOMO_NAMES[solver], time_limit=deadline.solver_limit(), options=_LP_OPTIONS.get(solver)
-    )
-    out: dict[str, Any] = {
-        "status": info.status,
-        "build_seconds": build_s,
-        "solve_seconds": info.seconds,
-        "rows": len(m.epigraph) + (len(m.future_profit) if hasattr(m, "future_profit") else 0),
-        "solver_version": info.solver_version,
-    }
-    if not info.status.has_solution:
-        return out
-    L = data.L
-    tau = m.scale[i]
-    z_scaled = np.array([pyo.value(m.z[k]) for k in range(L)])
-    z = tau * z_scaled
-    # gain of every epigraph row at the LP solution: z_k - slack, with the LP's own V
-    idxs = sorted(m.rows)
-    epi_k = np.array([m.rows[r][0] for r in idxs], dtype=np.int64)
-    epi_c = np.array([m.rows[r][1] for r in idxs], dtype=float)
-    pos = {r: n for n, r in enumerate(idxs)}
-    gain = np.array(
-        [
-            tau[m.rows[r][0]]
-            * (z_scaled[m.rows[r][0]] - (pyo.value(m.epigraph[r].body) - pyo.value(m.epigraph[r].lower)))
-            for r in idxs
-        ]
-    )
-    dp_row = np.array([pos[m.dp_row[k]] for k in range(L)]) if i < data.n else np.full(L, -1)
-    out.update(_summarise(data, i, z, epi_k, epi_c, gain, dp_row, tie_rule))
-    return out
 
 
 def certify_strategies(
@@ -919,7 +184,7 @@ def certify_strategies(
     players = list(range(n + 1)) if players is None else [int(i) for i in players]
     t_start = time.perf_counter()
     deadline = None if time_limit is None else t_start + float(time_limit)
-    blocks = _PolicyBlocks(data) if route == "highspy" else None
+    blocks = PolicyBlocks(data) if route == "highspy" else None
     z_all = np.full((n + 1, L), np.nan)
     lp_price = np.full((n, L), np.nan)
     per_player = []
@@ -937,9 +202,9 @@ def certify_strategies(
             thr_gap_max = price_gap_max = float("inf")
             break
         if route == "highspy":
-            r = _solve_player_arrays(data, i, prune, blocks, tie_rule, left)
+            r = solve_player_arrays(data, i, prune, blocks, tie_rule, left)
         else:
-            r = _solve_player(data, i, prune, solver, tie_rule, left)
+            r = solve_player_pyomo(data, i, prune, solver, tie_rule, left)
         build_s += r["build_seconds"]
         solve_s += r["solve_seconds"]
         version = r["solver_version"]
@@ -1060,12 +325,13 @@ def certify_equilibrium(
     >>> certify_equilibrium(game, solve_equilibrium(game)).certificate.passed
     True
     """
-    if tie_rule is None:
-        tie_rule = getattr(eq, "tie_rule", None) or getattr(game, "tie_rule", "lowest")
+    rule: Any = tie_rule  # a claim's or game's rule is checked by certify_strategies
+    if rule is None:
+        rule = getattr(eq, "tie_rule", None) or getattr(game, "tie_rule", "lowest")
         if isinstance(eq, dict):
-            tie_rule = eq.get("tie_rule") or tie_rule
+            rule = eq.get("tie_rule") or rule
     return certify_strategies(
-        strategy_data(game, eq), rtol=rtol, prune=prune, route=route, tie_rule=tie_rule, time_limit=time_limit
+        strategy_data(game, eq), rtol=rtol, prune=prune, route=route, tie_rule=rule, time_limit=time_limit
     )
 
 
@@ -1178,7 +444,7 @@ def certify_chain_solution(
     s, p = s.reshape(n + 1, L), p.reshape(n, L)
     if not (np.all(np.isfinite(s)) and np.all(np.isfinite(p))):
         raise InvalidInputError("thresholds and prices must be finite numbers")
-    data = _validated(game.values, game.Q, game.t, s, p)
+    data = validated_strategy_data(game.values, game.Q, game.t, s, p)
     cert = Certificate()
     checked: dict[str, list[str]] = {}
     not_checked = dict(_NOT_CHECKED)  # "certified" may be added after this certificate

@@ -9,9 +9,8 @@ posts a price :math:`p_{i-1}\ge 0` and player :math:`i` buys or not. Valuations 
 A profit-reallocation mechanism :math:`t\in\mathbb{R}_+^{n\times(n+1)}` pays player :math:`j` the share
 ``t[i-1, j]`` of trade :math:`i`'s price (the paper's :math:`t_{ij}`). It must be budget-feasible
 (Def. 2.5: every row sums to at most one) and past-only (Def. 2.6: ``t[i-1, j] = 0`` for
-:math:`j\ge i`). Built-in mechanisms (§2.2, §5.1): RAW (:math:`t_{i,i-1}=1`), AVE
-(:math:`t_{ij}=1/i`, :math:`j<i`) and TBDS(:math:`\alpha`) (:math:`t_{ij}=(1-\alpha)\alpha^{i-j-1}`
-for :math:`0<j<i`, :math:`t_{i0}=\alpha^{i-1}`).
+:math:`j\ge i`). The built-in mechanisms (RAW, AVE, TBDS(:math:`\alpha`), §2.2, §5.1) and their
+validation live in :mod:`~datamarkets.models.chain_mechanisms` and are re-exported here.
 
 References
 ----------
@@ -20,15 +19,26 @@ References
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from datamarkets.errors import InvalidInputError, MechanismError
+from datamarkets.errors import InvalidInputError
 from datamarkets.io import read_json
+from datamarkets.models.chain_mechanisms import (
+    MAX_TRADES,
+    PROB_ATOL,
+    MechanismSpec,
+    ave_mechanism,
+    check_chain_length,
+    mechanism_from_spec,
+    raw_mechanism,
+    tbds_mechanism,
+    validate_mechanism,
+)
 from datamarkets.validation import real_array
 
 __all__ = [
@@ -47,11 +57,6 @@ __all__ = [
     "validate_mechanism",
 ]
 
-#: Absolute tolerance for "a row of probabilities sums to one" and "a mechanism row sums to ≤ 1".
-PROB_ATOL = 1e-9
-#: Largest chain length accepted: the dense ``n×(n+1)`` mechanism and the ``(n+1)×L×(n+1)`` downstream
-#: profit array must fit in memory (n = 10,000 already needs 0.8 GB for ``t`` alone).
-MAX_TRADES = 10_000
 #: Bound on :math:`\max_k|w_k|\,(n+1)^2`. Budget feasibility passes each value back along the chain
 #: at most once, so thresholds, prices and welfare are at most :math:`(n+1)\max|w|` in magnitude; the
 #: extra factor :math:`n+1` is margin for intermediate sums. Below this bound no float64 overflows.
@@ -60,12 +65,7 @@ VALUE_LIMIT = 1e300
 #: Equilibrium selections among maximising prices (Eq. 9): the lowest (default) or the highest wins.
 TIE_RULES = ("lowest", "highest")
 
-MechanismSpec = str | Mapping[str, Any] | Sequence[Sequence[float]] | np.ndarray
 
-
-# ----------------------------------------------------------------------------------------------
-# mechanisms
-# ----------------------------------------------------------------------------------------------
 def check_tie_rule(tie_rule: Any) -> str:
     """``tie_rule`` if it is one of :data:`TIE_RULES`, else :class:`InvalidInputError`.
 
@@ -77,243 +77,6 @@ def check_tie_rule(tie_rule: Any) -> str:
     if not isinstance(tie_rule, str) or tie_rule not in TIE_RULES:
         raise InvalidInputError(f"tie_rule must be one of {TIE_RULES!r}, got {tie_rule!r}")
     return tie_rule
-
-
-def _check_n(n: Any) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise InvalidInputError(f"chain length n must be a positive integer, got {n!r}")
-    if n > MAX_TRADES:
-        raise InvalidInputError(f"chain length n={n!r} exceeds the supported maximum {MAX_TRADES!r}")
-    return int(n)
-
-
-def raw_mechanism(n: int) -> np.ndarray:
-    """RAW (baseline) mechanism: the seller keeps the whole price, :math:`t_{i,i-1}=1`.
-
-    Parameters
-    ----------
-    n : int
-        Number of trades.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(n, n+1)`` matrix with ``t[i-1, i-1] = 1``.
-
-    Raises
-    ------
-    InvalidInputError
-        If ``n`` is not a positive integer.
-
-    Examples
-    --------
-    >>> raw_mechanism(2)
-    array([[1., 0., 0.],
-           [0., 1., 0.]])
-    """
-    n = _check_n(n)
-    t = np.zeros((n, n + 1))
-    t[np.arange(n), np.arange(n)] = 1.0
-    return t
-
-
-def ave_mechanism(n: int) -> np.ndarray:
-    """AVE mechanism (§5.1): trade *i*'s price is split equally, :math:`t_{ij}=1/i` for :math:`j<i`.
-
-    Parameters
-    ----------
-    n : int
-        Number of trades.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(n, n+1)`` matrix with ``t[i-1, j] = 1/i`` for ``j < i``.
-
-    Raises
-    ------
-    InvalidInputError
-        If ``n`` is not a positive integer.
-
-    Examples
-    --------
-    >>> ave_mechanism(2)
-    array([[1. , 0. , 0. ],
-           [0.5, 0.5, 0. ]])
-    """
-    n = _check_n(n)
-    t = np.zeros((n, n + 1))
-    for i in range(1, n + 1):
-        t[i - 1, :i] = 1.0 / i
-    return t
-
-
-def tbds_mechanism(n: int, alpha: float) -> np.ndarray:
-    r"""TBDS(:math:`\alpha`) of Xin et al. (§2.2): :math:`t_{ij}=(1-\alpha)\alpha^{i-j-1}` for
-    :math:`0<j<i` and :math:`t_{i0}=\alpha^{i-1}` (with :math:`0^0=1`, so TBDS(0) = RAW).
-
-    Parameters
-    ----------
-    n : int
-        Number of trades.
-    alpha : float
-        Upstream share in :math:`[0, 1]`.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(n, n+1)`` budget-balanced, past-only matrix.
-
-    Raises
-    ------
-    MechanismError
-        If ``alpha`` is not a finite number in ``[0, 1]``.
-
-    Examples
-    --------
-    >>> tbds_mechanism(2, 0.5)
-    array([[1. , 0. , 0. ],
-           [0.5, 0.5, 0. ]])
-    """
-    n = _check_n(n)
-    if isinstance(alpha, (bool, np.bool_)):
-        raise MechanismError(f"TBDS alpha must be a number in [0, 1], got {alpha!r}")
-    try:
-        a = float(alpha)
-    except (TypeError, ValueError) as exc:
-        raise MechanismError(f"TBDS alpha must be a number in [0, 1], got {alpha!r}") from exc
-    if not (0.0 <= a <= 1.0):
-        raise MechanismError(f"TBDS alpha must lie in [0, 1], got {alpha!r}")
-    t = np.zeros((n, n + 1))
-    for i in range(1, n + 1):
-        t[i - 1, 0] = a ** (i - 1)
-        for j in range(1, i):
-            t[i - 1, j] = (1.0 - a) * a ** (i - j - 1)
-    return t
-
-
-def validate_mechanism(t: Any, n: int) -> np.ndarray:
-    """Check a reallocation matrix against shape, finiteness, Def. 2.5 and Def. 2.6.
-
-    Parameters
-    ----------
-    t : array_like
-        ``(n, n+1)`` matrix; row ``i-1`` is trade *i*, column *j* is player *j*.
-    n : int
-        Number of trades.
-
-    Returns
-    -------
-    numpy.ndarray
-        The matrix as a float array.
-
-    Raises
-    ------
-    InvalidInputError
-        Wrong shape, non-numeric, NaN or infinite entries.
-    MechanismError
-        Negative entry, a row summing above one (Def. 2.5), or a share paid to a player
-        ``j >= i`` (Def. 2.6).
-
-    Examples
-    --------
-    >>> validate_mechanism([[1.0, 0.0]], 1).tolist()
-    [[1.0, 0.0]]
-    >>> validate_mechanism([[0.5, 0.5]], 1)  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    datamarkets.errors.MechanismError: mechanism is not past-only (Def. 2.6): trade 1 pays player 1 ...
-    """
-    n = _check_n(n)
-    try:
-        arr = np.array(t, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"mechanism must be a numeric n×(n+1) matrix: {exc}") from exc
-    if arr.shape != (n, n + 1):
-        raise InvalidInputError(f"mechanism must have shape {(n, n + 1)!r}, got {arr.shape!r}")
-    bad = np.argwhere(~np.isfinite(arr))
-    if bad.size:
-        i, j = (int(x) for x in bad[0])
-        raise InvalidInputError(
-            f"mechanism entry t[trade {i + 1!r}, player {j!r}] is not finite: {float(arr[i, j])!r}"
-        )
-    neg = np.argwhere(arr < 0)
-    if neg.size:
-        i, j = (int(x) for x in neg[0])
-        raise MechanismError(
-            f"mechanism entry t[trade {i + 1!r}, player {j!r}] is negative: {float(arr[i, j])!r}"
-        )
-    for i in range(1, n + 1):
-        future = arr[i - 1, i:]
-        if np.any(future != 0):
-            j = i + int(np.flatnonzero(future)[0])
-            raise MechanismError(
-                f"mechanism is not past-only (Def. 2.6): trade {i!r} pays player {j!r} "
-                f"the share {float(arr[i - 1, j])!r}; only players j < {i!r} may receive a share"
-            )
-        s = float(arr[i - 1].sum())
-        if s > 1.0 + PROB_ATOL:
-            raise MechanismError(
-                f"mechanism is not budget-feasible (Def. 2.5): shares of trade {i!r} sum to {float(s)!r} > 1"
-            )
-    arr.setflags(write=False)
-    return arr
-
-
-def mechanism_from_spec(spec: MechanismSpec, n: int) -> np.ndarray:
-    """Build a mechanism from ``"raw"``, ``"ave"``, ``{"tbds": alpha}`` or an ``n×(n+1)`` matrix.
-
-    Parameters
-    ----------
-    spec : str, mapping or array_like
-        The mechanism; strings are case-insensitive. ``"tbds:0.5"`` is also accepted.
-    n : int
-        Number of trades.
-
-    Returns
-    -------
-    numpy.ndarray
-        A validated ``(n, n+1)`` read-only matrix.
-
-    Raises
-    ------
-    InvalidInputError
-        Unknown name, malformed mapping or matrix.
-    MechanismError
-        The matrix breaks Def. 2.5 / 2.6, or a TBDS alpha outside ``[0, 1]``.
-
-    Examples
-    --------
-    >>> mechanism_from_spec({"tbds": 0.0}, 2).tolist() == raw_mechanism(2).tolist()
-    True
-    """
-    n = _check_n(n)
-    if isinstance(spec, str):
-        name = spec.strip().lower()
-        if name == "raw":
-            return validate_mechanism(raw_mechanism(n), n)
-        if name == "ave":
-            return validate_mechanism(ave_mechanism(n), n)
-        if name.startswith("tbds:") or name.startswith("tbds="):
-            return validate_mechanism(tbds_mechanism(n, _parse_float(name[5:], "TBDS alpha")), n)
-        raise InvalidInputError(
-            f"unknown mechanism {spec!r}; use 'raw', 'ave', {{'tbds': alpha}} or an n×(n+1) matrix"
-        )
-    if isinstance(spec, Mapping):
-        keys = set(spec)
-        if keys != {"tbds"}:
-            raise InvalidInputError(
-                f"a mechanism mapping must be {{'tbds': alpha}}, got keys {sorted(keys)!r}"
-            )
-        return validate_mechanism(tbds_mechanism(n, spec["tbds"]), n)
-    return validate_mechanism(spec, n)
-
-
-def _parse_float(s: str, what: str) -> float:
-    try:
-        return float(s)
-    except ValueError as exc:
-        raise InvalidInputError(f"{what} must be a number, got {s!r}") from exc
 
 
 # ----------------------------------------------------------------------------------------------
@@ -447,7 +210,7 @@ class ChainGame:
         n = Q.shape[0]
         if n < 1:
             raise InvalidInputError("the chain needs at least one trade (n >= 1)")
-        _check_n(n)
+        check_chain_length(n)
         wmax = float(np.abs(W).max())
         if wmax * (n + 1) ** 2 > VALUE_LIMIT:
             raise InvalidInputError(
@@ -544,7 +307,7 @@ class ChainGame:
                 raise InvalidInputError(f"chain game is missing the key {key!r}")
         n_given = d.get("n")
         if n_given is not None:
-            n_given = _check_n(n_given)
+            n_given = check_chain_length(n_given)
         T = _as_float_array(d["transitions"], "transitions")
         if T.ndim == 2:
             if n_given is None:

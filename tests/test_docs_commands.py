@@ -47,7 +47,7 @@ NOT_RUN = {
 }
 #: Python blocks that are verbatim excerpts of a module (not runnable alone): asserted to be in it,
 #: and run by that module's own tests.
-EXCERPTS = {"writing-a-formulation.md": ROOT / "examples" / "cournot_sellers.py"}
+EXCERPTS = {"writing-a-formulation.md": sorted((ROOT / "examples").glob("cournot_sellers*.py"))}
 #: Exit codes other than 0 that a document shows on purpose.
 EXPECTED_EXIT: dict[str, int] = {}
 
@@ -157,9 +157,9 @@ def test_documented_commands_and_code_run(doc, workdir, capsys):
         elif kind == "python":
             exec(compile(payload, where, "exec"), ns)
         elif kind == "excerpt":
-            source = EXCERPTS[doc.name].read_text(encoding="utf-8")
-            assert payload.strip("\n") in source, (
-                f"{where}: python block is not an excerpt of {EXCERPTS[doc.name]}"
+            sources = [p.read_text(encoding="utf-8") for p in EXCERPTS[doc.name]]
+            assert any(payload.strip("\n") in source for source in sources), (
+                f"{where}: python block is not an excerpt of any of {EXCERPTS[doc.name]}"
             )
         elif kind == "pycon":
             test = doctest.DocTestParser().get_doctest(payload, {}, where, str(doc), 0)

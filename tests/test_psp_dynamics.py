@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import datamarkets.models.psp_dynamics as PD
+import datamarkets.models.psp_replies as PR
 from datamarkets.errors import ConvergenceError, InvalidInputError
 from datamarkets.graphs.market import data_share_market, route_network, single_resource
 from datamarkets.graphs.valuations import LinearValuation, QuadraticValuation
@@ -166,7 +167,7 @@ def test_fast_allocation_and_charge_match_the_rules(others, p_i, d_i, Q):
 
     p_o = np.array([o[0] for o in others])
     d_o = np.array([o[1] for o in others])
-    a, c = PD._alloc_cost(price_curve(Q, p_o, d_o), Q, p_o, d_o, p_i, d_i)
+    a, c = PR.alloc_cost(price_curve(Q, p_o, d_o), Q, p_o, d_o, p_i, d_i)
     p = np.append(p_o, p_i)
     d = np.append(d_o, d_i)
     assert a == pytest.approx(allocate(Q, p, d)[-1], abs=1e-12)
@@ -202,7 +203,7 @@ def _random_profile(m, rng):
 @settings(max_examples=15, deadline=None)
 @given(st.integers(0, 10_000), st.integers(3, 25), st.integers(1, 6), st.booleans())
 def test_vectorised_replies_equal_the_reference(seed, n_buyers, n_sellers, budgets):
-    """The batched and the per-buyer fast replies reproduce ``_reply`` (built from
+    """The batched and the per-buyer fast replies reproduce ``reference_reply`` (built from
     ``psp.best_reply``/``price_curve`` and the allocation rules) on random profiles with ties, and
     a buyer's batched numbers do not depend on the batch it is computed in (bit for bit)."""
     from datamarkets.graphs.market import market_arrays, random_bipartite_market
@@ -213,8 +214,8 @@ def test_vectorised_replies_equal_the_reference(seed, n_buyers, n_sellers, budge
         for b in list(G.nodes)[:n_buyers:2]:
             G.nodes[b]["budget"] = float(rng.uniform(0.05, 2.0))
     m = market_arrays(G)
-    state = PD.PSPState.empty(m)
-    fast = PD._BipartiteReplies(state)
+    state = PR.PSPState.empty(m)
+    fast = PR.BipartiteReplies(state)
     state.price[:], state.quantity[:] = _random_profile(m, rng)
     eps = rng.uniform(0, 0.05, m.n_buyers)
     ids = rng.permutation(m.n_buyers)
@@ -223,7 +224,7 @@ def test_vectorised_replies_equal_the_reference(seed, n_buyers, n_sellers, budge
     for k, i in enumerate(ids):
         part, r_ = (parts[0], k) if k < cut else (parts[1], k - cut)
         n = m.buyer_ptr[i + 1] - m.buyer_ptr[i]
-        ref, u_cur, u_new = PD._reply(state, int(i), float(eps[i]))
+        ref, u_cur, u_new = PR.reference_reply(state, int(i), float(eps[i]))
         one = fast.replies(m, np.array([i]), eps[[i]])
         single = fast.reply(m, int(i), float(eps[i]))
         for got in (
@@ -298,7 +299,7 @@ def test_skipping_unchanged_buyers_is_exact_on_routes(seed, order, visit_seed):
 
 def test_batched_market_matches_reference_dynamics(monkeypatch):
     """On a 40 × 6 quadratic market the batched evaluator (with speculative batches) and the
-    reference evaluator (``_reply`` for every buyer) run the same dynamics to the same profile."""
+    reference evaluator (``reference_reply`` for every buyer) run the same dynamics to the same profile."""
     from datamarkets.graphs.market import random_bipartite_market
 
     G = random_bipartite_market(40, 6, seed=3)
