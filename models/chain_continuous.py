@@ -349,7 +349,9 @@ def discretize(
     k0 = min(math.floor((float(v0) - lo) / eps0), size - 1)
     t = mechanism_from_spec(mechanism, int(n))
     label = f"{type(walk).__name__}(mu={walk.mu}, sigma={walk.sigma}, [{lo}, {hi}])/L={size}"
-    game = ChainGame(W, k0, np.broadcast_to(Q1, (int(n), size, size)), t, label=label)
+    pi = np.zeros(size)
+    pi[k0] = 1.0  # v_0 sits in cell k0
+    game = ChainGame(W, pi, np.broadcast_to(Q1, (int(n), size, size)), t, label=label)
     return DiscretizedGame(game=game, walk=walk, eps=eps_out, eps0=float(eps0), K0=K)
 
 

@@ -144,4 +144,6 @@ def paper_model(name: str, n: int, mechanism: MechanismSpec = "raw", boundary: s
             Q = Q[np.ix_(order, order)]
             start = int(np.flatnonzero(order == 2 * n)[0])
     Qn = np.broadcast_to(Q, (n, *Q.shape))
-    return ChainGame(W, start, Qn, t, label=f"{key}/{mech_label}")
+    pi = np.zeros(W.size)
+    pi[start] = 1.0  # v_0 = w_start deterministically
+    return ChainGame(W, pi, Qn, t, label=f"{key}/{mech_label}")

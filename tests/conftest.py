@@ -6,8 +6,9 @@ matplotlib.use("Agg")
 os.environ.setdefault("DATAMARKETS_NO_PROGRESS", "1")
 
 import pytest
-from helpers import run_main
 from hypothesis import HealthCheck, settings
+
+from helpers import run_main
 
 settings.register_profile(
     "ci", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True

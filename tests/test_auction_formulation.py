@@ -14,9 +14,7 @@ import copy
 import doctest
 import json
 
-import oracles
 import pytest
-from helpers import installed_solvers, need_solver, rel_err
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +23,9 @@ from datamarkets.graphs.market import buyers as market_buyers
 from datamarkets.graphs.market import sellers as market_sellers
 from datamarkets.registry import get_formulation
 from datamarkets.status import Status, StatusGroup
+
+import oracles
+from helpers import installed_solvers, need_solver, rel_err
 
 EXACT = ("clarabel", "highs", "ecos")  # welfare within 1e-6 relative of the oracle
 FIRST_ORDER = ("osqp", "scs")  # welfare within 1e-5 relative (observed ≤ 7e-8 on these sizes)

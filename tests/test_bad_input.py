@@ -18,9 +18,10 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import run_main
 
 from datamarkets.errors import GraphError, InvalidInputError
+
+from helpers import run_main
 
 ENV = {**os.environ, "DATAMARKETS_NO_PROGRESS": "1"}
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from oracles import greedy_linear_welfare, quadratic_water_filling
 
 from datamarkets.errors import GraphError, InvalidInputError
 from datamarkets.graphs.market import data_share_market
 from datamarkets.graphs.valuations import LinearValuation, QuadraticValuation
 from datamarkets.models.brokers import broker_experiment, market_price_of
+
+from oracles import greedy_linear_welfare, quadratic_water_filling
 
 
 def test_data_share_broker_joins_markets():

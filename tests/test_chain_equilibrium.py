@@ -9,12 +9,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from oracles import (
-    chain_brute_force_equilibrium,
-    chain_brute_force_expectations,
-    chain_path_gain,
-    lowest_argmax,
-)
 
 from datamarkets.errors import InvalidInputError
 from datamarkets.models.chain_equilibrium import (
@@ -28,6 +22,13 @@ from datamarkets.models.chain_game import ChainGame, raw_mechanism
 from datamarkets.models.chain_reference import solve_reference
 from datamarkets.models.chain_valuations import paper_model
 from datamarkets.result import Result
+
+from oracles import (
+    chain_brute_force_equilibrium,
+    chain_brute_force_expectations,
+    chain_path_gain,
+    lowest_argmax,
+)
 
 TOL = 1e-9
 

@@ -13,13 +13,14 @@ import json
 
 import numpy as np
 import pytest
-from helpers import need_solver, rel_err
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datamarkets.errors import InvalidInputError
 from datamarkets.registry import get_formulation
 from datamarkets.status import Status
+
+from helpers import need_solver, rel_err
 
 LP_SOLVERS = ("highs", "glpk", "cbc")
 RTOL = 1e-7  # threshold sums of the LP routes vs the DP (the certificate's own RTOL)

@@ -6,6 +6,7 @@ import json
 import subprocess
 
 import pytest
+
 from helpers import run_cli
 
 

@@ -9,12 +9,13 @@ import subprocess
 
 import numpy as np
 import pytest
-from helpers import run_cli
-from helpers import run_main as run_datamarkets
 
 from datamarkets.models.chain_equilibrium import solve_equilibrium
 from datamarkets.models.chain_game import ChainGame
 from datamarkets.models.chain_valuations import paper_model
+
+from helpers import run_cli
+from helpers import run_main as run_datamarkets
 
 
 def run_main(capsys, *args: str) -> tuple[int, str, str]:

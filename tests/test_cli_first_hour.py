@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import run_cli
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -19,6 +18,8 @@ from datamarkets import __version__
 from datamarkets.cli import app, bench_report, bench_solvers, chain_experiments
 from datamarkets.cli import common as cli_common
 from datamarkets.cli import gne as cli_gne
+
+from helpers import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "examples" / "data"

@@ -14,11 +14,12 @@ import subprocess
 
 import numpy as np
 import pytest
-from helpers import need_solver, run_cli
 
 from datamarkets.io import atomic_write_json, read_json
 from datamarkets.registry import get_formulation
 from datamarkets.solvers import available_solvers
+
+from helpers import need_solver, run_cli
 
 BUILT_INS = ("auction-kkt", "auction-psp", "auction-welfare", "chain-equilibrium", "gne")
 

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+
 from helpers import run_cli
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "data" / "game.json"

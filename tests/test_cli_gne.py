@@ -8,10 +8,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import run_cli
 
 from datamarkets.graphs.estimation_market import estimation_market, write_estimation_market
 from datamarkets.models.estimators import random_estimation_market
+
+from helpers import run_cli
 
 FIELDS = [
     "gamma",

@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-from helpers import run_cli
 
 import datamarkets as dm
 from datamarkets.io import atomic_path, atomic_write_json, instance_hash, read_json, to_jsonable
@@ -19,6 +18,8 @@ from datamarkets.status import (
     status_from_cvxpy,
     status_from_pyomo,
 )
+
+from helpers import run_cli
 
 
 def test_hierarchy():

@@ -7,7 +7,6 @@ from __future__ import annotations
 import cvxpy as cp
 import numpy as np
 import pytest
-from helpers import random_gne_market
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +24,8 @@ from datamarkets.formulations.games.gne_buyers import buyers_d, buyers_x, gne_bu
 from datamarkets.formulations.gne_solve import solve_gne
 from datamarkets.models.gne_equilibrium import as_gne_inputs
 from datamarkets.status import Status
+
+from helpers import random_gne_market
 
 
 # ------------------------------------------------------------------ games written by hand

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import random_gne_market
 
 from datamarkets.errors import InvalidInputError, SolverError
 from datamarkets.formulations.gne_best_response import (
@@ -22,6 +21,8 @@ from datamarkets.models.gne_inputs import GNEInputs
 from datamarkets.models.gne_leontief import solve_leontief
 from datamarkets.models.gne_polytope import c_polytope
 from datamarkets.status import Status
+
+from helpers import random_gne_market
 
 
 @pytest.mark.parametrize("scheme", ["gauss-seidel", "jacobi"])

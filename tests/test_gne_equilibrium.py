@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from oracles import leontief_matrix_by_loops, two_firm_closed_form
 from scipy.sparse.linalg import aslinearoperator
 
 from datamarkets.errors import ConvergenceError, InvalidInputError
@@ -27,6 +26,8 @@ from datamarkets.models.gne_leontief import (
 )
 from datamarkets.models.gne_polytope import c_polytope
 from datamarkets.status import Status
+
+from oracles import leontief_matrix_by_loops, two_firm_closed_form
 
 
 def random_market(seed, K, N, rho_target=None, uses_p=1.0):

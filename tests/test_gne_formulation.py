@@ -13,16 +13,17 @@ import json
 
 import numpy as np
 import pytest
-from helpers import need_solver
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from oracles import leontief_solution_dense
 
 from datamarkets.errors import InvalidInputError
 from datamarkets.models.gne_inputs import as_gne_inputs
 from datamarkets.registry import get_formulation
 from datamarkets.solvers import available_solvers
 from datamarkets.status import Status
+
+from helpers import need_solver
+from oracles import leontief_solution_dense
 
 D_RTOL = 1e-5  # cone routes vs direct, max |Δd| / max |d| (their best responses are ≈ 1e-6 accurate)
 SCS_RTOL = 1e-4  # SCS (first order): observed 3e-5

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from oracles import leontief_matrix_by_loops
 
 import datamarkets.formulations.gne_lp as gne_lp
 from datamarkets.errors import InvalidInputError
@@ -18,6 +17,8 @@ from datamarkets.models.gne_inputs import GNEInputs
 from datamarkets.models.gne_leontief import solve_leontief
 from datamarkets.models.gne_polytope import c_polytope
 from datamarkets.status import Status
+
+from oracles import leontief_matrix_by_loops
 
 
 def scaled_market(seed, K, N, rho, uses_p=1.0):

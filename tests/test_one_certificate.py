@@ -13,13 +13,14 @@ import copy
 import json
 
 import pytest
-from helpers import run_main
 
 from datamarkets.formulations.auction_formulation import certify_auction_optimum
 from datamarkets.formulations.kkt_mpec import solve_kkt
 from datamarkets.formulations.welfare import solve_welfare
 from datamarkets.graphs.market import example1_market, random_bipartite_market, write_market_json
 from datamarkets.registry import get_formulation
+
+from helpers import run_main
 
 
 @pytest.mark.parametrize(

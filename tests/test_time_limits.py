@@ -24,12 +24,13 @@ import warnings
 from typing import Any
 
 import pytest
-from helpers import run_main
 
 from datamarkets.errors import SolverLimitError
 from datamarkets.registry import list_formulations
 from datamarkets.solvers import Deadline, available_solvers
 from datamarkets.status import Status
+
+from helpers import run_main
 
 LIMIT = 0.25
 """Seconds given to every route."""

@@ -10,7 +10,6 @@ import pytest
 import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from oracles import quadratic_water_filling, water_fill_price
 
 from datamarkets.errors import GraphError, InfeasibleError, InvalidInputError, UnboundedError
 from datamarkets.formulations import welfare_backends as WB
@@ -27,6 +26,8 @@ from datamarkets.graphs.valuations import (
     as_valuation,
 )
 from datamarkets.status import Status
+
+from oracles import quadratic_water_filling, water_fill_price
 
 ROUTES_QP = ("clarabel", "cvxpy", "highs", "pyomo")
 

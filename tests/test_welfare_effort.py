@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from oracles import two_firm_social_losses
 
 from datamarkets.errors import InvalidInputError
 from datamarkets.formulations.gne_best_response import CLARABEL_OPTIONS
@@ -24,6 +23,8 @@ from datamarkets.formulations.welfare_effort import (
 )
 from datamarkets.models.gne_inputs import GNEInputs
 from datamarkets.status import Status
+
+from oracles import two_firm_social_losses
 
 
 def inputs(seed, K=3, N=4, scale=1.0, xi_scale=0.3):
