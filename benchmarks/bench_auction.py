@@ -76,7 +76,7 @@ def bench_routes(B: int, repeat: int, with_slow: bool) -> list[dict[str, Any]]:
     b, s, w, st = [], [], float("nan"), ""
     for _ in range(repeat):
         tb, Wa = _time(lambda: W.build_welfare_arrays(M))
-        ts, raw = _time(lambda Wa=Wa: WB._solve_clarabel(Wa, 1e-10))
+        ts, raw = _time(lambda Wa=Wa: WB.solve_arrays_clarabel(Wa, 1e-10))
         b.append(tb)
         s.append(ts)
         st = raw.status.value
@@ -88,7 +88,7 @@ def bench_routes(B: int, repeat: int, with_slow: bool) -> list[dict[str, Any]]:
         b, s = [], []
         for _ in range(1 if B >= 1000 else repeat):
             tb, Wa = _time(lambda: W.build_welfare_arrays(M))
-            ts, raw = _time(lambda Wa=Wa: WB._solve_highs(Wa, 1e-9, 120.0))
+            ts, raw = _time(lambda Wa=Wa: WB.solve_arrays_highs(Wa, 1e-9, 120.0))
             b.append(tb)
             s.append(ts)
         w = W.welfare_of(M, M.B @ raw.f) if raw.status.has_solution else float("nan")

@@ -207,7 +207,8 @@ class AuctionWelfareFormulation(_MarketFormulation):
         M, route, prog = program["M"], program["route"], program["program"]
         tol = 1e-10 if solver in ("clarabel", "highs", "ecos") else 1e-8
         if route == "arrays":
-            raw = (wb._solve_clarabel if solver == "clarabel" else wb._solve_highs)(prog, tol, time_limit)
+            solve = wb.solve_arrays_clarabel if solver == "clarabel" else wb.solve_arrays_highs
+            raw = solve(prog, tol, time_limit)
         elif route == "cvxpy":
             raw = wb._solve_cvxpy(M, tol, time_limit, solver=solver, built=prog)
         else:

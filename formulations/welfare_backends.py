@@ -26,7 +26,14 @@ from datamarkets.solvers import (
 )
 from datamarkets.status import Status, status_from_cvxpy, status_from_highs
 
-__all__ = ["CVXPY_SOLVERS", "build_welfare_cvxpy", "build_welfare_pyomo"]
+__all__ = [
+    "CVXPY_SOLVERS",
+    "RawSolution",
+    "build_welfare_cvxpy",
+    "build_welfare_pyomo",
+    "solve_arrays_clarabel",
+    "solve_arrays_highs",
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -35,7 +42,10 @@ __all__ = ["CVXPY_SOLVERS", "build_welfare_cvxpy", "build_welfare_pyomo"]
 
 
 @dataclass
-class _Raw:
+class RawSolution:
+    """A welfare program's solution as the backend returned it: status, solver's own status text,
+    flows ``f``, allocations ``x``, prices ``p`` (duals of the supply rows) and other duals ``mu``."""
+
     status: Status
     raw: str
     f: np.ndarray | None = None
@@ -47,7 +57,24 @@ class _Raw:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _solve_clarabel(W: WelfareArrays, tol: float, time_limit: float | None = None) -> _Raw:
+def solve_arrays_clarabel(W: WelfareArrays, tol: float, time_limit: float | None = None) -> RawSolution:
+    """Solve the welfare program's arrays with Clarabel (interior point, conic form).
+
+    Parameters
+    ----------
+    W : WelfareArrays
+        The program (:func:`~datamarkets.formulations.welfare_program.build_welfare_arrays`).
+    tol : float
+        Clarabel's feasibility and gap tolerances.
+    time_limit : float, optional
+        Seconds handed to Clarabel.
+
+    Returns
+    -------
+    RawSolution
+        Status mapped onto :class:`~datamarkets.status.Status` (infeasible and unbounded are
+        results, not exceptions), primal and dual arrays when a solution exists.
+    """
     import clarabel
 
     n = W.P_diag.size
@@ -94,7 +121,7 @@ def _solve_clarabel(W: WelfareArrays, tol: float, time_limit: float | None = Non
         "MaxIterations": Status.ITERATION_LIMIT,
         "MaxTime": Status.TIME_LIMIT,
     }.get(name, Status.ERROR)
-    out = _Raw(status, name, solver="clarabel", version=clarabel.__version__)
+    out = RawSolution(status, name, solver="clarabel", version=clarabel.__version__)
     out.extra["iterations"] = int(sol.iterations)
     if status.has_solution:
         v = np.asarray(sol.x)
@@ -112,7 +139,23 @@ def _solve_clarabel(W: WelfareArrays, tol: float, time_limit: float | None = Non
     return out
 
 
-def _solve_highs(W: WelfareArrays, tol: float, time_limit: float | None) -> _Raw:
+def solve_arrays_highs(W: WelfareArrays, tol: float, time_limit: float | None) -> RawSolution:
+    """Solve the welfare program's arrays with HiGHS (LP, or QP with the regularisation below).
+
+    Parameters
+    ----------
+    W : WelfareArrays
+        The program (:func:`~datamarkets.formulations.welfare_program.build_welfare_arrays`).
+    tol : float
+        Primal/dual feasibility tolerance.
+    time_limit : float or None
+        Seconds handed to HiGHS.
+
+    Returns
+    -------
+    RawSolution
+        As :func:`solve_arrays_clarabel`.
+    """
     import highspy
 
     n = W.P_diag.size
@@ -159,7 +202,7 @@ def _solve_highs(W: WelfareArrays, tol: float, time_limit: float | None) -> _Raw
     h.run()
     ms = h.getModelStatus()
     status = status_from_highs(ms)
-    out = _Raw(status, str(ms), solver="highs", version=highs_version())
+    out = RawSolution(status, str(ms), solver="highs", version=highs_version())
     if status.has_solution:
         sol = h.getSolution()
         v = np.asarray(sol.col_value)
@@ -260,7 +303,7 @@ def _solve_cvxpy(
     time_limit: float | None = None,
     solver: str = "clarabel",
     built: tuple[Any, dict[str, Any]] | None = None,
-) -> _Raw:
+) -> RawSolution:
     import cvxpy as cp
 
     if solver not in CVXPY_SOLVERS:
@@ -273,7 +316,9 @@ def _solve_cvxpy(
     except cp.error.SolverError as exc:
         raise SolverError(f"cvxpy/{solver} failed: {exc}") from exc
     status = status_from_cvxpy(prob.status)
-    out = _Raw(status, str(prob.status), solver=f"cvxpy+{solver}", version=f"{cp.__version__}/{version}")
+    out = RawSolution(
+        status, str(prob.status), solver=f"cvxpy+{solver}", version=f"{cp.__version__}/{version}"
+    )
     if status.has_solution:
         out.f = np.maximum(np.asarray(hd["f"].value, float), 0.0)
         out.x = np.asarray(hd["x"].value, float)
@@ -341,11 +386,13 @@ def build_welfare_pyomo(M: MarketArrays) -> Any:
     return m
 
 
-def _solve_pyomo(M: MarketArrays, time_limit: float | None, solver: str = "highs", model: Any = None) -> _Raw:
+def _solve_pyomo(
+    M: MarketArrays, time_limit: float | None, solver: str = "highs", model: Any = None
+) -> RawSolution:
     require_solver(solver)
     m = model if model is not None else build_welfare_pyomo(M)
     reset_highs_scheduler()
-    if solver == "highs":  # contrib highs: LP and QP; see _solve_highs for the regularisation
+    if solver == "highs":  # contrib highs: LP and QP; see solve_arrays_highs for the regularisation
         info = solve_pyomo(m, "highs", time_limit=time_limit, options={"qp_regularization_value": 1e-12})
     else:  # glpk/cbc (LP valuations) or ipopt (QP); their own time-limit option names
         # GLPK: no LP presolve, final basis checked exactly (its presolver can stop suboptimal)
@@ -359,7 +406,7 @@ def _solve_pyomo(M: MarketArrays, time_limit: float | None, solver: str = "highs
                 int(time_limit) if solver == "glpk" else float(time_limit)
             )
         info = solve_pyomo(m, PYOMO_NAMES[solver], options=opts)
-    out = _Raw(info.status, info.raw_status, solver=f"pyomo+{solver}", version=info.solver_version)
+    out = RawSolution(info.status, info.raw_status, solver=f"pyomo+{solver}", version=info.solver_version)
     if info.status.has_solution:
         out.f = np.maximum(np.array([m.flow[e].value or 0.0 for e in range(M.n_columns)]), 0.0)
         out.x = np.array([m.total[i].value or 0.0 for i in range(M.n_buyers)])

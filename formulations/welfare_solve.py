@@ -20,11 +20,11 @@ from datamarkets.errors import InvalidInputError
 from datamarkets.formulation import TIME_LIMIT_SLACK
 from datamarkets.formulations.welfare_allocation import WelfareResult, _allocation_rows
 from datamarkets.formulations.welfare_backends import (
-    _Raw,
-    _solve_clarabel,
+    RawSolution,
     _solve_cvxpy,
-    _solve_highs,
     _solve_pyomo,
+    solve_arrays_clarabel,
+    solve_arrays_highs,
 )
 from datamarkets.formulations.welfare_kkt import _marginals, kkt_residuals, welfare_of
 from datamarkets.formulations.welfare_program import build_welfare_arrays
@@ -107,13 +107,13 @@ def _solve_route(
     with timer("solve_seconds"):
         limit = deadline.solver_limit()
         if deadline.expired:
-            raw = _Raw(Status.TIME_LIMIT, f"time limit of {time_limit:g} s reached before the solve")
+            raw = RawSolution(Status.TIME_LIMIT, f"time limit of {time_limit:g} s reached before the solve")
         elif route == "clarabel":
             assert W is not None
-            raw = _solve_clarabel(W, tol, limit)
+            raw = solve_arrays_clarabel(W, tol, limit)
         elif route == "highs":
             assert W is not None
-            raw = _solve_highs(W, tol, limit)
+            raw = solve_arrays_highs(W, tol, limit)
         elif route == "cvxpy":
             raw = _solve_cvxpy(M, tol, limit)
         else:
@@ -163,7 +163,7 @@ def _add_kkt_certificate(
 
 
 def _package(
-    M: MarketArrays, raw: _Raw, method_label: str, timer: Timer, certify_tol: float
+    M: MarketArrays, raw: RawSolution, method_label: str, timer: Timer, certify_tol: float
 ) -> WelfareResult:
     cert = Certificate()
     solution: dict[str, Any] = {"market_kind": M.kind}

@@ -71,7 +71,6 @@ from datamarkets.validation import check_time_limit
 __all__ = ["PSPState", "buyer_utilities", "psp_dynamics"]
 
 _BATCH = 16  # buyers per speculative batch of replies (see psp_dynamics)
-_FAST = True  # False: every reply by the reference ``reference_reply`` (tests)
 
 
 def buyer_utilities(st: PSPState) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -91,6 +90,7 @@ def psp_dynamics(
     scaling: float | None = None,
     start_epsilon: float = 0.1,
     skip_unchanged: bool = True,
+    replies: str = "batched",
     progress: bool = False,
     time_limit: float | None = None,
 ) -> Result:
@@ -125,6 +125,10 @@ def psp_dynamics(
         Event-driven scheduling: skip a buyer when no bid at any of its sellers changed since its
         last evaluation (it would reproduce the same decision, a no-move). Exact: ``False`` gives the
         identical bid profile, rounds and messages, only more ``evaluations``.
+    replies : {"batched", "reference"}, default "batched"
+        How best replies are evaluated: ``"batched"`` vectorises them over buyers on bipartite
+        markets (speculative batches on quadratic ones); ``"reference"`` computes each one by
+        :func:`~datamarkets.models.psp_replies.reference_reply`. Both give the same dynamics.
     progress : bool
         Show a progress bar over rounds on stderr.
     time_limit : float, optional
@@ -167,6 +171,8 @@ def psp_dynamics(
         raise InvalidInputError(f"order must be 'asynchronous' or 'synchronous', got {order!r}")
     if int(max_rounds) < 1:
         raise InvalidInputError(f"max_rounds must be >= 1, got {max_rounds!r}")
+    if replies not in ("batched", "reference"):
+        raise InvalidInputError(f"unknown replies {replies!r}; choose one of batched, reference")
     if scaling is not None and not (math.isfinite(scaling) and scaling > 1):
         raise InvalidInputError(f"scaling must be a finite number > 1, got {scaling!r}")
     deadline = Deadline(check_time_limit(time_limit, "time_limit"))
@@ -176,7 +182,8 @@ def psp_dynamics(
         st = PSPState.empty(m)
         eps = buyer_epsilons(m, float(epsilon), relative)
         seller_deg = np.array([idx.size for idx in st.seller_edges])
-        fast = BipartiteReplies(st) if _FAST and m.kind == "bipartite" and m.n_edges else None
+        batched = replies == "batched" and m.kind == "bipartite" and m.n_edges
+        fast = BipartiteReplies(st) if batched else None
         use_batch = fast is not None and fast.quadratic and all(x is not None for x in fast.nb)
         batch = _BATCH if use_batch else 1
     rng = np.random.default_rng(seed) if seed is not None else None

@@ -297,7 +297,7 @@ def test_skipping_unchanged_buyers_is_exact_on_routes(seed, order, visit_seed):
     assert on is None or on.certified
 
 
-def test_batched_market_matches_reference_dynamics(monkeypatch):
+def test_batched_market_matches_reference_dynamics():
     """On a 40 × 6 quadratic market the batched evaluator (with speculative batches) and the
     reference evaluator (``reference_reply`` for every buyer) run the same dynamics to the same profile."""
     from datamarkets.graphs.market import random_bipartite_market
@@ -305,8 +305,7 @@ def test_batched_market_matches_reference_dynamics(monkeypatch):
     G = random_bipartite_market(40, 6, seed=3)
     fast = psp_dynamics(G, 0.02, scaling=2, seed=1)
     assert fast.meta["batched_replies"]
-    monkeypatch.setattr(PD, "_FAST", False)
-    ref = psp_dynamics(G, 0.02, scaling=2, seed=1)
+    ref = psp_dynamics(G, 0.02, scaling=2, seed=1, replies="reference")
     assert not ref.meta["batched_replies"]
     assert fast.solution["rounds"] == ref.solution["rounds"]
     assert fast.solution["messages"] == ref.solution["messages"]

@@ -509,7 +509,7 @@ def test_ctrl_c_keeps_finished_tasks_and_a_rerun_resumes(plugin, tmp_path):
     )
     store = tmp_path / "store"
     plugin_dir = next(p for p in sys.path if (Path(p) / "sweep_test_plugin.py").exists())
-    env = sweep_env(plugin_dir)
+    env = sweep_env(plugin_dir) | {"PYTHONFAULTHANDLER": "1"}
     cmd = [sys.executable, "-m", "datamarkets.cli", "sweep", str(spec), "--out", str(store), "--workers", "2"]
     cmd += ["--json"]  # no progress bar: stderr is the one line
     proc = subprocess.Popen(
@@ -520,7 +520,12 @@ def test_ctrl_c_keeps_finished_tasks_and_a_rerun_resumes(plugin, tmp_path):
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGINT)  # the driver and its workers, as Ctrl-C in a terminal
     t_int = time.monotonic()
-    out, err = proc.communicate(timeout=60)
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # show where it hangs: faulthandler dumps every thread on SIGABRT
+        os.killpg(proc.pid, signal.SIGABRT)
+        out, err = proc.communicate(timeout=30)
+        pytest.fail(f"no exit 60 s after Ctrl-C; stacks:\n{err[-6000:]}")
     exit_seconds = time.monotonic() - t_int
     assert exit_seconds < 20.0, f"{exit_seconds:.1f} s from Ctrl-C to exit: running tasks were waited for"
     assert proc.returncode == 130, err

@@ -22,28 +22,7 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
 
-PENDING: dict[tuple[str, str], str] = {
-    ("test_psp_dynamics.py", "datamarkets.models.psp_dynamics._alloc_cost"): (
-        "unit test of the dynamics' allocation/cost kernel; models/psp_dynamics.py and its test belong to "
-        "the psp-dynamics work, which decides whether the kernel becomes public"
-    ),
-    ("test_psp_dynamics.py", "datamarkets.models.psp_dynamics._BipartiteReplies"): (
-        "cached best-reply state checked against best_reply; same owner as above"
-    ),
-    ("test_psp_dynamics.py", "datamarkets.models.psp_dynamics._reply"): (
-        "one cached best reply checked against best_reply; same owner as above"
-    ),
-    ("test_psp_dynamics.py", "datamarkets.models.psp_dynamics._FAST"): (
-        "monkeypatched to compare the fast path with the plain one; same owner as above"
-    ),
-    ("test_welfare.py", "datamarkets.formulations.welfare_backends._solve_clarabel"): (
-        "status mapping of the Clarabel backend on infeasible/unbounded arrays (no public entry reaches "
-        "an infeasible program); formulations/welfare*.py belong to the welfare work"
-    ),
-    ("test_welfare.py", "datamarkets.formulations.welfare_backends._solve_highs"): (
-        "status mapping of the HiGHS backend, as above"
-    ),
-}
+PENDING: dict[tuple[str, str], str] = {}
 
 
 def _private(part: str) -> bool:

@@ -242,7 +242,7 @@ def _tiny_arrays(b_ub: float, cost: float, curvature: float) -> WP.WelfareArrays
     )
 
 
-@pytest.mark.parametrize("solve", [WB._solve_clarabel, lambda A, t: WB._solve_highs(A, t, None)])
+@pytest.mark.parametrize("solve", [WB.solve_arrays_clarabel, lambda A, t: WB.solve_arrays_highs(A, t, None)])
 def test_infeasible_and_unbounded_statuses_map_and_raise(solve):
     r = solve(_tiny_arrays(-1.0, 1.0, 0.0), 1e-9)
     assert r.status.group.value == "infeasible_or_unbounded"
