@@ -101,19 +101,33 @@ def _interval_matvec(Mat: sp.csr_array, lo: np.ndarray, hi: np.ndarray) -> tuple
     return low, high
 
 
-def _box(game: LQGame, time_limit: float | None) -> tuple[np.ndarray, np.ndarray, Status]:
-    """Primal ranges: the box, tightened by LP over X where a bound is infinite."""
+def _box(game: LQGame, time_limit: float | None) -> tuple[np.ndarray, np.ndarray, Status, np.ndarray | None]:
+    """Primal ranges over X: the box, tightened by LP (min/max ``x_j`` over X) on the sides that
+    are still infinite (``need``); also returns a point of X (or the status saying X is empty)."""
     lo, hi = game.lb.copy(), game.ub.copy()
-    need = np.flatnonzero(~np.isfinite(lo) | ~np.isfinite(hi))
     A = sp.vstack([game.A, game.Aeq], format="csc")
     rl = np.concatenate([np.full(game.m, -INF), game.beq])
     ru = np.concatenate([game.b, game.beq])
     h = highs_model(np.zeros(game.n), game.lb, game.ub, A, rl, ru, time_limit=time_limit)
     out = run_highs(h)
     if out.status.group.value == "infeasible_or_unbounded":
-        return lo, hi, Status.INFEASIBLE
-    if out.status is not Status.OPTIMAL:
-        return lo, hi, out.status
+        return lo, hi, Status.INFEASIBLE, None
+    if out.status is not Status.OPTIMAL or out.x is None:
+        return lo, hi, out.status, None
+    return lo, hi, Status.OPTIMAL, out.x
+
+
+def _lp_ranges(
+    game: LQGame, lo: np.ndarray, hi: np.ndarray, time_limit: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tighten the still-infinite sides of ``[lo, hi]`` by LP over X (one LP per such side)."""
+    need = np.flatnonzero(~np.isfinite(lo) | ~np.isfinite(hi))
+    if need.size == 0:
+        return lo, hi
+    A = sp.vstack([game.A, game.Aeq], format="csc")
+    rl = np.concatenate([np.full(game.m, -INF), game.beq])
+    ru = np.concatenate([game.b, game.beq])
+    h = highs_model(np.zeros(game.n), game.lb, game.ub, A, rl, ru, time_limit=time_limit)
     for j in need:
         for sense, arr in ((1.0, lo), (-1.0, hi)):
             if np.isfinite(arr[j]):
@@ -123,6 +137,80 @@ def _box(game: LQGame, time_limit: float | None) -> tuple[np.ndarray, np.ndarray
             h.changeColCost(int(j), 0.0)
             if o.status is Status.OPTIMAL and o.x is not None:
                 arr[j] = o.x[j]
+    return lo, hi
+
+
+def _stationarity_ranges(
+    game: LQGame, L: _Layout, lo: np.ndarray, hi: np.ndarray, rounds: int = 30
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ranges of ``x`` at every KKT point, propagated from stationarity (4) (interval arithmetic).
+
+    With ``d_j = M_jj ≥ 0`` (player j's own block is PSD) and ``r_j = (Mx + q)_j − d_j x_j +
+    (B_λ λ)_j + (B_μ μ)_j``, (4) reads ``d_j x_j + r_j = ν⁻_j − ν⁺_j``. Where ``x_j > lb_j``,
+    ``ν⁻_j = 0`` by (7), so ``d_j x_j ≤ −r_j``; hence ``x_j ≤ max(lb_j, −min r_j / d_j)``, and
+    symmetrically ``x_j ≥ min(ub_j, −max r_j / d_j)``. ``λ ∈ [0, ∞)`` and ``μ`` free here (their
+    bounds are not known yet), so only the signs of the coupling columns help. Repeated (Jacobi)
+    until nothing tightens; the bounds widen by 1e-9 relative to stay valid under rounding.
+    """
+    d = game.M.diagonal()
+    pos = d > 0
+    if not np.any(pos):
+        return lo, hi
+    Moff = sp.csr_array(game.M - sp.diags_array(d))
+    bl_lo, bl_hi = _interval_matvec(L.Bl, np.zeros(L.Bl.shape[1]), np.full(L.Bl.shape[1], np.inf))
+    bm_lo, bm_hi = _interval_matvec(L.Bm, np.full(L.Bm.shape[1], -np.inf), np.full(L.Bm.shape[1], np.inf))
+    with np.errstate(invalid="ignore"):
+        c_lo, c_hi = game.q + bl_lo + bm_lo, game.q + bl_hi + bm_hi
+    c_lo, c_hi = np.nan_to_num(c_lo, nan=-np.inf), np.nan_to_num(c_hi, nan=np.inf)
+    lo, hi = lo.copy(), hi.copy()
+    for _ in range(rounds):
+        o_lo, o_hi = _interval_matvec(Moff, lo, hi)
+        with np.errstate(all="ignore"):
+            up = np.where(pos, -(o_lo + c_lo) / np.where(pos, d, 1.0), np.inf)
+            dn = np.where(pos, -(o_hi + c_hi) / np.where(pos, d, 1.0), -np.inf)
+            up = np.nan_to_num(up, nan=np.inf, posinf=np.inf, neginf=-np.inf)
+            dn = np.nan_to_num(dn, nan=-np.inf, posinf=np.inf, neginf=-np.inf)
+            up = np.maximum(game.lb, up + 1e-9 * (1.0 + np.abs(up)))
+            dn = np.minimum(game.ub, dn - 1e-9 * (1.0 + np.abs(dn)))
+            new_hi, new_lo = np.minimum(hi, up), np.maximum(lo, dn)
+            gain = (new_hi < hi - 1e-9 * (1.0 + np.abs(new_hi))) | (
+                new_lo > lo + 1e-9 * (1.0 + np.abs(new_lo))
+            )
+        lo, hi = new_lo, new_hi
+        if not np.any(gain):
+            break
+    return lo, hi
+
+
+def _monotone_ball(
+    game: LQGame, x0: np.ndarray, variational: bool, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Strongly monotone games (sym(M) ⪰ αI, α > 0): every variational equilibrium ``x*`` (every
+    KKT point with common multipliers, or any equilibrium without shared rows) lies in the ball
+    ``‖x* − x0‖₂ ≤ ‖F(x0)‖₂ / α`` around any ``x0 ∈ X`` — from ``F(x*)ᵀ(x0 − x*) ≥ 0`` and
+    ``(F(x0) − F(x*))ᵀ(x0 − x*) ≥ α‖x0 − x*‖²``. Intersected with ``[lo, hi]``."""
+    if not (variational or game.m + game.p == 0):
+        return lo, hi
+    alpha = game.monotonicity_min_eig * (1.0 - 1e-6) - 1e-9 * game.scale
+    if not alpha > 0:
+        return lo, hi
+    r = float(np.linalg.norm(game.F(x0))) / alpha
+    r = r * (1.0 + 1e-6) + 1e-7 * (1.0 + float(np.abs(x0).max(initial=0.0)))
+    return np.maximum(lo, x0 - r), np.minimum(hi, x0 + r)
+
+
+def _primal_ranges(
+    game: LQGame, L: _Layout, time_limit: float | None
+) -> tuple[np.ndarray, np.ndarray, Status]:
+    """Proven ranges of ``x`` at the KKT points: box ∩ stationarity propagation ∩ (strongly monotone
+    ball) ∩ LP over X for what is still infinite. ``Status.INFEASIBLE`` when X is empty."""
+    lo, hi, st, x0 = _box(game, time_limit)
+    if st is not Status.OPTIMAL or x0 is None:
+        return lo, hi, st
+    lo, hi = _stationarity_ranges(game, L, lo, hi)
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        lo, hi = _monotone_ball(game, x0, L.variational, lo, hi)
+    lo, hi = _lp_ranges(game, lo, hi, time_limit)
     return lo, hi, Status.OPTIMAL
 
 
@@ -138,8 +226,13 @@ def _build(
     *,
     integer: bool,
     extra_rows: tuple[sp.csr_array, np.ndarray] | None = None,
+    fix: bool = False,
 ) -> tuple[sp.csr_array, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Rows, row bounds and column bounds of the KKT MILP (or its relaxation without z)."""
+    """Rows, row bounds and column bounds of the KKT MILP (or its relaxation without z).
+
+    ``fix``: a pair whose constraint is provably slack over the ranges (a row with
+    ``min (b − A x) > 0``, a variable with ``xlo_j > lb_j`` or ``xhi_j < ub_j``) has its switch and
+    multiplier fixed at 0 (HiGHS's presolve then drops them)."""
     n, nl, nm = game.n, L.lam_row.size, L.mu_row.size
     fl, fu = L.fl, L.fu
     I = sp.eye_array(n, format="csr")
@@ -181,7 +274,17 @@ def _build(
     rl_all = np.concatenate([*rl, np.full(nz, -INF), np.full(nz, -INF)])
     ru_all = np.concatenate([*ru, np.zeros(nz), Srhs])
     clo = np.concatenate([clo, np.zeros(nz)])
-    chi = np.concatenate([chi, np.ones(nz)])
+    zhi = np.ones(nz)
+    if fix:
+        _, Ax_hi = _interval_matvec(Axr, xlo, xhi)
+        b_l = game.b[L.lam_row]
+        slack_lo = np.concatenate([b_l - Ax_hi, xlo[fl] - game.lb[fl], game.ub[fu] - xhi[fu]])
+        ref = np.concatenate([np.abs(b_l), np.abs(game.lb[fl]), np.abs(game.ub[fu])])
+        off = slack_lo > 1e-9 * (1.0 + ref)
+        zhi[off] = 0.0
+        chi[int(L.off[1]) : int(L.off[2])][off[:nl]] = 0.0  # λ of a slack row
+        chi[int(L.off[3]) : int(L.off[5])][off[nl:]] = 0.0  # ν of an inactive bound
+    chi = np.concatenate([chi, zhi])
     return R, rl_all, ru_all, clo, chi
 
 
@@ -352,17 +455,23 @@ def solve_kkt_milp(
         xlo = np.where(np.isfinite(game.lb), game.lb, -Mb)
         xhi = np.where(np.isfinite(game.ub), game.ub, Mb)
         Lam, Mu = np.full(L.lam_row.size, Mb), np.full(L.mu_row.size, Mb)
-        proven_x = np.isfinite(game.lb) & np.isfinite(game.ub)
-        pl, pm = np.ones(L.lam_row.size, bool), np.ones(L.mu_row.size, bool)  # no retries
+        plo, phi = np.ones(game.n, bool), np.ones(game.n, bool)  # no retries
+        pl, pm = np.ones(L.lam_row.size, bool), np.ones(L.mu_row.size, bool)
         Vlo, Vup = np.full(L.fl.size, Mb), np.full(L.fu.size, Mb)
     else:
-        xlo, xhi, st = _box(game, left())
+        xlo, xhi, st = _primal_ranges(game, L, left())
         if st is not Status.OPTIMAL:
             return MILPOut(st, [], True, 0, message=f"joint feasible set: {st.value}")
-        proven_x = np.isfinite(xlo) & np.isfinite(xhi)
+        if np.any(xlo > xhi):  # stationarity propagation proved the KKT system has no solution
+            j = int(np.flatnonzero(xlo > xhi)[0])
+            msg = f"no KKT point: stationarity bounds of x[{j}] are empty ({xlo[j]:.6g} > {xhi[j]:.6g})"
+            return MILPOut(Status.NO_EQUILIBRIUM, [], True, 0, message=msg)
+        # a side is proven when finite (box, stationarity, monotone ball or LP over X); an unproven
+        # side starts at a stated distance from the other side and is doubled when touched
+        plo, phi = np.isfinite(xlo), np.isfinite(xhi)
         stated = STATED_BOUND * game.scale
-        xlo = np.where(np.isfinite(xlo), xlo, -stated)
-        xhi = np.where(np.isfinite(xhi), xhi, stated)
+        xlo = np.where(plo, xlo, np.where(phi, np.minimum(xhi, 0.0), 0.0) - stated)
+        xhi = np.where(phi, xhi, np.where(plo, np.maximum(xlo, 0.0), 0.0) + stated)
         Lam, Mu, pl, pm = _multiplier_bounds(game, L, xlo, xhi, left())
         Lam = np.where(pl, Lam, stated)
         Mu = np.where(pm, Mu, stated)
@@ -371,7 +480,9 @@ def solve_kkt_milp(
     while True:
         if fixed_big_m is None:
             Vlo, Vup = _nu_bounds(game, L, xlo, xhi, Lam, Mu)
-        R, rl, ru, clo, chi = _build(game, L, xlo, xhi, Lam, Mu, Vlo, Vup, integer=True)
+        R, rl, ru, clo, chi = _build(
+            game, L, xlo, xhi, Lam, Mu, Vlo, Vup, integer=True, fix=fixed_big_m is None
+        )
         nz = R.shape[1] - int(L.off[5])
         integ = np.concatenate([np.zeros(int(L.off[5]), bool), np.ones(nz, bool)])
         h = highs_model(  # a feasibility MILP: stop at the first feasible point (= an equilibrium)
@@ -400,7 +511,7 @@ def solve_kkt_milp(
                 break
             v = out.x
             x = v[: game.n]
-            touched = _touches(v, L, xlo, xhi, Lam, Mu, proven_x, pl, pm)
+            touched = _touches(v, L, xlo, xhi, Lam, Mu, plo, phi, pl, pm)
             if touched:
                 break
             z = np.round(v[int(L.off[5]) :])
@@ -412,28 +523,18 @@ def solve_kkt_milp(
             h.addRow(1.0 - float((z > 0.5).sum()), INF, nz, idx, coef)
             if enumerate == 0:
                 break
-        if touched and n_try < retries and fixed_big_m is None:
-            n_try += 1
-            Lam = np.where(pl, Lam, 2 * Lam)
-            Mu = np.where(pm, Mu, 2 * Mu)
-            xlo = np.where(proven_x, xlo, np.where(np.isfinite(game.lb), game.lb, 2 * xlo))
-            xhi = np.where(proven_x, xhi, np.where(np.isfinite(game.ub), game.ub, 2 * xhi))
-            continue
-        if (
-            status is Status.INFEASIBLE
-            and not found
-            and fixed_big_m is None
-            and n_try < retries
-            and not (pl.all() and pm.all() and proven_x.all())
-        ):
-            n_try += 1
+        unproven = not (pl.all() and pm.all() and plo.all() and phi.all())
+        retry = touched or (status is Status.INFEASIBLE and not found and unproven)
+        if retry and n_try < retries and fixed_big_m is None:
+            n_try += 1  # double every unproven bound (its distance from the other side for x)
             Lam, Mu = np.where(pl, Lam, 2 * Lam), np.where(pm, Mu, 2 * Mu)
-            xlo = np.where(proven_x, xlo, 2 * xlo)
-            xhi = np.where(proven_x, xhi, 2 * xhi)
+            width = xhi - xlo
+            xlo = np.where(plo, xlo, xlo - width)
+            xhi = np.where(phi, xhi, xhi + width)
             continue
         break
     secs["milp_seconds"] = time.perf_counter() - ta - secs["bounding_seconds"]
-    proven = bool(pl.all() and pm.all() and proven_x.all()) and fixed_big_m is None
+    proven = bool(pl.all() and pm.all() and plo.all() and phi.all()) and fixed_big_m is None
     extra = {"binaries": int(nz), "lambda_bound_max": float(Lam.max(initial=0.0)), "retries": n_try}
     if touched:
         return MILPOut(
@@ -478,16 +579,19 @@ def _touches(
     xhi: np.ndarray,
     Lam: np.ndarray,
     Mu: np.ndarray,
-    proven_x: np.ndarray,
+    plo: np.ndarray,
+    phi: np.ndarray,
     pl: np.ndarray,
     pm: np.ndarray,
 ) -> bool:
-    """Whether a value sits at an unproven bound (within 1e-6 relative)."""
+    """Whether a value sits at an unproven bound (within 1e-6 relative); a proven side (the game's
+    own bound, or one derived above) may be touched."""
     rel = 1e-6
     x = v[L.sl(0)]
     lam = v[L.sl(1)]
     mu = v[L.sl(2)]
-    t = np.any(~proven_x & ((x >= xhi - rel * (1 + np.abs(xhi))) | (x <= xlo + rel * (1 + np.abs(xlo)))))
+    t = np.any(~phi & (x >= xhi - rel * (1 + np.abs(xhi))))
+    t |= np.any(~plo & (x <= xlo + rel * (1 + np.abs(xlo))))
     t |= np.any(~pl & (lam >= Lam * (1 - rel)))
     t |= np.any(~pm & (np.abs(mu) >= Mu * (1 - rel)))
     return bool(t)
