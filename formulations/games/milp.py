@@ -63,6 +63,7 @@ class _Layout:
         N = game.N
         self.Bl, self.lam_row, self.lam_player = self._pairs(game.A, variational)
         self.Bm, self.mu_row, self.mu_player = self._pairs(game.Aeq, variational)
+        self.lam_key = self.lam_row * N + (self.lam_player if self.lam_player is not None else 0)
         self.fl = np.flatnonzero(np.isfinite(game.lb))
         self.fu = np.flatnonzero(np.isfinite(game.ub))
         sizes = [game.n, self.lam_row.size, self.mu_row.size, self.fl.size, self.fu.size]
@@ -291,77 +292,63 @@ def _build(
 def _valid_inequalities(
     game: LQGame, L: _Layout, xlo: np.ndarray, xhi: np.ndarray
 ) -> tuple[sp.csr_array, np.ndarray]:
-    """Rows of (12) over the continuous columns (one per player without equality rows in its
-    per-player mode; plus the exact summed one in variational mode)."""
+    """Rows of (12) over the continuous columns: one per player without equality rows (and with
+    every ``β_{r,i}`` and ``U_i`` finite), plus the exact summed one in variational mode."""
     N = game.N
     g_lo, g_hi = _interval_matvec(game.M, xlo, xhi)
     g_lo, g_hi = g_lo + game.q, g_hi + game.q
     with np.errstate(invalid="ignore"):
         prods = np.stack([-xlo * g_lo, -xlo * g_hi, -xhi * g_lo, -xhi * g_hi])
     prods = np.where(np.isnan(prods), np.inf, prods)
-    u_j = prods.max(axis=0)  # ≥ −x_j g_j over the box
-    U = np.zeros(N)
-    np.add.at(U, game.owner, u_j)
+    U = np.bincount(game.owner, weights=prods.max(axis=0), minlength=N)  # U_i ≥ −x_iᵀ g_i
     cont = int(L.off[5])
-    rows: list[int] = []
-    cols: list[int] = []
-    vals: list[float] = []
-    rhs: list[float] = []
     Acoo = sp.coo_array(game.A)
-    # β_{r,i} = b_r − max A_{r,−i} x_{−i} = b_r − (max A_r x − max A_{r,i} x_i)
-    contrib_hi = np.where(Acoo.data > 0, Acoo.data * xhi[Acoo.col], Acoo.data * xlo[Acoo.col])
-    row_hi = np.zeros(game.m)
-    np.add.at(row_hi, Acoo.row, contrib_hi)
-    own_hi: dict[tuple[int, int], float] = {}
-    for r, j, v in zip(Acoo.row, Acoo.col, contrib_hi, strict=True):
-        key = (int(r), int(game.owner[j]))
-        own_hi[key] = own_hi.get(key, 0.0) + float(v)
-    has_eq = np.zeros(N, dtype=bool)
-    has_eq[game.owner[sp.coo_array(game.Aeq).col]] = True
-    k_of = {}
-    if not L.variational:
-        k_of = {(int(r), int(i)): k for k, (r, i) in enumerate(zip(L.lam_row, L.lam_player, strict=True))}
-    for i in range(N):
-        if not np.isfinite(U[i]) or (has_eq[i] and not L.variational):
-            continue
-        row = len(rhs)
-        for (r, pi), oh in own_hi.items():
-            if pi != i:
-                continue
-            beta = game.b[r] - (row_hi[r] - oh)
-            if not np.isfinite(beta):
-                break
-            k = r if L.variational else k_of[(r, i)]
-            rows.append(row), cols.append(int(L.off[1]) + k), vals.append(beta)
-        else:
-            if has_eq[i]:  # variational: μ_r Aeq_{r,i} x_i is not linear — skip this player
-                continue
-            b = game.block(i)
-            for idx, pos_off, sign, bnd in ((L.fl, 3, -1.0, game.lb), (L.fu, 4, 1.0, game.ub)):
-                sel = np.flatnonzero((idx >= b.start) & (idx < b.stop))
-                for s in sel:
-                    (
-                        rows.append(row),
-                        cols.append(int(L.off[pos_off]) + int(s)),
-                        vals.append(sign * bnd[idx[s]]),
-                    )
-            rhs.append(U[i])
-            continue
-        # a β was infinite: drop the partial row
-        keep = [t for t, rr in enumerate(rows) if rr != row]
-        rows, cols, vals = [rows[t] for t in keep], [cols[t] for t in keep], [vals[t] for t in keep]
-    if L.variational and np.all(np.isfinite(U)):
-        row = len(rhs)
-        for r in range(game.m):
-            rows.append(row), cols.append(int(L.off[1]) + r), vals.append(game.b[r])
-        for r in range(game.p):
-            rows.append(row), cols.append(int(L.off[2]) + r), vals.append(game.beq[r])
-        rows += [row] * L.fl.size + [row] * L.fu.size
-        cols += list(int(L.off[3]) + np.arange(L.fl.size)) + list(int(L.off[4]) + np.arange(L.fu.size))
-        vals += list(-game.lb[L.fl]) + list(game.ub[L.fu])
-        rhs.append(float(U.sum()))
-    R = sp.csr_array((vals, (rows, cols)), shape=(len(rhs), cont))
-    return R, np.asarray(rhs, dtype=float)
+    # β_{r,i} = b_r − max A_{r,−i} x_{−i} = b_r − (max A_r x − max A_{r,i} x_i), per pair (r, i)
+    with np.errstate(invalid="ignore"):
+        contrib_hi = np.where(Acoo.data > 0, Acoo.data * xhi[Acoo.col], Acoo.data * xlo[Acoo.col])
+    row_hi = np.bincount(Acoo.row, weights=contrib_hi, minlength=game.m)
+    key = Acoo.row.astype(np.int64) * N + game.owner[Acoo.col]
+    uniq, inv = np.unique(key, return_inverse=True)
+    own_hi = np.bincount(inv, weights=contrib_hi, minlength=uniq.size)
+    r_of, p_of = uniq // N, uniq % N
+    with np.errstate(invalid="ignore"):
+        beta = game.b[r_of] - (row_hi[r_of] - own_hi)
+    ok = np.isfinite(U)
+    ok[game.owner[sp.coo_array(game.Aeq).col]] = False  # μ_r Aeq_{r,i} x_i is not linear: skip
+    ok[p_of[~np.isfinite(beta)]] = False
+    row_of = np.cumsum(ok) - 1  # row index of each kept player
+    keep = ok[p_of]
+    lam_col = r_of if L.variational else np.searchsorted(L.lam_key, uniq)
+    rows = [row_of[p_of[keep]]]
+    cols = [int(L.off[1]) + lam_col[keep]]
+    vals = [beta[keep]]
+    for idx, k, sign, bnd in ((L.fl, 3, -1.0, game.lb), (L.fu, 4, 1.0, game.ub)):
+        sel = ok[game.owner[idx]]
+        rows.append(row_of[game.owner[idx[sel]]])
+        cols.append(int(L.off[k]) + np.flatnonzero(sel))
+        vals.append(sign * bnd[idx[sel]])
+    rhs = [U[ok]]
+    n_rows = int(ok.sum())
+    if L.variational and np.all(np.isfinite(U)):  # Σ_i: λᵀb + μᵀbeq − ν⁻ᵀlb + ν⁺ᵀub ≤ Σ U_i
+        nf = game.m + game.p + L.fl.size + L.fu.size
+        rows.append(np.full(nf, n_rows))
+        cols.append(
+            np.concatenate(
+                [
+                    int(L.off[1]) + np.arange(game.m),
+                    int(L.off[2]) + np.arange(game.p),
+                    int(L.off[3]) + np.arange(L.fl.size),
+                    int(L.off[4]) + np.arange(L.fu.size),
+                ]
+            )
+        )
+        vals.append(np.concatenate([game.b, game.beq, -game.lb[L.fl], game.ub[L.fu]]))
+        rhs.append(np.array([U.sum()]))
+        n_rows += 1
+    R = sp.csr_array(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_rows, cont)
+    )
+    return R, np.concatenate(rhs).astype(float)
 
 
 def _multiplier_bounds(
