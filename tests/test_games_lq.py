@@ -273,7 +273,7 @@ def test_compact_rows_psd_test_is_own_block_only_and_names_the_player():
         rows.append(R)
     with pytest.raises(NonConvexGameError, match=r"'p4'.*-0.2"):
         lq_game(sizes, rows, np.zeros((len(sizes), n)))
-    rows[4][0, 4] = 0.0  # now every own block is PSD
+    rows[4][0, starts[4]] = 0.0  # now every own block is PSD
     assert lq_game(sizes, rows, np.zeros((len(sizes), n))).n == n
 
 
