@@ -133,7 +133,7 @@ def min_eigenvalue(S: sp.sparray | np.ndarray) -> float:
     if n == 0:
         return math.inf
     if n <= DENSE_EIG_MAX:
-        dense = S.toarray() if sp.issparse(S) else np.asarray(S, dtype=float)
+        dense = sp.csr_array(S).toarray() if sp.issparse(S) else np.asarray(S, dtype=float)
         return float(np.linalg.eigvalsh(dense)[0])
     from scipy.sparse.linalg import ArpackNoConvergence, eigsh
 
@@ -544,7 +544,9 @@ def _pseudo_gradient(Q: Sequence[Any], sizes: tuple[int, ...]) -> tuple[sp.csr_a
         m = _csr(Qi, (n, n), f"Q[{i}]")
         S = sp.coo_array((m + m.T) * 0.5)
         mine = owner[S.row] == i
-        rows.append(S.row[mine]), cols.append(S.col[mine]), vals.append(S.data[mine])
+        rows.append(S.row[mine])
+        cols.append(S.col[mine])
+        vals.append(S.data[mine])
         other = ~mine & (owner[S.col] != i)
         rest.append(
             sp.csr_array((S.data[other], (S.row[other], S.col[other])), shape=(n, n)) if other.any() else None
@@ -585,9 +587,9 @@ def _check_own_blocks_psd(game: LQGame) -> None:
             dense[k, Mo.row[sel] - st, Mo.col[sel] - st] = Mo.data[sel]
             eig[players] = np.linalg.eigvalsh(dense)[:, 0]
         else:
-            for i in players:
-                B = sp.csr_array(game.M_own[game.block(int(i)), game.block(int(i))])
-                eig[i] = _psd_min_eig(B, PSD_TOL * scale[i])
+            for p in players.tolist():
+                B = sp.csr_array(game.M_own[game.block(p), game.block(p)])
+                eig[p] = _psd_min_eig(B, PSD_TOL * scale[p])
     bad = np.flatnonzero(eig < -PSD_TOL * scale)
     if bad.size:
         i = int(bad[0])
