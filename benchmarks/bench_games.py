@@ -62,6 +62,8 @@ def _run(game: Any, route: str, time_limit: float) -> dict[str, Any]:
         "total_s": total,
         "br_gap_rel": r.certificate.residuals.get("br_gap_max"),
         "iterations": r.solution.get("iterations"),
+        "binaries": r.solution.get("binaries"),
+        "binaries_free": r.solution.get("binaries_free"),
     }
 
 

@@ -522,7 +522,12 @@ def solve_kkt_milp(
         break
     secs["milp_seconds"] = time.perf_counter() - ta - secs["bounding_seconds"]
     proven = bool(pl.all() and pm.all() and plo.all() and phi.all()) and fixed_big_m is None
-    extra = {"binaries": int(nz), "lambda_bound_max": float(Lam.max(initial=0.0)), "retries": n_try}
+    extra = {
+        "binaries": int(nz),
+        "binaries_free": int(np.sum(chi[int(L.off[5]) :] > 0)),  # the others are proven 0
+        "lambda_bound_max": float(Lam.max(initial=0.0)),
+        "retries": n_try,
+    }
     if touched:
         return MILPOut(
             Status.ITERATION_LIMIT,
