@@ -190,7 +190,19 @@ def test_gap_qp_objective_is_the_complementarity_gap():
 
 @pytest.mark.parametrize(
     "module",
-    ["lq", "kkt", "best_response", "vi", "milp", "certificate", "generate", "solve", "__init__"],
+    [
+        "lq",
+        "spectral",
+        "kkt",
+        "best_response",
+        "vi",
+        "milp",
+        "milp_bounds",
+        "certificate",
+        "generate",
+        "solve",
+        "__init__",
+    ],
 )
 def test_module_examples_run(module):
     # tests/test_docstrings.py walks one level of each subpackage; the games modules are one deeper
