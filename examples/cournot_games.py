@@ -7,12 +7,13 @@ quantities ``q_sb ≥ 0`` on its edges and minimises its negative profit ::
 
     −π_s(q) = Σ_{e∈s} (b_e Q_{b(e)} − a_e + c_s) q_e + (d_s/2) q_s²,     s.t.  q_s ≤ k_s,
 
-a linear-quadratic cost in the whole profile ``q``: ``½ qᵀ Q_s q + c_sᵀ q`` with
-``Q_s = 2 P_s diag(b_e) BᵀB + d_s S_sᵀ S_s`` (``P_s`` selects s's edges; :func:`lq_game` keeps the
-symmetric part). The capacity row involves s's own quantities only, so as a "shared" row of the
-layer its multiplier is s's own λ_s. The layer finds that the game is a potential game (its
-pseudo-gradient matrix is symmetric), solves it by the vi route and certifies it; one line makes it
-the plug-in ``cournot-game`` (entry point in ``pyproject.toml``).
+a linear-quadratic cost in the whole profile ``q``: ``½ qᵀ Q_s q + c_sᵀ q``. Only the rows of
+``Q_s`` on s's own edges matter (they are the gradient of s's cost): the rows of
+``H = diag(b_e)(BᵀB + I) + Sᵀ diag(d) S`` on s's edges, handed to :func:`lq_game` in its compact
+form (one row block per seller, sparse). The capacity row involves s's own quantities only, so
+as a "shared" row of the layer its multiplier is s's own λ_s. The layer finds that the game is a
+potential game (its pseudo-gradient matrix is symmetric), solves it by the vi route and certifies
+it; one line makes it the plug-in ``cournot-game`` (entry point in ``pyproject.toml``).
 
 Examples
 --------
@@ -48,19 +49,24 @@ def cournot_game(G: nx.Graph) -> LQGame:
     Variables are the edge quantities in :func:`cournot_arrays` order, one player per seller.
     """
     A = cournot_arrays(G)
-    E = A.n_edges
-    # K = 2 diag(b_e) BᵀB + Sᵀ diag(d) S; Q_s = the rows of K on s's edges (BᵀB: edges share a market)
-    K = sp.coo_array(2 * sp.diags_array(A.b[A.market_of]) @ (A.B.T @ A.B) + A.S.T @ sp.diags_array(A.d) @ A.S)
-    owner = A.seller_of[K.row]
+    # ∂(−π_s)/∂q_e = b_m (Q_m + q_e) − a_e + c_s + d_s q_s: Hessian rows H, one block per seller
+    H = sp.csr_array(
+        sp.diags_array(A.b[A.market_of]) @ (A.B.T @ A.B + sp.eye_array(A.n_edges))
+        + A.S.T @ sp.diags_array(A.d) @ A.S
+    )
     players = np.flatnonzero(np.diff(A.seller_ptr) > 0)  # a seller without markets sells nothing
+    ip = H.indptr  # edges are sorted by seller: seller s's rows are one slice of H
     Q = [
-        sp.csr_array((K.data[owner == s], (K.row[owner == s], K.col[owner == s])), shape=(E, E))
-        for s in players
+        sp.csr_array(
+            (H.data[ip[lo] : ip[hi]], H.indices[ip[lo] : ip[hi]], ip[lo : hi + 1] - ip[lo]),
+            shape=(hi - lo, H.shape[1]),
+        )
+        for lo, hi in zip(A.seller_ptr[players], A.seller_ptr[players + 1], strict=True)
     ]
     c = (A.c[A.seller_of] - A.a[A.market_of]) * (A.seller_of[None, :] == players[:, None])
     cap = players[np.isfinite(A.k[players])]  # one capacity row S_s q ≤ k_s per capacitated seller
     return lq_game(
-        np.diff(A.seller_ptr)[players],
+        np.diff(A.seller_ptr)[players].tolist(),
         Q,
         c,
         A=A.S[cap] if cap.size else None,

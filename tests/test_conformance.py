@@ -18,9 +18,11 @@ BUILT_IN = (
     "auction-psp",
     "auction-welfare",
     "chain-equilibrium",
+    "cournot-game",
     "cournot-sellers",
     "cournot-sellers-kkt",
     "gne",
+    "lq-game",
 )
 
 

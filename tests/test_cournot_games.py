@@ -106,9 +106,16 @@ def test_symmetric_capacity_binds_with_shadow_price() -> None:
 )
 def test_random_instances_agree_with_hand_qp(size: int, seed: int, share: float) -> None:
     G = random_cournot_graph(size, seed, capacity_share=share)
-    # the MILP route is compared on the fixed examples above only: on some random 3-seller instances
-    # HiGHS stops it at an iteration limit (seed 164, reported open in issue 9)
-    _agree(G, ("auto", "best_response"))
+    _agree(G, ("auto", "best_response", "milp"))
+
+
+def test_milp_on_uncapacitated_sellers_seed_164() -> None:
+    # regression (issue 9): quantities have no upper bound; a seller selling 0 sits at its own
+    # lower bound, which the MILP once took for an unproven big-M bound and "retried" until it gave up
+    G = random_cournot_graph(3, 164, capacity_share=0.0)
+    _agree(G, ("milp",))
+    r = solve_game(cournot_game(G), "milp")
+    assert r.solution["bounds_proven"] is True and r.solution["big_m_retries"] == 0
 
 
 def test_certificate_rejects_a_perturbed_profile() -> None:

@@ -190,7 +190,19 @@ def test_gap_qp_objective_is_the_complementarity_gap():
 
 @pytest.mark.parametrize(
     "module",
-    ["lq", "kkt", "best_response", "vi", "milp", "certificate", "generate", "solve", "__init__"],
+    [
+        "lq",
+        "spectral",
+        "kkt",
+        "best_response",
+        "vi",
+        "milp",
+        "milp_bounds",
+        "certificate",
+        "generate",
+        "solve",
+        "__init__",
+    ],
 )
 def test_module_examples_run(module):
     # tests/test_docstrings.py walks one level of each subpackage; the games modules are one deeper
@@ -201,3 +213,90 @@ def test_module_examples_run(module):
     mod = importlib.import_module(name)
     res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert res.failed == 0
+
+
+def _random_full_game(rng: np.random.Generator, sizes: list[int]) -> list[np.ndarray]:
+    """Full n×n (non-symmetric) Hessians whose own blocks are PSD after symmetrising."""
+    n = sum(sizes)
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    Qs = []
+    for i, k in enumerate(sizes):
+        Qi = rng.normal(size=(n, n))
+        R = rng.normal(size=(k, k))
+        Qi[starts[i] : starts[i + 1], starts[i] : starts[i + 1]] = R @ R.T
+        Qs.append(Qi)
+    return Qs
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_compact_rows_give_the_same_game_as_full_matrices(seed):
+    rng = np.random.default_rng(seed)
+    sizes = [int(s) for s in rng.integers(1, 4, size=int(rng.integers(2, 5)))]
+    n, N = sum(sizes), len(sizes)
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    Qs = _random_full_game(rng, sizes)
+    c = rng.normal(size=(N, n))
+    full = lq_game(sizes, Qs, c, lb=-1, ub=1)
+    sym = [(Q + Q.T) / 2 for Q in Qs]
+    rows = [
+        sp.csr_array(S[starts[i] : starts[i + 1], :]) if i % 2 else S[starts[i] : starts[i + 1], :]
+        for i, S in enumerate(sym)
+    ]
+    compact = lq_game(sizes, rows, c, lb=-1, ub=1)
+    assert compact.compact and not full.compact
+    # the pseudo-gradient, built from the loop definition (2): block row i = sym(Q_i)[i, :]
+    M_loop = np.vstack([sym[i][starts[i] : starts[i + 1], :] for i in range(N)])
+    np.testing.assert_allclose(full.M.toarray(), M_loop, atol=1e-12)
+    np.testing.assert_allclose(compact.M.toarray(), M_loop, atol=1e-12)
+    # costs: the compact form drops ½ x_{-i}ᵀ sym(Q_i)[-i,-i] x_{-i}, a term player i does not control
+    x = rng.normal(size=n)
+    for i in range(N):
+        mask = np.ones(n, bool)
+        mask[starts[i] : starts[i + 1]] = False
+        rest = 0.5 * x[mask] @ sym[i][np.ix_(mask, mask)] @ x[mask]
+        assert full.cost(i, x) == pytest.approx(0.5 * x @ sym[i] @ x + c[i] @ x, abs=1e-10)
+        assert compact.cost(i, x) == pytest.approx(full.cost(i, x) - rest, abs=1e-10)
+        np.testing.assert_allclose(full.Q[i].toarray(), sym[i], atol=1e-12)
+    # JSON round trips keep the form (and so the costs)
+    for g in (full, compact):
+        back = LQGame.from_dict(json.loads(json.dumps(g.to_dict())))
+        assert back.compact == g.compact
+        np.testing.assert_allclose(back.M.toarray(), g.M.toarray(), atol=1e-12)
+        assert all(back.cost(i, x) == pytest.approx(g.cost(i, x), abs=1e-10) for i in range(N))
+
+
+def test_compact_rows_psd_test_is_own_block_only_and_names_the_player():
+    # player 1's rows carry a large indefinite coupling, its own block is PSD: accepted
+    g = lq_game([1, 2], [[[1.0, 5.0, -7.0]], [[5.0, 2.0, 0.0], [-7.0, 0.0, 0.0]]], np.zeros((2, 3)))
+    assert g.M.toarray()[1:, 1:].tolist() == [[2.0, 0.0], [0.0, 0.0]]
+    # own block [[2, 3], [3, 1]] has eigenvalue 1.5 − √9.25 < 0
+    with pytest.raises(NonConvexGameError, match=r"'b'.*Q\[1\]"):
+        lq_game([1, 2], [[[1, 0, 0]], [[0, 2, 3], [0, 3, 1]]], np.zeros((2, 3)), names=["a", "b"])
+    # own blocks of many sizes at once (batched by size): the one that is not PSD is named
+    rng = np.random.default_rng(3)
+    sizes = [1, 2, 3, 2, 1, 3]
+    n = sum(sizes)
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    rows = []
+    for i, k in enumerate(sizes):
+        B = rng.normal(size=(k, k))
+        R = rng.normal(size=(k, n))
+        R[:, starts[i] : starts[i + 1]] = np.array([[-0.2]]) if i == 4 else B @ B.T
+        rows.append(R)
+    with pytest.raises(NonConvexGameError, match=r"'p4'.*-0.2"):
+        lq_game(sizes, rows, np.zeros((len(sizes), n)))
+    rows[4][0, starts[4]] = 0.0  # now every own block is PSD
+    assert lq_game(sizes, rows, np.zeros((len(sizes), n))).n == n
+
+
+@pytest.mark.parametrize(
+    ("Q", "match"),
+    [
+        ([[[1.0, 0.0]], [[0.0, 1.0, 0.0]]], "Q\\[1\\] must have shape"),
+        ([[[1.0, np.nan]], [[0.0, 1.0]]], "NaN"),
+        ([sp.csr_array(np.array([[1.0, np.inf]])), [[0.0, 1.0]]], "NaN or infinite"),
+    ],
+)
+def test_compact_rows_bad_input(Q, match):
+    with pytest.raises(InvalidInputError, match=match):
+        lq_game([1, 1], Q, np.zeros((2, 2)))

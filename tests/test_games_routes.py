@@ -92,8 +92,8 @@ def test_gne_enumeration_with_shared_constraint_gives_distinct_certified_points(
 
 
 def test_unproven_big_m_is_doubled_never_silently_returned(monkeypatch):
-    g = lq_game([1, 1], [[[2, 1], [1, 0]], [[0, 1], [1, 2]]], [[-9, 0], [0, -8]], lb=0, A=[[1, 1]], b=[5])
-    # per-player multipliers of this game have no LP-provable bound; start tiny
+    g = lq_game([1, 1], [[[2, 1], [1, 0]], [[0, 1], [1, 2]]], [[-9, 0], [0, -8]], A=[[1, 1]], b=[5])
+    # without lower bounds, x (and so the per-player multipliers) has no provable bound; start tiny
     monkeypatch.setattr(milp_mod, "STATED_BOUND", 1e-3)
     out = solve_kkt_milp(g, variational=False, retries=0)
     assert out.status is Status.NO_EQUILIBRIUM and not out.bounds_proven and "unproven" in out.message

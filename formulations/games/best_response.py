@@ -43,7 +43,7 @@ class PlayerPrograms:
 
     def __init__(self, game: LQGame) -> None:
         self.game = game
-        self.H = [sp.csr_array(game.Q[i][game.block(i), game.block(i)]) for i in range(game.N)]
+        self.H = [sp.csr_array(game.M_own[game.block(i), game.block(i)]) for i in range(game.N)]
         Acsc = sp.csc_array(game.A)
         Aeqc = sp.csc_array(game.Aeq)
         self.rows: list[np.ndarray] = []

@@ -23,13 +23,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from datamarkets.errors import InvalidInputError, NonConvexGameError
+from datamarkets.formulations.games.spectral import min_eigenvalue, psd_min_eig
 
 __all__ = ["LQGame", "lq_game", "matrix_from_json", "matrix_to_json", "min_eigenvalue"]
-
-DENSE_EIG_MAX = 400
-"""Largest order for which eigenvalues are computed densely (``numpy.linalg.eigvalsh``); above it
-Lanczos on the sparse matrix (measured on the loaded 2-core machine at n = 1000: dense 2.7–3.3 s,
-sparse ``eigsh`` 0.17 s)."""
 
 PSD_TOL = 1e-9
 """A block counts as PSD when its smallest eigenvalue is ≥ −PSD_TOL·max(1, max |entry|)."""
@@ -119,35 +115,6 @@ def matrix_from_json(d: Mapping[str, Any], what: str = "matrix") -> sp.csr_array
     return sp.csr_array((vals, (rows, cols)), shape=shape)
 
 
-def min_eigenvalue(S: sp.sparray | np.ndarray) -> float:
-    """Smallest eigenvalue of a symmetric matrix: dense ``eigvalsh`` up to order
-    :data:`DENSE_EIG_MAX`, else Lanczos (``eigsh``, smallest algebraic; shift-invert around a
-    Gershgorin lower bound if it does not converge).
-
-    Examples
-    --------
-    >>> round(min_eigenvalue(np.array([[2.0, 1.0], [1.0, 2.0]])), 12)
-    1.0
-    """
-    n = S.shape[0]
-    if n == 0:
-        return math.inf
-    if n <= DENSE_EIG_MAX:
-        dense = S.toarray() if sp.issparse(S) else np.asarray(S, dtype=float)
-        return float(np.linalg.eigvalsh(dense)[0])
-    from scipy.sparse.linalg import ArpackNoConvergence, eigsh
-
-    S = sp.csr_array(S)
-    try:
-        vals = eigsh(S, k=1, which="SA", return_eigenvectors=False, tol=1e-10, maxiter=20 * n)
-    except ArpackNoConvergence:  # shift-invert around a Gershgorin lower bound (slower, robust)
-        diag = S.diagonal()
-        radius = np.asarray(abs(S).sum(axis=1)).ravel() - np.abs(diag)
-        sigma = float(np.min(diag - radius)) - 1e-3 * max(1.0, float(np.max(np.abs(diag) + radius)))
-        vals = eigsh(sp.csc_array(S), k=1, sigma=sigma, which="LM", return_eigenvectors=False, tol=1e-10)
-    return float(np.min(vals))
-
-
 @dataclass(eq=False)
 class LQGame:
     """A linear-quadratic (generalized) Nash game (1); build it with :func:`lq_game`.
@@ -156,8 +123,10 @@ class LQGame:
     ----------
     sizes : tuple of int
         Variables per player.
-    Q : list of scipy.sparse.csr_array
-        Symmetrised n×n cost Hessians, one per player.
+    M : scipy.sparse.csr_array (n × n)
+        Pseudo-gradient matrix (2): block row i holds the rows of player i's symmetrised Hessian
+        ``Q_i[i, :]`` (the own block ``Q_i[i, i]`` symmetric). This is all the game's equilibria
+        depend on; :attr:`Q` rebuilds the full matrices.
     c : ndarray, shape (N, n)
         Linear cost terms.
     A, b : csr_array (m × n), ndarray (m,)
@@ -168,10 +137,15 @@ class LQGame:
         Each player's own bounds (±inf allowed).
     names : list of str
         Player names.
+    Q_rest : list of (csr_array or None)
+        The block ``Q_i[−i, −i]`` of a player given a full matrix (it moves player i's cost, not
+        its decisions), else ``None``.
+    compact : bool
+        Q was given as per-player row blocks (then :meth:`to_dict` writes them so).
     """
 
     sizes: tuple[int, ...]
-    Q: list[sp.csr_array]
+    M: sp.csr_array
     c: np.ndarray
     A: sp.csr_array
     b: np.ndarray
@@ -180,6 +154,8 @@ class LQGame:
     lb: np.ndarray
     ub: np.ndarray
     names: list[str] = field(default_factory=list)
+    Q_rest: list[sp.csr_array | None] = field(default_factory=list)
+    compact: bool = False
 
     # ------------------------------------------------------------ structure
     @property
@@ -217,14 +193,37 @@ class LQGame:
         return slice(int(self.starts[i]), int(self.starts[i + 1]))
 
     @cached_property
-    def M(self) -> sp.csr_array:
-        """Pseudo-gradient matrix (2): block row i is ``Q_i[i, :]``."""
-        return sp.csr_array(sp.vstack([self.Q[i][self.block(i), :] for i in range(self.N)], format="csr"))
+    def M_own(self) -> sp.csr_array:
+        """The block-diagonal part of M: the players' own blocks ``Q_i[i, i]``."""
+        coo = sp.coo_array(self.M)
+        keep = self.owner[coo.row] == self.owner[coo.col]
+        return sp.csr_array((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=self.M.shape)
+
+    @cached_property
+    def Q(self) -> list[sp.csr_array]:
+        """The full symmetric n×n cost Hessians: rows ``Q_i[i, :]`` from M, mirrored into block
+        column i, plus ``Q_rest[i]``."""
+        coo = sp.coo_array(self.M)
+        out = []
+        for i in range(self.N):
+            sel = self.owner[coo.row] == i
+            r, cc, v = coo.row[sel], coo.col[sel], coo.data[sel]
+            cross = self.owner[cc] != i
+            Qi = sp.csr_array(
+                (
+                    np.concatenate([v, v[cross]]),
+                    (np.concatenate([r, cc[cross]]), np.concatenate([cc, r[cross]])),
+                ),
+                shape=(self.n, self.n),
+            )
+            rest = self.Q_rest[i] if i < len(self.Q_rest) else None
+            out.append(Qi if rest is None else sp.csr_array(Qi + rest))
+        return out
 
     @cached_property
     def q(self) -> np.ndarray:
         """Pseudo-gradient constant (2): ``q_i = c_i[i]``."""
-        return np.concatenate([self.c[i, self.block(i)] for i in range(self.N)])
+        return np.asarray(self.c[self.owner, np.arange(self.n)], dtype=float)
 
     def F(self, x: np.ndarray) -> np.ndarray:
         """Pseudo-gradient ``M x + q`` (2)."""
@@ -252,8 +251,16 @@ class LQGame:
         return (float(np.abs(D.data).max()) if D.nnz else 0.0) <= 1e-12 * self.scale
 
     def cost(self, i: int, x: np.ndarray) -> float:
-        """Player i's cost ``½ xᵀQ_i x + c_iᵀx``."""
-        return float(0.5 * x @ (self.Q[i] @ x) + self.c[i] @ x)
+        """Player i's cost ``½ xᵀQ_i x + c_iᵀx = x_iᵀQ_i[i,:]x − ½x_iᵀQ_i[i,i]x_i + ½x_{−i}ᵀQ_i[−i,−i]x_{−i}
+        + c_iᵀx``."""
+        x = np.asarray(x, dtype=float)
+        b = self.block(i)
+        g = _rows_matvec(self.M, b, x) - 0.5 * _rows_matvec(self.M_own, b, x)
+        val = x[b] @ g + self.c[i] @ x
+        rest = self.Q_rest[i] if i < len(self.Q_rest) else None
+        if rest is not None:
+            val += 0.5 * x @ (rest @ x)
+        return float(val)
 
     def split(self, x: np.ndarray) -> list[np.ndarray]:
         """``x`` cut into the players' blocks."""
@@ -269,7 +276,7 @@ class LQGame:
         return {
             "sizes": [int(s) for s in self.sizes],
             "names": list(self.names),
-            "Q": [matrix_to_json(Qi) for Qi in self.Q],
+            "Q": self._q_json(),
             "c": self.c.tolist() if self.c.size <= 40_000 else matrix_to_json(sp.csr_array(self.c)),
             "A": matrix_to_json(self.A),
             "b": self.b.tolist(),
@@ -278,6 +285,29 @@ class LQGame:
             "lb": bound(self.lb),
             "ub": bound(self.ub),
         }
+
+    def _q_json(self) -> list[Any]:
+        if not self.compact:
+            return [matrix_to_json(Qi) for Qi in self.Q]
+        out: list[Any] = []
+        ip, ind, dat = self.M.indptr, self.M.indices, self.M.data
+        for i in range(self.N):  # row blocks Q_i[i, :]: the sparse form unless dense enough
+            b = self.block(i)
+            lo, hi = int(ip[b.start]), int(ip[b.stop])
+            ni = b.stop - b.start
+            if ni * self.n <= min(40_000, 3 * (hi - lo)):
+                out.append(sp.csr_array(self.M[b, :]).toarray().tolist())
+                continue
+            local = np.repeat(np.arange(ni), np.diff(ip[b.start : b.stop + 1]))
+            out.append(
+                {
+                    "shape": [ni, self.n],
+                    "rows": local.tolist(),
+                    "cols": ind[lo:hi].astype(int).tolist(),
+                    "vals": dat[lo:hi].astype(float).tolist(),
+                }
+            )
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> LQGame:
@@ -352,8 +382,12 @@ def lq_game(
     ----------
     sizes : sequence of int
         Variables per player (each ≥ 1).
-    Q : sequence of N matrices n×n (dense or scipy.sparse)
-        Cost Hessians; symmetrised here. Player i's own block ``Q_i[i, i]`` must be PSD.
+    Q : sequence of N matrices (dense, scipy.sparse or the JSON sparse form)
+        Cost Hessians, each either the full n×n ``Q_i`` (symmetrised here) or only player i's
+        rows ``Q_i[i, :]`` (shape ``(n_i, n)``, the compact form: the rows of a symmetric Q_i;
+        ``Q_i[−i, −i]`` is then taken as 0, which changes player i's cost by a term it does not
+        control and none of its decisions). Player i's own block ``Q_i[i, i]`` must be PSD; only
+        it is tested.
     c : array (N, n)
         Linear cost terms.
     A, b : matrix (m × n), vector (m,), optional
@@ -399,10 +433,7 @@ def lq_game(
     if sp.issparse(Q) or not isinstance(Q, Sequence) or len(Q) != N:
         got = len(Q) if isinstance(Q, Sequence) else type(Q).__name__
         raise InvalidInputError(f"Q must be a list of {N} matrices (one per player), got {got}")
-    Qs = []
-    for i, Qi in enumerate(Q):
-        m = _csr(Qi, (n, n), f"Q[{i}]")
-        Qs.append(sp.csr_array((m + m.T) * 0.5))
+    M, Q_rest, compact = _pseudo_gradient(Q, sizes_t)
     if sp.issparse(c):
         c = c.toarray()
     try:
@@ -438,27 +469,98 @@ def lq_game(
         names_l = [str(s) for s in names]
         if len(names_l) != N or len(set(names_l)) != N:
             raise InvalidInputError(f"names must be {N} distinct strings, got {names_l}")
-    game = LQGame(sizes_t, Qs, c_arr, A_m, b_v, Aeq_m, beq_v, lb_v, ub_v, names_l)
-    for i in range(N):
-        Bi = Qs[i][game.block(i), game.block(i)]
-        scale = max(1.0, float(np.abs(Bi.data).max()) if Bi.nnz else 0.0)
-        e = _psd_min_eig(Bi, PSD_TOL * scale)
-        if e < -PSD_TOL * scale:
-            raise NonConvexGameError(
-                f"player {names_l[i]!r}: own block Q[{i}][i,i] is not positive semidefinite "
-                f"(smallest eigenvalue {e:.6g}); its program is not convex"
-            )
+    game = LQGame(sizes_t, M, c_arr, A_m, b_v, Aeq_m, beq_v, lb_v, ub_v, names_l, Q_rest, compact)
+    _check_own_blocks_psd(game)
     return game
 
 
-def _psd_min_eig(B: sp.csr_array, tol: float) -> float:
-    """Smallest eigenvalue of a symmetric block, or a certificate of PSD-ness for big ones: a
-    sparse Cholesky-free test via shift-invert Lanczos (see :func:`min_eigenvalue`)."""
-    if B.nnz == 0:
-        return 0.0
-    diag = B.diagonal()
-    if B.shape[0] > DENSE_EIG_MAX:
-        off = abs(B).sum(axis=1) - np.abs(diag)
-        if np.all(diag - np.asarray(off).ravel() >= -tol):  # diagonally dominant ⇒ PSD (Gershgorin)
-            return float(np.min(diag - np.asarray(off).ravel()))
-    return min_eigenvalue(B)
+def _rows_matvec(Mat: sp.csr_array, b: slice, x: np.ndarray) -> np.ndarray:
+    """``Mat[b, :] @ x`` for a block of rows of a CSR matrix, straight from its arrays."""
+    ip = Mat.indptr
+    lo, hi = int(ip[b.start]), int(ip[b.stop])
+    prod = Mat.data[lo:hi] * x[Mat.indices[lo:hi]]
+    counts = np.diff(ip[b.start : b.stop + 1])
+    return np.bincount(np.repeat(np.arange(counts.size), counts), weights=prod, minlength=counts.size)
+
+
+def _pseudo_gradient(Q: Sequence[Any], sizes: tuple[int, ...]) -> tuple[sp.csr_array, list[Any], bool]:
+    """M (2) from the players' matrices, each either full (n × n, symmetrised here) or the rows of
+    player i only (n_i × n: ``Q_i[i, :]`` of a symmetric Q_i; its own block is symmetrised here).
+    Also each full matrix's ``[−i, −i]`` block (cost only) and whether every Q_i came as rows."""
+    N, n = len(sizes), sum(sizes)
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    owner = np.repeat(np.arange(N), sizes)
+    rows, cols, vals = [], [], []
+    rest: list[Any] = []
+    compact = True
+    for i, Qi in enumerate(Q):
+        if isinstance(Qi, Mapping):
+            Qi = matrix_from_json(Qi, f"Q[{i}]")
+        shape = Qi.shape if sp.issparse(Qi) else np.shape(np.asarray(Qi, dtype=object))
+        if len(shape) == 2 and shape[0] == sizes[i] and shape[1] == n and sizes[i] != n:
+            what = f"Q[{i}] (rows of player {i})"
+            m = Qi.tocsr() if sp.issparse(Qi) else _csr(Qi, (sizes[i], n), what)  # a CSR input: no copy
+            if not np.all(np.isfinite(m.data)):
+                raise InvalidInputError(f"{what} has NaN or infinite entries")
+            rows.append(np.repeat(np.arange(sizes[i]) + starts[i], np.diff(m.indptr)))
+            cols.append(m.indices)
+            vals.append(m.data)
+            rest.append(None)
+            continue
+        compact = compact and sizes[i] == n
+        m = _csr(Qi, (n, n), f"Q[{i}]")
+        S = sp.coo_array((m + m.T) * 0.5)
+        mine = owner[S.row] == i
+        rows.append(S.row[mine])
+        cols.append(S.col[mine])
+        vals.append(S.data[mine])
+        other = ~mine & (owner[S.col] != i)
+        rest.append(
+            sp.csr_array((S.data[other], (S.row[other], S.col[other])), shape=(n, n)) if other.any() else None
+        )
+    r, cc, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    own = owner[r] == owner[cc]  # own blocks: symmetric part only
+    r2 = np.concatenate([r[~own], r[own], cc[own]])
+    c2 = np.concatenate([cc[~own], cc[own], r[own]])
+    v2 = np.concatenate([v[~own], 0.5 * v[own], 0.5 * v[own]])
+    M = sp.csr_array((v2, (r2, c2)), shape=(n, n))
+    M.sum_duplicates()
+    M.eliminate_zeros()
+    M.sort_indices()
+    return M, rest, compact
+
+
+PSD_BATCH_MAX = 64
+"""Own blocks up to this order are tested together (one batched ``eigvalsh`` per block size)."""
+
+
+def _check_own_blocks_psd(game: LQGame) -> None:
+    """Each own block ``Q_i[i, i]`` PSD (what player i's program needs to be convex), else
+    :class:`NonConvexGameError` naming the player; small blocks batched by size."""
+    Mo = sp.coo_array(game.M_own)
+    sizes = np.asarray(game.sizes)
+    eig = np.zeros(game.N)
+    scale = np.ones(game.N)
+    np.maximum.at(scale, game.owner[Mo.row], np.abs(Mo.data))
+    for s in np.unique(sizes):
+        players = np.flatnonzero(sizes == s)
+        if s <= PSD_BATCH_MAX:
+            pos = -np.ones(game.N, dtype=np.int64)
+            pos[players] = np.arange(players.size)
+            sel = sizes[game.owner[Mo.row]] == s
+            k = pos[game.owner[Mo.row[sel]]]
+            st = game.starts[game.owner[Mo.row[sel]]]
+            dense = np.zeros((players.size, int(s), int(s)))
+            dense[k, Mo.row[sel] - st, Mo.col[sel] - st] = Mo.data[sel]
+            eig[players] = np.linalg.eigvalsh(dense)[:, 0]
+        else:
+            for p in players.tolist():
+                B = sp.csr_array(game.M_own[game.block(p), game.block(p)])
+                eig[p] = psd_min_eig(B, PSD_TOL * scale[p])
+    bad = np.flatnonzero(eig < -PSD_TOL * scale)
+    if bad.size:
+        i = int(bad[0])
+        raise NonConvexGameError(
+            f"player {game.names[i]!r}: own block Q[{i}][i,i] is not positive semidefinite "
+            f"(smallest eigenvalue {eig[i]:.6g}); its program is not convex"
+        )

@@ -34,6 +34,7 @@ from datamarkets.errors import InvalidInputError
 from datamarkets.formulations.games._backend import INF, highs_model, run_highs
 from datamarkets.formulations.games.kkt import Multipliers
 from datamarkets.formulations.games.lq import LQGame
+from datamarkets.formulations.games.milp_bounds import interval_matvec, primal_ranges
 from datamarkets.status import Status
 
 __all__ = ["MILPOut", "solve_kkt_milp"]
@@ -63,6 +64,7 @@ class _Layout:
         N = game.N
         self.Bl, self.lam_row, self.lam_player = self._pairs(game.A, variational)
         self.Bm, self.mu_row, self.mu_player = self._pairs(game.Aeq, variational)
+        self.lam_key = self.lam_row * N + (self.lam_player if self.lam_player is not None else 0)
         self.fl = np.flatnonzero(np.isfinite(game.lb))
         self.fu = np.flatnonzero(np.isfinite(game.ub))
         sizes = [game.n, self.lam_row.size, self.mu_row.size, self.fl.size, self.fu.size]
@@ -88,44 +90,6 @@ class _Layout:
         return slice(int(self.off[k]), int(self.off[k + 1]))
 
 
-def _interval_matvec(Mat: sp.csr_array, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Bounds of ``Mat x`` for ``lo ≤ x ≤ hi`` (interval arithmetic; inf-safe)."""
-    P = sp.csr_array(Mat.maximum(0))
-    Nn = sp.csr_array(Mat.minimum(0))
-    with np.errstate(invalid="ignore"):
-        lo_f, hi_f = np.nan_to_num(lo, neginf=-1e300), np.nan_to_num(hi, posinf=1e300)
-        low = P @ lo_f + Nn @ hi_f
-        high = P @ hi_f + Nn @ lo_f
-    low[np.abs(low) >= 1e299] = -np.inf
-    high[np.abs(high) >= 1e299] = np.inf
-    return low, high
-
-
-def _box(game: LQGame, time_limit: float | None) -> tuple[np.ndarray, np.ndarray, Status]:
-    """Primal ranges: the box, tightened by LP over X where a bound is infinite."""
-    lo, hi = game.lb.copy(), game.ub.copy()
-    need = np.flatnonzero(~np.isfinite(lo) | ~np.isfinite(hi))
-    A = sp.vstack([game.A, game.Aeq], format="csc")
-    rl = np.concatenate([np.full(game.m, -INF), game.beq])
-    ru = np.concatenate([game.b, game.beq])
-    h = highs_model(np.zeros(game.n), game.lb, game.ub, A, rl, ru, time_limit=time_limit)
-    out = run_highs(h)
-    if out.status.group.value == "infeasible_or_unbounded":
-        return lo, hi, Status.INFEASIBLE
-    if out.status is not Status.OPTIMAL:
-        return lo, hi, out.status
-    for j in need:
-        for sense, arr in ((1.0, lo), (-1.0, hi)):
-            if np.isfinite(arr[j]):
-                continue
-            h.changeColCost(int(j), sense)
-            o = run_highs(h)
-            h.changeColCost(int(j), 0.0)
-            if o.status is Status.OPTIMAL and o.x is not None:
-                arr[j] = o.x[j]
-    return lo, hi, Status.OPTIMAL
-
-
 def _build(
     game: LQGame,
     L: _Layout,
@@ -138,8 +102,13 @@ def _build(
     *,
     integer: bool,
     extra_rows: tuple[sp.csr_array, np.ndarray] | None = None,
+    fix: bool = False,
 ) -> tuple[sp.csr_array, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Rows, row bounds and column bounds of the KKT MILP (or its relaxation without z)."""
+    """Rows, row bounds and column bounds of the KKT MILP (or its relaxation without z).
+
+    ``fix``: a pair whose constraint is provably slack over the ranges (a row with
+    ``min (b − A x) > 0``, a variable with ``xlo_j > lb_j`` or ``xhi_j < ub_j``) has its switch and
+    multiplier fixed at 0 (HiGHS's presolve then drops them)."""
     n, nl, nm = game.n, L.lam_row.size, L.mu_row.size
     fl, fu = L.fl, L.fu
     I = sp.eye_array(n, format="csr")
@@ -163,7 +132,7 @@ def _build(
     # switches: y ≤ Y z,  s ≤ S (1 − z)
     nz = nl + fl.size + fu.size
     Axr = sp.csr_array(game.A[L.lam_row, :]) if nl else sp.csr_array((0, n))
-    Ax_lo, _ = _interval_matvec(Axr, xlo, xhi)
+    Ax_lo, _ = interval_matvec(Axr, xlo, xhi)
     S = game.b[L.lam_row] - Ax_lo  # slack ≤ S
     Dlo = xhi[fl] - game.lb[fl]
     Dup = game.ub[fu] - xlo[fu]
@@ -181,84 +150,80 @@ def _build(
     rl_all = np.concatenate([*rl, np.full(nz, -INF), np.full(nz, -INF)])
     ru_all = np.concatenate([*ru, np.zeros(nz), Srhs])
     clo = np.concatenate([clo, np.zeros(nz)])
-    chi = np.concatenate([chi, np.ones(nz)])
+    zhi = np.ones(nz)
+    if fix:
+        _, Ax_hi = interval_matvec(Axr, xlo, xhi)
+        b_l = game.b[L.lam_row]
+        slack_lo = np.concatenate([b_l - Ax_hi, xlo[fl] - game.lb[fl], game.ub[fu] - xhi[fu]])
+        ref = np.concatenate([np.abs(b_l), np.abs(game.lb[fl]), np.abs(game.ub[fu])])
+        off = slack_lo > 1e-9 * (1.0 + ref)
+        zhi[off] = 0.0
+        chi[int(L.off[1]) : int(L.off[2])][off[:nl]] = 0.0  # λ of a slack row
+        chi[int(L.off[3]) : int(L.off[5])][off[nl:]] = 0.0  # ν of an inactive bound
+    chi = np.concatenate([chi, zhi])
     return R, rl_all, ru_all, clo, chi
 
 
 def _valid_inequalities(
     game: LQGame, L: _Layout, xlo: np.ndarray, xhi: np.ndarray
 ) -> tuple[sp.csr_array, np.ndarray]:
-    """Rows of (12) over the continuous columns (one per player without equality rows in its
-    per-player mode; plus the exact summed one in variational mode)."""
+    """Rows of (12) over the continuous columns: one per player without equality rows (and with
+    every ``β_{r,i}`` and ``U_i`` finite), plus the exact summed one in variational mode."""
     N = game.N
-    g_lo, g_hi = _interval_matvec(game.M, xlo, xhi)
+    g_lo, g_hi = interval_matvec(game.M, xlo, xhi)
     g_lo, g_hi = g_lo + game.q, g_hi + game.q
     with np.errstate(invalid="ignore"):
         prods = np.stack([-xlo * g_lo, -xlo * g_hi, -xhi * g_lo, -xhi * g_hi])
     prods = np.where(np.isnan(prods), np.inf, prods)
-    u_j = prods.max(axis=0)  # ≥ −x_j g_j over the box
-    U = np.zeros(N)
-    np.add.at(U, game.owner, u_j)
+    U = np.bincount(game.owner, weights=prods.max(axis=0), minlength=N)  # U_i ≥ −x_iᵀ g_i
     cont = int(L.off[5])
-    rows: list[int] = []
-    cols: list[int] = []
-    vals: list[float] = []
-    rhs: list[float] = []
     Acoo = sp.coo_array(game.A)
-    # β_{r,i} = b_r − max A_{r,−i} x_{−i} = b_r − (max A_r x − max A_{r,i} x_i)
-    contrib_hi = np.where(Acoo.data > 0, Acoo.data * xhi[Acoo.col], Acoo.data * xlo[Acoo.col])
-    row_hi = np.zeros(game.m)
-    np.add.at(row_hi, Acoo.row, contrib_hi)
-    own_hi: dict[tuple[int, int], float] = {}
-    for r, j, v in zip(Acoo.row, Acoo.col, contrib_hi, strict=True):
-        key = (int(r), int(game.owner[j]))
-        own_hi[key] = own_hi.get(key, 0.0) + float(v)
-    has_eq = np.zeros(N, dtype=bool)
-    has_eq[game.owner[sp.coo_array(game.Aeq).col]] = True
-    k_of = {}
-    if not L.variational:
-        k_of = {(int(r), int(i)): k for k, (r, i) in enumerate(zip(L.lam_row, L.lam_player, strict=True))}
-    for i in range(N):
-        if not np.isfinite(U[i]) or (has_eq[i] and not L.variational):
-            continue
-        row = len(rhs)
-        for (r, pi), oh in own_hi.items():
-            if pi != i:
-                continue
-            beta = game.b[r] - (row_hi[r] - oh)
-            if not np.isfinite(beta):
-                break
-            k = r if L.variational else k_of[(r, i)]
-            rows.append(row), cols.append(int(L.off[1]) + k), vals.append(beta)
-        else:
-            if has_eq[i]:  # variational: μ_r Aeq_{r,i} x_i is not linear — skip this player
-                continue
-            b = game.block(i)
-            for idx, pos_off, sign, bnd in ((L.fl, 3, -1.0, game.lb), (L.fu, 4, 1.0, game.ub)):
-                sel = np.flatnonzero((idx >= b.start) & (idx < b.stop))
-                for s in sel:
-                    (
-                        rows.append(row),
-                        cols.append(int(L.off[pos_off]) + int(s)),
-                        vals.append(sign * bnd[idx[s]]),
-                    )
-            rhs.append(U[i])
-            continue
-        # a β was infinite: drop the partial row
-        keep = [t for t, rr in enumerate(rows) if rr != row]
-        rows, cols, vals = [rows[t] for t in keep], [cols[t] for t in keep], [vals[t] for t in keep]
-    if L.variational and np.all(np.isfinite(U)):
-        row = len(rhs)
-        for r in range(game.m):
-            rows.append(row), cols.append(int(L.off[1]) + r), vals.append(game.b[r])
-        for r in range(game.p):
-            rows.append(row), cols.append(int(L.off[2]) + r), vals.append(game.beq[r])
-        rows += [row] * L.fl.size + [row] * L.fu.size
-        cols += list(int(L.off[3]) + np.arange(L.fl.size)) + list(int(L.off[4]) + np.arange(L.fu.size))
-        vals += list(-game.lb[L.fl]) + list(game.ub[L.fu])
-        rhs.append(float(U.sum()))
-    R = sp.csr_array((vals, (rows, cols)), shape=(len(rhs), cont))
-    return R, np.asarray(rhs, dtype=float)
+    # β_{r,i} = b_r − max A_{r,−i} x_{−i} = b_r − (max A_r x − max A_{r,i} x_i), per pair (r, i)
+    with np.errstate(invalid="ignore"):
+        contrib_hi = np.where(Acoo.data > 0, Acoo.data * xhi[Acoo.col], Acoo.data * xlo[Acoo.col])
+    row_hi = np.bincount(Acoo.row, weights=contrib_hi, minlength=game.m)
+    key = Acoo.row.astype(np.int64) * N + game.owner[Acoo.col]
+    uniq, inv = np.unique(key, return_inverse=True)
+    own_hi = np.bincount(inv, weights=contrib_hi, minlength=uniq.size)
+    r_of, p_of = uniq // N, uniq % N
+    with np.errstate(invalid="ignore"):
+        beta = game.b[r_of] - (row_hi[r_of] - own_hi)
+    ok = np.isfinite(U)
+    ok[game.owner[sp.coo_array(game.Aeq).col]] = False  # μ_r Aeq_{r,i} x_i is not linear: skip
+    ok[p_of[~np.isfinite(beta)]] = False
+    row_of = np.cumsum(ok) - 1  # row index of each kept player
+    keep = ok[p_of]
+    lam_col = r_of if L.variational else np.searchsorted(L.lam_key, uniq)
+    rows = [row_of[p_of[keep]]]
+    cols = [int(L.off[1]) + lam_col[keep]]
+    vals = [beta[keep]]
+    for idx, k, sign, bnd in ((L.fl, 3, -1.0, game.lb), (L.fu, 4, 1.0, game.ub)):
+        sel = ok[game.owner[idx]]
+        rows.append(row_of[game.owner[idx[sel]]])
+        cols.append(int(L.off[k]) + np.flatnonzero(sel))
+        vals.append(sign * bnd[idx[sel]])
+    rhs = [U[ok]]
+    n_rows = int(ok.sum())
+    if L.variational and np.all(np.isfinite(U)):  # Σ_i: λᵀb + μᵀbeq − ν⁻ᵀlb + ν⁺ᵀub ≤ Σ U_i
+        nf = game.m + game.p + L.fl.size + L.fu.size
+        rows.append(np.full(nf, n_rows))
+        cols.append(
+            np.concatenate(
+                [
+                    int(L.off[1]) + np.arange(game.m),
+                    int(L.off[2]) + np.arange(game.p),
+                    int(L.off[3]) + np.arange(L.fl.size),
+                    int(L.off[4]) + np.arange(L.fu.size),
+                ]
+            )
+        )
+        vals.append(np.concatenate([game.b, game.beq, -game.lb[L.fl], game.ub[L.fu]]))
+        rhs.append(np.array([U.sum()]))
+        n_rows += 1
+    R = sp.csr_array(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_rows, cont)
+    )
+    return R, np.concatenate(rhs).astype(float)
 
 
 def _multiplier_bounds(
@@ -352,17 +317,23 @@ def solve_kkt_milp(
         xlo = np.where(np.isfinite(game.lb), game.lb, -Mb)
         xhi = np.where(np.isfinite(game.ub), game.ub, Mb)
         Lam, Mu = np.full(L.lam_row.size, Mb), np.full(L.mu_row.size, Mb)
-        proven_x = np.isfinite(game.lb) & np.isfinite(game.ub)
-        pl, pm = np.ones(L.lam_row.size, bool), np.ones(L.mu_row.size, bool)  # no retries
+        plo, phi = np.ones(game.n, bool), np.ones(game.n, bool)  # no retries
+        pl, pm = np.ones(L.lam_row.size, bool), np.ones(L.mu_row.size, bool)
         Vlo, Vup = np.full(L.fl.size, Mb), np.full(L.fu.size, Mb)
     else:
-        xlo, xhi, st = _box(game, left())
+        xlo, xhi, st = primal_ranges(game, L.Bl, L.Bm, L.variational, left())
         if st is not Status.OPTIMAL:
             return MILPOut(st, [], True, 0, message=f"joint feasible set: {st.value}")
-        proven_x = np.isfinite(xlo) & np.isfinite(xhi)
+        if np.any(xlo > xhi):  # stationarity propagation proved the KKT system has no solution
+            j = int(np.flatnonzero(xlo > xhi)[0])
+            msg = f"no KKT point: stationarity bounds of x[{j}] are empty ({xlo[j]:.6g} > {xhi[j]:.6g})"
+            return MILPOut(Status.NO_EQUILIBRIUM, [], True, 0, message=msg)
+        # a side is proven when finite (box, stationarity, monotone ball or LP over X); an unproven
+        # side starts at a stated distance from the other side and is doubled when touched
+        plo, phi = np.isfinite(xlo), np.isfinite(xhi)
         stated = STATED_BOUND * game.scale
-        xlo = np.where(np.isfinite(xlo), xlo, -stated)
-        xhi = np.where(np.isfinite(xhi), xhi, stated)
+        xlo = np.where(plo, xlo, np.where(phi, np.minimum(xhi, 0.0), 0.0) - stated)
+        xhi = np.where(phi, xhi, np.where(plo, np.maximum(xlo, 0.0), 0.0) + stated)
         Lam, Mu, pl, pm = _multiplier_bounds(game, L, xlo, xhi, left())
         Lam = np.where(pl, Lam, stated)
         Mu = np.where(pm, Mu, stated)
@@ -371,7 +342,9 @@ def solve_kkt_milp(
     while True:
         if fixed_big_m is None:
             Vlo, Vup = _nu_bounds(game, L, xlo, xhi, Lam, Mu)
-        R, rl, ru, clo, chi = _build(game, L, xlo, xhi, Lam, Mu, Vlo, Vup, integer=True)
+        R, rl, ru, clo, chi = _build(
+            game, L, xlo, xhi, Lam, Mu, Vlo, Vup, integer=True, fix=fixed_big_m is None
+        )
         nz = R.shape[1] - int(L.off[5])
         integ = np.concatenate([np.zeros(int(L.off[5]), bool), np.ones(nz, bool)])
         h = highs_model(  # a feasibility MILP: stop at the first feasible point (= an equilibrium)
@@ -400,7 +373,7 @@ def solve_kkt_milp(
                 break
             v = out.x
             x = v[: game.n]
-            touched = _touches(v, L, xlo, xhi, Lam, Mu, proven_x, pl, pm)
+            touched = _touches(v, L, xlo, xhi, Lam, Mu, plo, phi, pl, pm)
             if touched:
                 break
             z = np.round(v[int(L.off[5]) :])
@@ -412,29 +385,24 @@ def solve_kkt_milp(
             h.addRow(1.0 - float((z > 0.5).sum()), INF, nz, idx, coef)
             if enumerate == 0:
                 break
-        if touched and n_try < retries and fixed_big_m is None:
-            n_try += 1
-            Lam = np.where(pl, Lam, 2 * Lam)
-            Mu = np.where(pm, Mu, 2 * Mu)
-            xlo = np.where(proven_x, xlo, np.where(np.isfinite(game.lb), game.lb, 2 * xlo))
-            xhi = np.where(proven_x, xhi, np.where(np.isfinite(game.ub), game.ub, 2 * xhi))
-            continue
-        if (
-            status is Status.INFEASIBLE
-            and not found
-            and fixed_big_m is None
-            and n_try < retries
-            and not (pl.all() and pm.all() and proven_x.all())
-        ):
-            n_try += 1
+        unproven = not (pl.all() and pm.all() and plo.all() and phi.all())
+        retry = touched or (status is Status.INFEASIBLE and not found and unproven)
+        if retry and n_try < retries and fixed_big_m is None:
+            n_try += 1  # double every unproven bound (its distance from the other side for x)
             Lam, Mu = np.where(pl, Lam, 2 * Lam), np.where(pm, Mu, 2 * Mu)
-            xlo = np.where(proven_x, xlo, 2 * xlo)
-            xhi = np.where(proven_x, xhi, 2 * xhi)
+            width = xhi - xlo
+            xlo = np.where(plo, xlo, xlo - width)
+            xhi = np.where(phi, xhi, xhi + width)
             continue
         break
     secs["milp_seconds"] = time.perf_counter() - ta - secs["bounding_seconds"]
-    proven = bool(pl.all() and pm.all() and proven_x.all()) and fixed_big_m is None
-    extra = {"binaries": int(nz), "lambda_bound_max": float(Lam.max(initial=0.0)), "retries": n_try}
+    proven = bool(pl.all() and pm.all() and plo.all() and phi.all()) and fixed_big_m is None
+    extra = {
+        "binaries": int(nz),
+        "binaries_free": int(np.sum(chi[int(L.off[5]) :] > 0)),  # the others are proven 0
+        "lambda_bound_max": float(Lam.max(initial=0.0)),
+        "retries": n_try,
+    }
     if touched:
         return MILPOut(
             Status.ITERATION_LIMIT,
@@ -457,10 +425,10 @@ def _nu_bounds(
     game: LQGame, L: _Layout, xlo: np.ndarray, xhi: np.ndarray, Lam: np.ndarray, Mu: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """ν bounds from (4): ``ν⁻_j = g_j + (Bλ)_j + (Bμ)_j`` when positive (ν⁺_j = 0 unless fixed)."""
-    g_lo, g_hi = _interval_matvec(game.M, xlo, xhi)
+    g_lo, g_hi = interval_matvec(game.M, xlo, xhi)
     g_lo, g_hi = g_lo + game.q, g_hi + game.q
-    bl_lo, bl_hi = _interval_matvec(L.Bl, np.zeros_like(Lam), Lam)
-    bm_lo, bm_hi = _interval_matvec(L.Bm, -Mu, Mu)
+    bl_lo, bl_hi = interval_matvec(L.Bl, np.zeros_like(Lam), Lam)
+    bm_lo, bm_hi = interval_matvec(L.Bm, -Mu, Mu)
     hi = g_hi + bl_hi + bm_hi
     lo = g_lo + bl_lo + bm_lo
     fixed = game.lb == game.ub
@@ -478,16 +446,19 @@ def _touches(
     xhi: np.ndarray,
     Lam: np.ndarray,
     Mu: np.ndarray,
-    proven_x: np.ndarray,
+    plo: np.ndarray,
+    phi: np.ndarray,
     pl: np.ndarray,
     pm: np.ndarray,
 ) -> bool:
-    """Whether a value sits at an unproven bound (within 1e-6 relative)."""
+    """Whether a value sits at an unproven bound (within 1e-6 relative); a proven side (the game's
+    own bound, or one derived above) may be touched."""
     rel = 1e-6
     x = v[L.sl(0)]
     lam = v[L.sl(1)]
     mu = v[L.sl(2)]
-    t = np.any(~proven_x & ((x >= xhi - rel * (1 + np.abs(xhi))) | (x <= xlo + rel * (1 + np.abs(xlo)))))
+    t = np.any(~phi & (x >= xhi - rel * (1 + np.abs(xhi))))
+    t |= np.any(~plo & (x <= xlo + rel * (1 + np.abs(xlo))))
     t |= np.any(~pl & (lam >= Lam * (1 - rel)))
     t |= np.any(~pm & (np.abs(mu) >= Mu * (1 - rel)))
     return bool(t)
