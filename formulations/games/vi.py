@@ -31,6 +31,9 @@ from datamarkets.status import Status
 
 __all__ = ["VIOut", "feasible_point", "gap_qp", "joint_constraints", "polish_vi", "solve_vi"]
 
+HIGHS_QP_ITERATIONS_PER_VAR = 50
+"""HiGHS QP iteration cap per variable and row of the QP (then the route falls back to Clarabel)."""
+
 POLISH_DENSE_MAX = 3000
 """Largest KKT order for which a singular active-face system is solved by dense least squares."""
 
@@ -161,9 +164,9 @@ def solve_vi(
             f"the vi route needs a monotone game: smallest eigenvalue of sym(M) is {lam_min:.6g} < 0"
         )
     out = _solve_vi_qp(game, qp_solver, time_limit, tol, polish)
-    if qp_solver == "highs" and out.status is Status.ERROR:
-        # HiGHS's QP solver can fail on the singular Hessian of the gap QP (11) (kSolveError,
-        # seen on 2-variable games); Clarabel solves the same program
+    if qp_solver == "highs" and out.status in (Status.ERROR, Status.ITERATION_LIMIT):
+        # HiGHS's QP solver can fail (kSolveError, seen on 2-variable games) or cycle on the
+        # singular Hessian of the gap QP (11); Clarabel solves the same program
         raw = out.extra.get("raw_status")
         out = _solve_vi_qp(game, "clarabel", time_limit, tol, polish)
         out.extra["fallback"] = f"clarabel after highs {raw}"
@@ -244,15 +247,17 @@ def _kkt_max(game: LQGame, x: np.ndarray, mult: Multipliers) -> float:
 
 def _solve_face(K: sp.csc_array, rhs: np.ndarray) -> np.ndarray | None:
     """Solve the active-face KKT system; least squares when it is singular and small."""
-    from scipy.sparse.linalg import MatrixRankWarning, splu
-
     import warnings
+
+    from scipy.sparse.linalg import MatrixRankWarning, splu
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", MatrixRankWarning)
             sol = splu(K).solve(rhs)
-        if np.all(np.isfinite(sol)):
+        # a numerically singular K factors without complaint and returns garbage: check it
+        scale = 1.0 + float(np.abs(rhs).max(initial=0.0))
+        if np.all(np.isfinite(sol)) and float(np.abs(K @ sol - rhs).max(initial=0.0)) <= 1e-10 * scale:
             return np.asarray(sol)
     except (RuntimeError, MatrixRankWarning):  # exactly singular: redundant active rows
         pass
@@ -311,7 +316,7 @@ def polish_vi(
     info: dict[str, Any] = {"accepted": False, "kkt_before": before, "kkt_after": before, "rounds": 0}
     if not mult.variational:
         return x, mult, info
-    n, m, p = game.n, game.m, game.p
+    n, m = game.n, game.m
     G, h, fl, fu = joint_constraints(game)
     z = np.concatenate([mult.lam, mult.nu_lower[fl], mult.nu_upper[fu]])
     slack = h - G @ x
@@ -328,9 +333,7 @@ def polish_vi(
         Ga = sp.csr_array(G[act, :])
         k = act.size
         K = sp.csc_array(
-            sp.block_array(
-                [[game.M, Ga.T, E.T], [Ga, None, None], [E, None, None]], format="csc"
-            )
+            sp.block_array([[game.M, Ga.T, E.T], [Ga, None, None], [E, None, None]], format="csc")
         )
         sol = _solve_face(K, np.concatenate([-game.q, h[act], game.beq]))
         if sol is None:
@@ -389,5 +392,8 @@ def _highs(
         time_limit=tl,
         primal_feasibility_tolerance=max(tol, 1e-10),
         dual_feasibility_tolerance=max(tol, 1e-10),
+        # HiGHS's active-set QP can cycle on the singular Hessian of the gap QP (11) (seen at
+        # n = 20): a cap well above its usual count (≲ 2 per variable) turns that into a limit
+        qp_iteration_limit=int(HIGHS_QP_ITERATIONS_PER_VAR * (np.size(c) + A.shape[0]) + 1000),
     )
     return run_highs(h)
