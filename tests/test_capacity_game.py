@@ -17,7 +17,7 @@ from datamarkets.examples.capacity_game import (
     solve_capacity_game,
     symmetric_capacity_equilibrium,
 )
-from datamarkets.formulations.games import certify_cvxpy_game
+from datamarkets.formulations.games import Multipliers, certify_cvxpy_game, certify_game
 
 
 def potential_qp(routes, C, a, b, c, d):
@@ -129,6 +129,17 @@ def test_degenerate_vertex_regression_n2_links1_seed2():
     np.testing.assert_allclose(r.solution["lambda"], [lam], rtol=0, atol=1e-9)
     x_ref, _ = exact_potential_kkt(routes, C, 10.0, 1.0, c, d)
     np.testing.assert_allclose(x_ref, [C[0], 0.0], rtol=0, atol=1e-12)
+    # the certificate: a profile 3.8e-5 off the vertex (the interior-point reference) is an
+    # ε-KKT point in product form (ν·d ≈ 5e-8) but fails the linear complementarity test
+    lq = capacity_game(routes, C, a=10.0, b=1.0, cost=c, quad_cost=d).to_lq()
+    mult = Multipliers.from_solution(lq, r.solution)
+    off = np.array([C[0] - 3.78e-5, 3.78e-5])
+    cert = certify_game(lq, off, mult)
+    assert cert.residuals["complementarity_max"] < 1e-6 and cert.residuals["br_gap_max"] < 1e-6
+    assert not cert.passed and cert.residuals["complementarity_min_max"] > 1e-5
+    assert certify_game(lq, r.solution["x"], mult).passed
+    # the proven distance bound (strongly monotone) covers the true distance
+    assert np.linalg.norm(off - [C[0], 0.0]) <= cert.details["distance_bound"] <= 1e-3
 
 
 def test_bad_input():

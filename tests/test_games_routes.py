@@ -107,6 +107,16 @@ def test_vi_is_exact_on_planted_degenerate_games(n, seed, symmetric):
             np.testing.assert_allclose(r.solution["lambda"], lam_star, rtol=0, atol=1e-7)
 
 
+@FAST
+@given(n=st.integers(2, 10), seed=st.integers(0, 10_000), scale=st.sampled_from([1e-6, 1e-3, 1e-1]))
+def test_certificate_distance_bound_covers_the_true_distance(n, seed, scale):
+    g, x_star, _ = planted_degenerate_game(n, seed, symmetric=bool(seed % 2))
+    rng = np.random.default_rng(seed)
+    x = x_star + scale * rng.normal(size=n)
+    bound = certify_game(g, x).details["distance_bound"]
+    assert bound is not None and np.linalg.norm(x - x_star) <= bound * (1 + 1e-9) + 1e-12
+
+
 def test_best_response_with_shared_constraints_finds_a_gne_not_claimed_variational():
     g = lq_game([1, 1], [[[2, 1], [1, 0]], [[0, 1], [1, 2]]], [[-9, 0], [0, -8]], lb=0, A=[[1, 1]], b=[5])
     r = solve_game(g, "best_response")

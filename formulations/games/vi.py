@@ -17,6 +17,7 @@ and finite bounds) and ``E = Aeq``. A variational equilibrium solves the affine 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -247,8 +248,6 @@ def _kkt_max(game: LQGame, x: np.ndarray, mult: Multipliers) -> float:
 
 def _solve_face(K: sp.csc_array, rhs: np.ndarray) -> np.ndarray | None:
     """Solve the active-face KKT system; least squares when it is singular and small."""
-    import warnings
-
     from scipy.sparse.linalg import MatrixRankWarning, splu
 
     try:
@@ -308,7 +307,7 @@ def polish_vi(
     >>> g = lq_game([1, 1], [[[2, 1], [1, 0]], [[0, 1], [1, 2]]], [[-9, 0], [0, -8]], lb=0, A=[[1, 1]], b=[5])
     >>> m = Multipliers(np.array([0.99]), np.zeros(0), np.zeros(2), np.zeros(2), True)
     >>> xp, mp, info = polish_vi(g, np.array([3.001, 1.998]), m)
-    >>> np.abs(xp - [3, 2]).max() < 1e-12, abs(mp.lam[0] - 1) < 1e-12, info["accepted"]
+    >>> bool(np.abs(xp - [3, 2]).max() < 1e-12), bool(abs(mp.lam[0] - 1) < 1e-12), info["accepted"]
     (True, True, True)
     """
     x = np.asarray(x, dtype=float)
