@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     print(
-        "\n| n | route | iterations | step τ | L | μ | natural residual | seconds (median) | × vi | max Δx vs vi |"
+        "\n| n | route | iterations | step τ | L | μ | natural residual | seconds (median) "
+        "| × vi | max Δx vs vi |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
