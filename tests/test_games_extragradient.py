@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from datamarkets.errors import InvalidInputError, NonConvexGameError
@@ -15,7 +15,7 @@ from datamarkets.formulations.games import lq_game, random_lq_game, solve_game
 from datamarkets.formulations.games.extragradient import lipschitz_constant, solve_extragradient
 from datamarkets.status import Status
 
-FAST = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def potential_game(n, seed):
@@ -35,19 +35,25 @@ def potential_game(n, seed):
 
 @FAST
 @given(
-    n=st.integers(3, 12), seed=st.integers(0, 10_000), scheme=st.sampled_from(["extragradient", "projection"])
+    n=st.integers(3, 12),
+    seed=st.integers(0, 10_000),
+    scheme=st.sampled_from(["extragradient", "projection"]),
+    qp_solver=st.sampled_from(["clarabel", "highs"]),
 )
-def test_unpolished_iterates_reach_the_potential_qp_answer(n, seed, scheme):
+@example(n=4, seed=620, scheme="projection", qp_solver="clarabel")  # Clarabel stalled: HiGHS fallback
+@example(n=3, seed=341, scheme="extragradient", qp_solver="clarabel")  # projection error 2e-9
+def test_unpolished_iterates_reach_the_potential_qp_answer(n, seed, scheme, qp_solver):
     g = potential_game(n, seed)
     assert g.is_potential
     ref = solve_game(g, "vi")
-    out = solve_extragradient(g, scheme=scheme, tol=1e-11, polish=False)
+    out = solve_extragradient(g, scheme=scheme, tol=1e-11, polish=False, qp_solver=qp_solver)
     assert out.status is Status.OPTIMAL and out.residual >= 0
     # strongly monotone: ‖x − x*‖₂ ≤ (1 + L)/μ · ‖x − Π(x − F(x))‖₂ ≤ (1 + L)/μ · ‖r_τ(x)‖₂/τ for
     # τ ≤ 1; the returned point is y = x − r_τ(x), one more τ·‖r_τ‖/τ away
     r2 = np.sqrt(g.n) * out.residual
     bound = (1 + out.L) / out.mu * r2 + out.step * r2
-    assert np.linalg.norm(out.x - ref.solution["x"]) <= bound + 1e-9
+    slack = 1e-9 if qp_solver == "highs" else 1e-7  # exact projections vs Clarabel's 1e-10
+    assert np.linalg.norm(out.x - ref.solution["x"]) <= bound + slack
     np.testing.assert_allclose(out.x, ref.solution["x"], rtol=0, atol=1e-6)
     # the final projection's duals / τ are the common multipliers
     np.testing.assert_allclose(out.multipliers.lam, ref.solution["lambda"], rtol=0, atol=1e-5)

@@ -111,7 +111,7 @@ def solve_game(
     enumerate : int
         milp route: find up to this many distinct equilibria (``solution["equilibria"]``).
     qp_solver : {"clarabel", "highs"}
-        vi route's QP solver.
+        vi route's QP solver; the projection QP's solver of the extragradient / projection routes.
     max_iter : int, optional
         Best-response sweeps; extragradient / projection iterations (``None``: 1000 sweeps,
         100,000 iterations).
@@ -186,6 +186,7 @@ def solve_game(
             max_iter=100_000 if max_iter is None else max_iter,
             time_limit=time_limit,
             monotone_tol=monotone_tol,
+            qp_solver=qp_solver,
         )
         status, iterations = eg.status, eg.iterations
         extra.update(
@@ -203,7 +204,7 @@ def solve_game(
             x, mult = eg.x, eg.multipliers
         elif status in (Status.TIME_LIMIT, Status.ITERATION_LIMIT) and eg.x is not None:
             extra["last_iterate"] = eg.x.tolist()
-        method_name = f"vi-{route}"
+        method_name = f"vi-{route}-{qp_solver}"
     elif route == "milp":
         out_m = solve_kkt_milp(
             game, variational=variational, enumerate=enumerate, time_limit=time_limit, fixed_big_m=fixed_big_m
