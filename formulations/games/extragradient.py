@@ -124,6 +124,8 @@ class Projector:
             return Status.OPTIMAL, y, mult
         if self.solver == "clarabel":
             out = clarabel_qp(self.H, -v, g.Aeq, g.beq, self.G, self.h, time_limit=self.time_limit, tol=1e-10)
+            if out.status in (Status.ITERATION_LIMIT, Status.ERROR, Status.OPTIMAL_INACCURATE):
+                return self._highs(v)  # Clarabel stalled at 1e-10 (seen at n = 4): active set
             if not out.status.has_solution or out.x is None or out.row_dual is None:
                 return out.status, None, None
             z = out.row_dual[g.p :]
@@ -133,6 +135,10 @@ class Projector:
             nu[self.fu] = np.maximum(z[m + kl :], 0.0)
             mult = Multipliers(np.maximum(z[:m], 0.0), out.row_dual[: g.p].copy(), nl, nu, True)
             return out.status, out.x, mult
+        return self._highs(v)
+
+    def _highs(self, v: np.ndarray) -> tuple[Status, np.ndarray | None, Multipliers | None]:
+        g = self.game
         h = highs_model(
             -v,
             g.lb,
