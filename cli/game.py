@@ -86,7 +86,9 @@ def _print_human(res: Any) -> None:
 @app.command()
 def solve(
     file: Path = typer.Argument(..., help="Game JSON (LQGame.to_dict form)."),
-    method: str = typer.Option("auto", "--method", "-m", help="auto, vi, milp, best_response, jacobi."),
+    method: str = typer.Option(
+        "auto", "--method", "-m", help="auto, vi, extragradient, projection, milp, best_response, jacobi."
+    ),
     variational: bool = typer.Option(
         True, "--variational/--no-variational", help="Ask for the variational equilibrium."
     ),

@@ -55,6 +55,68 @@ def test_variational_equilibrium_vi_equals_milp(n, seed):
     np.testing.assert_allclose(mi.solution["lambda"], vi.solution["lambda"], atol=1e-5)
 
 
+def planted_degenerate_game(n, seed, *, symmetric):
+    """A strongly monotone game whose variational equilibrium is PLANTED (the oracle): x* and
+    common multipliers are drawn, some rows active with multiplier 0 (weakly active, degenerate),
+    some with tiny multipliers (1e-4), and q = −(M x* + Gᵀz) makes them satisfy (4)–(7) exactly."""
+    rng = np.random.default_rng(seed)
+    N = max(2, n // 3)
+    sizes = [len(b) for b in np.array_split(np.arange(n), N)]
+    B = rng.normal(size=(n, n))
+    S = B @ B.T / n + 0.5 * np.eye(n)
+    K = np.zeros((n, n)) if symmetric else rng.normal(size=(n, n))
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    for i in range(N):  # an own block of M is symmetric in an LQ game (Q_i is symmetrised)
+        K[starts[i] : starts[i + 1], starts[i] : starts[i + 1]] = 0.0
+    M = S + (K - K.T) / 2
+    m = max(1, n // 3)
+    A = rng.uniform(0, 1, (m, n)) * (rng.random((m, n)) < 0.6)
+    x = rng.uniform(0.5, 2.0, n)
+    kind = rng.integers(0, 4, n)  # 0 interior, 1 at lb weakly, 2 at lb tiny ν, 3 at lb normal ν
+    x[kind > 0] = 0.0
+    nu = np.where(kind == 2, 1e-4, np.where(kind == 3, rng.uniform(0.5, 2, n), 0.0))
+    rk = rng.integers(0, 3, m)  # 0 slack, 1 weakly active, 2 active with a tiny/normal λ
+    b = A @ x + np.where(rk == 0, rng.uniform(0.1, 1, m), 0.0)
+    lam = np.where(rk == 2, rng.choice([1e-4, 1.0], m), 0.0)
+    q = -(M @ x + A.T @ lam - nu)
+    Q, c = [], np.zeros((N, n))
+    for i in range(N):
+        Qi = np.zeros((n, n))
+        blk = slice(starts[i], starts[i + 1])
+        Qi[blk, :] = M[blk, :]
+        Qi[:, blk] += M[blk, :].T
+        Qi[blk, blk] = M[blk, blk]
+        Q.append(Qi)
+        c[i, blk] = q[blk]
+    # multipliers are unique only when the active gradients are independent (LICQ)
+    act = np.vstack([A[(rk > 0)], -np.eye(n)[kind > 0]])
+    licq = np.linalg.matrix_rank(act) == act.shape[0] if act.size else True
+    return lq_game(sizes, Q, c, A=A, b=b, lb=0), x, (lam if licq else None)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(2, 12), seed=st.integers(0, 10_000), symmetric=st.booleans())
+def test_vi_is_exact_on_planted_degenerate_games(n, seed, symmetric):
+    g, x_star, lam_star = planted_degenerate_game(n, seed, symmetric=symmetric)
+    assert g.monotonicity_min_eig > 0.4 and g.is_potential == symmetric
+    for qp_solver in ("clarabel", "highs"):
+        r = solve_game(g, "vi", qp_solver=qp_solver)
+        assert r.certified, (qp_solver, r.certificate.failures)
+        np.testing.assert_allclose(r.solution["x"], x_star, rtol=0, atol=1e-7)
+        if lam_star is not None:
+            np.testing.assert_allclose(r.solution["lambda"], lam_star, rtol=0, atol=1e-7)
+
+
+@FAST
+@given(n=st.integers(2, 10), seed=st.integers(0, 10_000), scale=st.sampled_from([1e-6, 1e-3, 1e-1]))
+def test_certificate_distance_bound_covers_the_true_distance(n, seed, scale):
+    g, x_star, _ = planted_degenerate_game(n, seed, symmetric=bool(seed % 2))
+    rng = np.random.default_rng(seed)
+    x = x_star + scale * rng.normal(size=n)
+    bound = certify_game(g, x).details["distance_bound"]
+    assert bound is not None and np.linalg.norm(x - x_star) <= bound * (1 + 1e-9) + 1e-12
+
+
 def test_best_response_with_shared_constraints_finds_a_gne_not_claimed_variational():
     g = lq_game([1, 1], [[[2, 1], [1, 0]], [[0, 1], [1, 2]]], [[-9, 0], [0, -8]], lb=0, A=[[1, 1]], b=[5])
     r = solve_game(g, "best_response")

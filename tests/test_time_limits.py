@@ -188,7 +188,7 @@ def test_solve_gne_time_limit() -> None:
     assert not res.certified  # no solution, or computed after the limit: never a passed certificate
 
 
-@pytest.mark.parametrize("method", ["vi", "milp", "best_response", "jacobi"])
+@pytest.mark.parametrize("method", ["vi", "extragradient", "projection", "milp", "best_response", "jacobi"])
 def test_solve_game_time_limit(method: str) -> None:
     from datamarkets.formulations.games.solve import solve_game
 

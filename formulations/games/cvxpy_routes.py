@@ -315,6 +315,7 @@ def solve_cvxpy_game(
                 status = Status.TIME_LIMIT if st.group.value == "limit" else st
                 reason = f"player {game.names[i]!r}'s program: {st.value} at iteration {it}"
                 break
+            assert xi is not None  # a solved player's program carries its point
             sl = slice(game.offsets[i], game.offsets[i + 1])
             new[sl] = (1.0 - damping) * xi + damping * base[sl]
         else:

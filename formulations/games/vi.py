@@ -17,6 +17,7 @@ and finite bounds) and ``E = Aeq``. A variational equilibrium solves the affine 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,11 +26,17 @@ import scipy.sparse as sp
 
 from datamarkets.errors import InvalidInputError, NonConvexGameError
 from datamarkets.formulations.games._backend import INF, QPOut, clarabel_qp, highs_model, highs_qp, run_highs
-from datamarkets.formulations.games.kkt import Multipliers
+from datamarkets.formulations.games.kkt import Multipliers, kkt_residuals, recover_multipliers
 from datamarkets.formulations.games.lq import LQGame
 from datamarkets.status import Status
 
-__all__ = ["VIOut", "feasible_point", "gap_qp", "joint_constraints", "solve_vi"]
+__all__ = ["VIOut", "feasible_point", "gap_qp", "joint_constraints", "polish_vi", "solve_vi"]
+
+HIGHS_QP_ITERATIONS_PER_VAR = 50
+"""HiGHS QP iteration cap per variable and row of the QP (then the route falls back to Clarabel)."""
+
+POLISH_DENSE_MAX = 3000
+"""Largest KKT order for which a singular active-face system is solved by dense least squares."""
 
 
 @dataclass
@@ -119,6 +126,7 @@ def solve_vi(
     time_limit: float | None = None,
     tol: float = 1e-9,
     monotone_tol: float = 1e-9,
+    polish: bool = True,
 ) -> VIOut:
     """The variational equilibrium of a monotone game: the potential QP (10) when M is symmetric,
     else the gap QP (11). Returns x and the common multipliers.
@@ -132,6 +140,9 @@ def solve_vi(
         Solver tolerance.
     monotone_tol : float
         The game counts as monotone when min eig sym(M) ≥ −monotone_tol·scale.
+    polish : bool
+        Re-solve the KKT system on the active face of the answer (:func:`polish_vi`); the
+        polished answer is kept only when it is feasible and no worse in the KKT residuals.
 
     Raises
     ------
@@ -153,6 +164,17 @@ def solve_vi(
         raise NonConvexGameError(
             f"the vi route needs a monotone game: smallest eigenvalue of sym(M) is {lam_min:.6g} < 0"
         )
+    out = _solve_vi_qp(game, qp_solver, time_limit, tol, polish)
+    if qp_solver == "highs" and out.status in (Status.ERROR, Status.ITERATION_LIMIT):
+        # HiGHS's QP solver can fail (kSolveError, seen on 2-variable games) or cycle on the
+        # singular Hessian of the gap QP (11); Clarabel solves the same program
+        raw = out.extra.get("raw_status")
+        out = _solve_vi_qp(game, "clarabel", time_limit, tol, polish)
+        out.extra["fallback"] = f"clarabel after highs {raw}"
+    return out
+
+
+def _solve_vi_qp(game: LQGame, qp_solver: str, time_limit: float | None, tol: float, polish: bool) -> VIOut:
     n = game.n
     G, h, fl, fu = joint_constraints(game)
     if game.is_potential:
@@ -180,7 +202,7 @@ def solve_vi(
                 np.where(np.isfinite(game.ub), np.maximum(-cd, 0.0), 0.0),
                 True,
             )
-        return VIOut(out.status, out.x[:n], mult, "potential-qp", out.objective, out.extra)
+        return _polished(game, out.status, out.x[:n], mult, "potential-qp", out.objective, out.extra, polish)
     P, c, Aeq, beq, Ale, ble = gap_qp(game)
     mG = G.shape[0]
     if qp_solver == "clarabel":
@@ -199,7 +221,152 @@ def solve_vi(
     assert v is not None  # a solution carries x
     mult = _split_G_duals(game, v[n : n + mG], fl, fu)
     mult.mu = v[n + mG :].copy()
-    return VIOut(out.status, v[:n], mult, "gap-qp", out.objective, out.extra)
+    return _polished(game, out.status, v[:n], mult, "gap-qp", out.objective, out.extra, polish)
+
+
+def _polished(
+    game: LQGame,
+    status: Status,
+    x: np.ndarray,
+    mult: Multipliers,
+    program: str,
+    objective: float,
+    extra: dict[str, Any],
+    polish: bool,
+) -> VIOut:
+    if polish:
+        x, mult, info = polish_vi(game, x, mult)
+        extra = {**extra, "polish": info}
+    return VIOut(status, x, mult, program, objective, extra)
+
+
+def _kkt_max(game: LQGame, x: np.ndarray, mult: Multipliers) -> float:
+    r = kkt_residuals(game, x, mult)
+    keys = ("stationarity_max", "primal_feasibility_max", "dual_feasibility_max", "complementarity_max")
+    return max(float(r[k]) for k in keys)
+
+
+def _solve_face(K: sp.csc_array, rhs: np.ndarray) -> np.ndarray | None:
+    """Solve the active-face KKT system; least squares when it is singular and small."""
+    from scipy.sparse.linalg import MatrixRankWarning, splu
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", MatrixRankWarning)
+            sol = splu(K).solve(rhs)
+        # a numerically singular K factors without complaint and returns garbage: check it
+        scale = 1.0 + float(np.abs(rhs).max(initial=0.0))
+        if np.all(np.isfinite(sol)) and float(np.abs(K @ sol - rhs).max(initial=0.0)) <= 1e-10 * scale:
+            return np.asarray(sol)
+    except (RuntimeError, MatrixRankWarning):  # exactly singular: redundant active rows
+        pass
+    if K.shape[0] > POLISH_DENSE_MAX:
+        return None
+    sol = np.linalg.lstsq(K.toarray(), rhs, rcond=None)[0]
+    return np.asarray(sol) if np.all(np.isfinite(sol)) else None
+
+
+def polish_vi(
+    game: LQGame, x: np.ndarray, mult: Multipliers, *, rounds: int = 4
+) -> tuple[np.ndarray, Multipliers, dict[str, Any]]:
+    """Polish an approximate variational equilibrium on its active face.
+
+    An interior-point answer sits ~√(solver tolerance) away from a degenerate vertex (a bound with
+    a tiny multiplier). The active set is read off the answer — row k of ``G x ≤ h`` is active when
+    its multiplier exceeds its slack — and the equality-constrained KKT system of (9) on that face,
+
+        M x + Gₐᵀ zₐ + Eᵀ μ = −q,   Gₐ x = hₐ,   E x = e,
+
+    is solved directly (sparse LU; dense least squares when singular and small). A violated row
+    joins the face; a negative multiplier (a degenerate face where the active gradients are
+    dependent, or a wrong row) has the multipliers refitted by the L1 LP of
+    :func:`~datamarkets.formulations.games.kkt.recover_multipliers` and, if that does not fit,
+    drops its row; up to ``rounds`` passes. The
+    polished pair is returned only when it is feasible, its multipliers are ≥ 0 and its largest
+    KKT residual (:func:`~datamarkets.formulations.games.kkt.kkt_residuals`) is no worse than the
+    input's; otherwise the input comes back unchanged.
+
+    Parameters
+    ----------
+    game : LQGame
+    x : ndarray (n,)
+    mult : Multipliers
+        Common (variational) multipliers of ``x``.
+    rounds : int
+        Active-set corrections.
+
+    Returns
+    -------
+    tuple
+        ``(x, multipliers, info)``; ``info`` has ``accepted``, ``kkt_before``, ``kkt_after``,
+        ``active`` (rows on the face) and ``rounds``.
+
+    Examples
+    --------
+    >>> from datamarkets.formulations.games.lq import lq_game
+    >>> g = lq_game([1, 1], [[[2, 1], [1, 0]], [[0, 1], [1, 2]]], [[-9, 0], [0, -8]], lb=0, A=[[1, 1]], b=[5])
+    >>> m = Multipliers(np.array([0.99]), np.zeros(0), np.zeros(2), np.zeros(2), True)
+    >>> xp, mp, info = polish_vi(g, np.array([3.001, 1.998]), m)
+    >>> bool(np.abs(xp - [3, 2]).max() < 1e-12), bool(abs(mp.lam[0] - 1) < 1e-12), info["accepted"]
+    (True, True, True)
+    """
+    x = np.asarray(x, dtype=float)
+    before = _kkt_max(game, x, mult)
+    info: dict[str, Any] = {"accepted": False, "kkt_before": before, "kkt_after": before, "rounds": 0}
+    if not mult.variational:
+        return x, mult, info
+    n, m = game.n, game.m
+    G, h, fl, fu = joint_constraints(game)
+    z = np.concatenate([mult.lam, mult.nu_lower[fl], mult.nu_upper[fu]])
+    slack = h - G @ x
+    active = z > slack
+    # a fixed variable (lb = ub) keeps only its lower row, with a free-sign multiplier
+    fixed_u = np.isin(fu, fl[game.lb[fl] == game.ub[fl]])
+    upper_rows = m + fl.size + np.flatnonzero(fixed_u)
+    E = game.Aeq
+    best: tuple[np.ndarray, Multipliers, float] | None = None
+    for r in range(rounds):
+        info["rounds"] = r + 1
+        active[upper_rows] = False
+        act = np.flatnonzero(active)
+        Ga = sp.csr_array(G[act, :])
+        k = act.size
+        K = sp.csc_array(
+            sp.block_array([[game.M, Ga.T, E.T], [Ga, None, None], [E, None, None]], format="csc")
+        )
+        sol = _solve_face(K, np.concatenate([-game.q, h[act], game.beq]))
+        if sol is None:
+            break
+        xp, za, mup = sol[:n], sol[n : n + k], sol[n + k :]
+        zfull = np.zeros(G.shape[0])
+        zfull[act] = za
+        free_sign = np.isin(act, m + np.flatnonzero(np.isin(fl, fu[fixed_u])))
+        neg = (za < 0) & ~free_sign
+        viol = (h - G @ xp) < -1e-12 * (1.0 + np.abs(h))
+        lam = zfull[:m].copy()
+        nl = np.zeros(n)
+        nu = np.zeros(n)
+        nl[fl] = zfull[m : m + fl.size]
+        nu[fu] = zfull[m + fl.size :]
+        fixed = np.isfinite(game.lb) & (game.lb == game.ub)
+        nu[fixed] = np.maximum(-nl[fixed], 0.0)
+        nl[fixed] = np.maximum(nl[fixed], 0.0)
+        mp = Multipliers(np.maximum(lam, 0.0), mup, np.maximum(nl, 0.0), np.maximum(nu, 0.0), True)
+        xp = np.clip(xp, game.lb, game.ub)
+        if viol.any():
+            active |= viol
+            continue
+        if neg.any():  # degenerate face (LICQ fails) or a wrong row: refit multipliers ≥ 0 by LP
+            mp = recover_multipliers(game, xp, variational=True)
+        after = _kkt_max(game, xp, mp)
+        if after <= max(before, 1e-14):
+            best = (xp, mp, after)
+            break
+        active[act[neg]] = False
+    if best is not None and best[2] <= max(before, 1e-14):
+        info.update(accepted=True, kkt_after=best[2], active=int(active.sum()))
+        return best[0], best[1], info
+    return x, mult, info
 
 
 def _highs(
@@ -224,5 +391,8 @@ def _highs(
         time_limit=tl,
         primal_feasibility_tolerance=max(tol, 1e-10),
         dual_feasibility_tolerance=max(tol, 1e-10),
+        # HiGHS's active-set QP can cycle on the singular Hessian of the gap QP (11) (seen at
+        # n = 20): a cap well above its usual count (≲ 2 per variable) turns that into a limit
+        qp_iteration_limit=int(HIGHS_QP_ITERATIONS_PER_VAR * (np.size(c) + A.shape[0]) + 1000),
     )
     return run_highs(h)
