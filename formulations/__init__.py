@@ -22,6 +22,7 @@ _LAZY = {
     "AuctionPSPFormulation": "datamarkets.formulations.auction_formulation",
     "solve_gne": "datamarkets.formulations.gne_solve",
     "certify_gne": "datamarkets.formulations.gne_certificate",
+    "solve_welfare_effort": "datamarkets.formulations.welfare_effort",
     "GNEFormulation": "datamarkets.formulations.gne_formulation",
     "certify_chain_solution": "datamarkets.formulations.chain_certificate",
     "certify_equilibrium": "datamarkets.formulations.chain_certificate",

@@ -49,7 +49,7 @@ __all__ = [
     "optimal_effort",
     "price_of_anarchy",
     "social_loss",
-    "solve_welfare",
+    "solve_welfare_effort",
     "welfare_summary",
 ]
 
@@ -180,7 +180,9 @@ def build_welfare_program(gamma: ArrayLike, alpha: ArrayLike, effort_floor: floa
     return cp.Problem(cp.Minimize(obj), cons)
 
 
-def solve_welfare(market: Any, *, effort_floor: float | None = None, solver: str = "CLARABEL") -> Result:
+def solve_welfare_effort(
+    market: Any, *, effort_floor: float | None = None, solver: str = "CLARABEL"
+) -> Result:
     """Welfare-optimal effort by the convex program, certified against the closed form (28).
 
     Parameters
@@ -207,7 +209,7 @@ def solve_welfare(market: Any, *, effort_floor: float | None = None, solver: str
     >>> from datamarkets.models.gne_inputs import GNEInputs
     >>> xi = np.full((2, 2, 2), 0.5) + 0.5 * np.eye(2)  # xi_{i,l} = 1/2 off the diagonal
     >>> inp = GNEInputs.from_arrays(np.ones((2, 2)), xi, np.ones(2))
-    >>> r = solve_welfare(inp)  # (28): e_hat = ln(2 alpha Gamma)/(2 alpha) = ln(4)/2
+    >>> r = solve_welfare_effort(inp)  # (28): e_hat = ln(2 alpha Gamma)/(2 alpha) = ln(4)/2
     >>> bool(np.allclose(r.solution["effort_optimal"], np.log(4) / 2, atol=1e-6))
     True
     """

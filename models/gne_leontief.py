@@ -74,7 +74,7 @@ References
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -86,6 +86,7 @@ __all__ = [
     "COLLAPSE_MARGIN",
     "DENSE_LIMIT",
     "LeontiefMethod",
+    "LeontiefSolution",
     "SpectralRadius",
     "leontief_apply",
     "leontief_matrix",
@@ -154,6 +155,15 @@ def leontief_matrix(market: Any) -> NDArray[np.float64]:
     A4 = T[None, :, :, :] * (1.0 - np.eye(K))[:, None, :, None]
     A4 = A4 * inp.uses[:, :, None, None] * inp.uses[:, None, None, :]  # [k uses q][k uses l]
     return A4.reshape(K * N, K * N)
+
+
+class LeontiefSolution(NamedTuple):
+    """What :func:`solve_leontief` returns: the data volumes and how they were found."""
+
+    d: NDArray[np.float64]
+    """Data volumes :math:`d_{k,q}` (26), shape (K, N)."""
+    info: dict[str, Any]
+    """``method`` and ``iterations``."""
 
 
 @dataclass(frozen=True)
@@ -311,7 +321,7 @@ def solve_leontief(
     max_iter: int | None = None,
     x0: NDArray | None = None,
     rhs: NDArray | None = None,
-) -> tuple[NDArray[np.float64], dict[str, Any]]:
+) -> LeontiefSolution:
     """Solve :math:`(I - A) d = \\tilde\\gamma` (26).
 
     Parameters
@@ -334,9 +344,9 @@ def solve_leontief(
 
     Returns
     -------
-    d : ndarray, shape (K, N)
-    info : dict
-        ``method``, ``iterations``.
+    LeontiefSolution
+        A named pair ``(d, info)``: ``d`` of shape (K, N) and ``info`` with ``method`` and
+        ``iterations``; unpacks as ``d, info = solve_leontief(...)``.
 
     Raises
     ------
@@ -366,7 +376,7 @@ def solve_leontief(
         B = np.eye(int(used.sum())) - A[np.ix_(used, used)]
         d = np.zeros(K * N)
         d[used] = np.linalg.solve(B, g.ravel()[used])
-        return d.reshape(K, N), {"method": "dense", "iterations": 1}
+        return LeontiefSolution(d.reshape(K, N), {"method": "dense", "iterations": 1})
     X, U = inp.xi_off, inp.uses
     if method == "neumann":
         d = g.copy() if x0 is None else np.asarray(x0, float).copy()
@@ -379,7 +389,7 @@ def solve_leontief(
             if not (np.all(np.isfinite(d_new)) and np.isfinite(residual)):
                 raise ConvergenceError("Neumann iteration diverged (rho(A) >= 1?)", it)
             if residual <= rtol * gn:
-                return d_new, {"method": "neumann", "iterations": it}
+                return LeontiefSolution(d_new, {"method": "neumann", "iterations": it})
             d = d_new
         raise ConvergenceError("Neumann (best-response) iteration on d = A d + gamma", cap)
     if method == "gmres":
@@ -411,5 +421,7 @@ def solve_leontief(
         )
         if flag != 0:
             raise ConvergenceError("GMRES on (I - A) d = gamma", count[0])
-        return np.where(U, sol.reshape(K, N), 0.0), {"method": "gmres", "iterations": count[0]}
+        return LeontiefSolution(
+            np.where(U, sol.reshape(K, N), 0.0), {"method": "gmres", "iterations": count[0]}
+        )
     raise InvalidInputError(f"unknown method {method!r}; choose one of auto, dense, gmres, neumann")

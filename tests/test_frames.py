@@ -154,9 +154,9 @@ def best_resp():
 
 @pytest.fixture(scope="module")
 def welfare_effort():
-    from datamarkets.formulations.welfare_effort import solve_welfare
+    from datamarkets.formulations.welfare_effort import solve_welfare_effort
 
-    return solve_welfare(two_firm_example(0.5))
+    return solve_welfare_effort(two_firm_example(0.5))
 
 
 @pytest.fixture(scope="module")

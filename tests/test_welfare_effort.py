@@ -19,7 +19,7 @@ from datamarkets.formulations.welfare_effort import (
     optimal_effort,
     price_of_anarchy,
     social_loss,
-    solve_welfare,
+    solve_welfare_effort,
 )
 from datamarkets.models.gne_inputs import GNEInputs
 from datamarkets.status import Status
@@ -39,7 +39,7 @@ def inputs(seed, K=3, N=4, scale=1.0, xi_scale=0.3):
 @given(seed=st.integers(0, 10_000), scale=st.sampled_from([0.05, 1.0, 20.0]))
 def test_program_matches_closed_form_and_foc(seed, scale):
     inp = inputs(seed, scale=scale)
-    res = solve_welfare(inp)
+    res = solve_welfare_effort(inp)
     # Clarabel at 1e-12 tolerances sometimes stops "almost solved" (OPTIMAL_INACCURATE, e.g. seed
     # 5465 at scale 20: |e − (28)| = 2.7e-5 > 2e-5). Inaccurate is a flag, not a pass: then the
     # certificate may fail, and the effort must still be within 1e-4 of (28).
