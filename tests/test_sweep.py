@@ -513,7 +513,15 @@ def test_ctrl_c_keeps_finished_tasks_and_a_rerun_resumes(plugin, tmp_path):
     cmd = [sys.executable, "-m", "datamarkets.cli", "sweep", str(spec), "--out", str(store), "--workers", "2"]
     cmd += ["--json"]  # no progress bar: stderr is the one line
     proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        # as from a terminal: a test run started in the background (`pytest &`) ignores SIGINT, and
+        # the child would inherit that and never see the Ctrl-C
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(list(store.glob("part-*.parquet"))) < 2:
