@@ -17,14 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from datamarkets.errors import InvalidInputError, SolverError
+from datamarkets.errors import InvalidInputError
 from datamarkets.formulations.chain_certificate_data import (
     LP_OPTIONS,
     ChainStrategyData,
     summarise_player,
     variable_scale,
 )
-from datamarkets.solvers import new_highs, solve_highs
+from datamarkets.solvers import highs_model, solve_highs
 
 __all__ = [
     "CertificateArrays",
@@ -237,26 +237,18 @@ def build_certificate_arrays(
 
 def _solve_arrays(a: CertificateArrays, time_limit: float | None) -> tuple[Any, np.ndarray | None]:
     """Pass the arrays to HiGHS; return (SolveInfo, column values or None)."""
-    import highspy
-
-    csc = a.A.tocsc()
-    lp = highspy.HighsLp()
-    lp.num_col_ = int(csc.shape[1])
-    lp.num_row_ = int(csc.shape[0])
-    lp.col_cost_ = a.cost
-    lp.col_lower_ = np.full(lp.num_col_, -np.inf)
-    lp.col_upper_ = np.full(lp.num_col_, np.inf)
-    lp.row_lower_ = a.row_lower
-    lp.row_upper_ = a.row_upper
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = csc.indices.astype(np.int32)
-    lp.a_matrix_.value_ = csc.data.astype(float)
-    lp.a_matrix_.num_col_ = lp.num_col_
-    lp.a_matrix_.num_row_ = lp.num_row_
-    h = new_highs(time_limit=time_limit, **LP_OPTIONS["highs"])
-    if h.passModel(lp) == highspy.HighsStatus.kError:  # kWarning: tiny entries dropped, fine
-        raise SolverError("highspy rejected the chain certificate LP (passModel)")
+    n = a.cost.size
+    h = highs_model(
+        a.cost,
+        np.full(n, -np.inf),
+        np.full(n, np.inf),
+        a.A,
+        a.row_lower,
+        a.row_upper,
+        what="chain certificate LP",
+        time_limit=time_limit,
+        **LP_OPTIONS["highs"],
+    )
     info = solve_highs(h)
     x = np.asarray(h.getSolution().col_value, dtype=float) if info.status.has_solution else None
     return info, x

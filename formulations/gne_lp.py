@@ -36,7 +36,7 @@ from datamarkets.models.gne_inputs import as_gne_inputs
 from datamarkets.models.gne_leontief import leontief_matrix
 from datamarkets.models.gne_polytope import c_polytope
 from datamarkets.result import Certificate, Result, provenance
-from datamarkets.solvers import highs_version, new_highs, solve_highs
+from datamarkets.solvers import highs_model, highs_version, solve_highs
 from datamarkets.status import Status
 
 __all__ = ["build_existence_lp", "build_payment_lp", "leontief_feasibility", "payment_range"]
@@ -45,28 +45,6 @@ _OPTS: dict[str, Any] = {"primal_feasibility_tolerance": 1e-10, "dual_feasibilit
 
 MAX_EXISTENCE_PAIRS = 4000
 """Largest number of used (buyer, source) pairs for the dense-A existence LP."""
-
-
-def _pass_lp(
-    h: Any, cost: np.ndarray, lb: np.ndarray, ub: np.ndarray, A: Any, rl: np.ndarray, ru: np.ndarray
-) -> None:
-    import highspy
-    import scipy.sparse as sp
-
-    csc = sp.csc_matrix(A)
-    lp = highspy.HighsLp()
-    lp.num_col_ = int(csc.shape[1])
-    lp.num_row_ = int(csc.shape[0])
-    lp.col_cost_ = np.asarray(cost, dtype=float)
-    lp.col_lower_ = np.asarray(lb, dtype=float)
-    lp.col_upper_ = np.asarray(ub, dtype=float)
-    lp.row_lower_ = np.asarray(rl, dtype=float)
-    lp.row_upper_ = np.asarray(ru, dtype=float)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = csc.indices.astype(np.int32)
-    lp.a_matrix_.value_ = csc.data.astype(float)
-    h.passModel(lp)
 
 
 def build_existence_lp(market: Any) -> tuple[Any, np.ndarray]:
@@ -96,8 +74,7 @@ def build_existence_lp(market: Any) -> tuple[Any, np.ndarray]:
     A = leontief_matrix(inp)[np.ix_(used, used)]
     B = sp.identity(n, format="csr") - sp.csr_matrix(A)
     g = inp.gamma_tilde.ravel()[used]
-    h = new_highs(**_OPTS)
-    _pass_lp(h, np.ones(n), np.zeros(n), np.full(n, np.inf), B, g, g)
+    h = highs_model(np.ones(n), np.zeros(n), np.full(n, np.inf), B, g, g, what="existence LP", **_OPTS)
     return h, used
 
 
@@ -180,9 +157,10 @@ def build_payment_lp(market: Any, d: ArrayLike) -> tuple[Any, np.ndarray, Any]:
     src = cols % inp.N
     n = cols.size
     E = sp.csr_matrix((np.ones(n), (src, np.arange(n))), shape=(inp.N, n))  # sum_k c_i^k
-    h = new_highs(**_OPTS)
     T = poly.total
-    _pass_lp(h, np.zeros(n), poly.lower.ravel()[used], np.full(n, np.inf), E, T, T)
+    h = highs_model(
+        np.zeros(n), poly.lower.ravel()[used], np.full(n, np.inf), E, T, T, what="payment LP", **_OPTS
+    )
     return h, used, poly
 
 

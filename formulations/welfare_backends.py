@@ -17,8 +17,8 @@ from datamarkets.graphs.market_data import MarketArrays
 from datamarkets.graphs.valuations import AlphaFairValuation
 from datamarkets.solvers import (
     PYOMO_NAMES,
+    highs_model,
     highs_version,
-    new_highs,
     require_solver,
     reset_highs_scheduler,
     solve_pyomo,
@@ -158,7 +158,6 @@ def solve_arrays_highs(W: WelfareArrays, tol: float, time_limit: float | None) -
     """
     import highspy
 
-    n = W.P_diag.size
     E, I = W.n_f, W.n_x
     A = sp.vstack([W.A_eq, W.A_ub], format="csc")
     m_eq = W.A_eq.shape[0]
@@ -167,37 +166,14 @@ def solve_arrays_highs(W: WelfareArrays, tol: float, time_limit: float | None) -
     inf = highspy.kHighsInf
     ub = np.where(np.isfinite(W.ub), W.ub, inf)
     is_qp = bool(np.any(W.P_diag > 0))
-    opts: dict[str, Any] = {}
+    opts: dict[str, Any] = {"primal_feasibility_tolerance": tol, "dual_feasibility_tolerance": tol}
     if not is_qp:
         opts.update(solver="ipm", run_crossover="on")  # IPX ≈ 60× dual simplex here (SOLVERS.md)
-    h = new_highs(time_limit=time_limit, **opts)
-    h.setOptionValue("primal_feasibility_tolerance", tol)
-    h.setOptionValue("dual_feasibility_tolerance", tol)
-    if is_qp:  # the active-set QP regularises by 1e-7 by default: x off by ~1e-5 at the peak
-        h.setOptionValue("qp_regularization_value", 1e-12)
-    A.sort_indices()
-    lp = highspy.HighsLp()
-    lp.num_col_ = n
-    lp.num_row_ = A.shape[0]
-    lp.col_cost_ = W.c
-    lp.col_lower_ = W.lb
-    lp.col_upper_ = ub
-    lp.row_lower_ = row_lo
-    lp.row_upper_ = row_hi
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = A.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = A.indices.astype(np.int32)
-    lp.a_matrix_.value_ = A.data.astype(float)
-    lp.a_matrix_.num_col_ = n
-    lp.a_matrix_.num_row_ = A.shape[0]
-    if h.passModel(lp) == highspy.HighsStatus.kError:  # kWarning: tiny entries dropped, fine
-        raise SolverError("highspy rejected the welfare model (passModel)")
-    if is_qp:
-        q = np.flatnonzero(W.P_diag > 0)
-        start = np.searchsorted(q, np.arange(n + 1)).astype(np.int32)
-        hs = h.passHessian(n, q.size, 1, start, q.astype(np.int32), W.P_diag[q])
-        if hs == highspy.HighsStatus.kError:
-            raise SolverError("highspy rejected the Hessian (passHessian)")
+    # a QP's Hessian is diagonal (P_diag); highs_model lowers HiGHS's QP regularisation to 1e-12
+    H = sp.diags_array(W.P_diag, format="csc") if is_qp else None
+    h = highs_model(
+        W.c, W.lb, ub, A, row_lo, row_hi, H=H, what="welfare model", time_limit=time_limit, **opts
+    )
     reset_highs_scheduler()
     h.run()
     ms = h.getModelStatus()

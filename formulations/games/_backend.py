@@ -10,12 +10,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from datamarkets.errors import SolverError
-from datamarkets.solvers import new_highs
+from datamarkets.solvers import HIGHS_INF, highs_model
 from datamarkets.status import Status, status_from_highs
 
-__all__ = ["QPOut", "clarabel_qp", "highs_model", "highs_qp", "run_highs"]
+__all__ = ["QPOut", "clarabel_qp", "highs_qp", "run_highs"]
 
-INF = 1e30  # HiGHS treats |v| ≥ 1e20 as infinite
+INF = HIGHS_INF  # HiGHS treats |v| ≥ 1e20 as infinite
 
 
 @dataclass
@@ -29,67 +29,6 @@ class QPOut:
     objective: float = float("nan")
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _fin(v: np.ndarray) -> np.ndarray:
-    return np.clip(np.asarray(v, dtype=float), -INF, INF)
-
-
-def highs_model(
-    cost: np.ndarray,
-    lb: np.ndarray,
-    ub: np.ndarray,
-    A: sp.sparray,
-    rl: np.ndarray,
-    ru: np.ndarray,
-    *,
-    H: sp.sparray | None = None,
-    integrality: np.ndarray | None = None,
-    time_limit: float | None = None,
-    **options: Any,
-) -> Any:
-    """A silent ``highspy.Highs`` holding ``min ½vᵀHv + costᵀv, rl ≤ A v ≤ ru, lb ≤ v ≤ ub``.
-
-    ``H`` is the full symmetric Hessian (its lower triangle is passed); ``integrality`` 1 = integer.
-    """
-    import highspy
-
-    h = new_highs(time_limit=time_limit, **options)
-    n = int(np.size(cost))
-    Acsc = sp.csc_array(A, dtype=float)
-    Acsc.sum_duplicates()  # HiGHS rejects a matrix with repeated (row, column) entries
-    Acsc.eliminate_zeros()
-    Acsc.sort_indices()
-    lp = highspy.HighsLp()
-    lp.num_col_ = n
-    lp.num_row_ = int(Acsc.shape[0])
-    lp.col_cost_ = np.asarray(cost, dtype=float)
-    lp.col_lower_ = _fin(lb)
-    lp.col_upper_ = _fin(ub)
-    lp.row_lower_ = _fin(rl)
-    lp.row_upper_ = _fin(ru)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = Acsc.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = Acsc.indices.astype(np.int32)
-    lp.a_matrix_.value_ = Acsc.data.astype(float)
-    lp.a_matrix_.num_col_ = n
-    lp.a_matrix_.num_row_ = int(Acsc.shape[0])
-    if integrality is not None:
-        lp.integrality_ = [
-            highspy.HighsVarType.kInteger if t else highspy.HighsVarType.kContinuous for t in integrality
-        ]
-    if h.passModel(lp) == highspy.HighsStatus.kError:  # kWarning: tiny entries dropped, fine
-        raise SolverError("highspy rejected the model (passModel)")
-    if H is not None and sp.csc_array(H).nnz:
-        L = sp.csc_array(sp.tril(sp.csc_array(H, dtype=float)), dtype=float)
-        L.sum_duplicates()
-        L.eliminate_zeros()
-        L.sort_indices()
-        st = h.passHessian(n, int(L.nnz), 1, L.indptr.astype(np.int32), L.indices.astype(np.int32), L.data)
-        if st == highspy.HighsStatus.kError:
-            raise SolverError("highspy rejected the Hessian (passHessian)")
-        h.setOptionValue("qp_regularization_value", 1e-12)
-    return h
 
 
 def run_highs(h: Any) -> QPOut:

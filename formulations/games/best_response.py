@@ -20,9 +20,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from datamarkets.errors import InvalidInputError
-from datamarkets.formulations.games._backend import INF, clarabel_qp, highs_model, run_highs
+from datamarkets.formulations.games._backend import INF, clarabel_qp, run_highs
 from datamarkets.formulations.games.lq import LQGame
 from datamarkets.formulations.games.vi import feasible_point
+from datamarkets.solvers import highs_model
 from datamarkets.status import Status
 
 __all__ = ["BRIterate", "PlayerPrograms", "best_response_iteration"]

@@ -37,10 +37,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from datamarkets.errors import InvalidInputError, NonConvexGameError
-from datamarkets.formulations.games._backend import INF, clarabel_qp, highs_model, run_highs
+from datamarkets.formulations.games._backend import INF, clarabel_qp, run_highs
 from datamarkets.formulations.games.kkt import Multipliers
 from datamarkets.formulations.games.lq import LQGame
 from datamarkets.formulations.games.vi import feasible_point, joint_constraints, polish_vi
+from datamarkets.solvers import highs_model
 from datamarkets.status import Status
 
 __all__ = ["EXACT_NORM_MAX_N", "EGOut", "Projector", "lipschitz_constant", "solve_extragradient"]

@@ -31,10 +31,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from datamarkets.errors import InvalidInputError
-from datamarkets.formulations.games._backend import INF, highs_model, run_highs
+from datamarkets.formulations.games._backend import INF, run_highs
 from datamarkets.formulations.games.kkt import Multipliers
 from datamarkets.formulations.games.lq import LQGame
 from datamarkets.formulations.games.milp_bounds import interval_matvec, primal_ranges
+from datamarkets.solvers import highs_model
 from datamarkets.status import Status
 
 __all__ = ["MILPOut", "solve_kkt_milp"]

@@ -14,8 +14,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from datamarkets.formulations.games._backend import INF, highs_model, run_highs
+from datamarkets.formulations.games._backend import INF, run_highs
 from datamarkets.formulations.games.lq import LQGame
+from datamarkets.solvers import highs_model
 from datamarkets.status import Status
 
 __all__ = ["interval_matvec", "monotone_ball", "primal_ranges", "stationarity_ranges"]

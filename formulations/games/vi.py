@@ -25,9 +25,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from datamarkets.errors import InvalidInputError, NonConvexGameError
-from datamarkets.formulations.games._backend import INF, QPOut, clarabel_qp, highs_model, highs_qp, run_highs
+from datamarkets.formulations.games._backend import INF, QPOut, clarabel_qp, highs_qp, run_highs
 from datamarkets.formulations.games.kkt import Multipliers, kkt_residuals, recover_multipliers
 from datamarkets.formulations.games.lq import LQGame
+from datamarkets.solvers import highs_model
 from datamarkets.status import Status
 
 __all__ = ["VIOut", "feasible_point", "gap_qp", "joint_constraints", "polish_vi", "solve_vi"]
