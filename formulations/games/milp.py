@@ -274,6 +274,7 @@ def solve_kkt_milp(
     fixed_big_m: float | None = None,
     retries: int = 8,
     tol: float = 1e-9,
+    start: tuple[np.ndarray, Multipliers] | None = None,
 ) -> MILPOut:
     """Equilibria of ``game`` as solutions of its KKT MILP (see the module docstring).
 
@@ -292,6 +293,13 @@ def solve_kkt_milp(
         Doublings of unproven bounds before giving up.
     tol : float
         HiGHS primal / MIP feasibility tolerance.
+    start : (x, Multipliers), optional
+        A KKT point from another route (e.g. the vi route's answer): its switches (a pair is
+        switched on when its multiplier exceeds its slack, relative to their bounds) are fixed in a
+        first solve of this MILP, which is then an LP; a solution found so is feasible for the full
+        MILP and is returned (``extra["mip_start"] = "used"``). When that restricted MILP is
+        infeasible (``"rejected"``), or for the further equilibria of ``enumerate``, the full MILP
+        is solved.
 
     Returns
     -------
@@ -311,6 +319,7 @@ def solve_kkt_milp(
         raise InvalidInputError(f"enumerate must be ≥ 0, got {enumerate}")
     L = _Layout(game, variational)
     secs: dict[str, float] = {}
+    mip_start = "none" if start is None else "unused"
     ta = time.perf_counter()
     if fixed_big_m is not None:
         Mb = float(fixed_big_m)
@@ -364,9 +373,24 @@ def solve_kkt_milp(
         status = Status.OPTIMAL
         touched = False
         attempts = 0
+        zc = int(L.off[5])
+        zidx = (zc + np.arange(nz)).astype(np.int32)
+        zs = None if start is None else _start_switches(game, L, start, xlo, xhi, R, chi)
         while len(found) < max(1, enumerate) and attempts < 20 * max(1, enumerate):
             attempts += 1
-            out = run_highs(h)
+            out = None
+            if zs is not None and attempts == 1:  # the start's switches fixed: an LP for HiGHS
+                ts = time.perf_counter()
+                h.changeColsBounds(nz, zidx, zs, zs)
+                out = run_highs(h)
+                h.changeColsBounds(nz, zidx, clo[zc:], chi[zc:])
+                secs["start_milp_seconds"] = time.perf_counter() - ts
+                if out.status is Status.OPTIMAL and out.x is not None:
+                    mip_start = "used"
+                else:
+                    mip_start, out = "rejected", None
+            if out is None:
+                out = run_highs(h)
             first_feasible = "SolutionLimit" in str(out.extra.get("raw_status")) and out.x is not None
             if (out.status is not Status.OPTIMAL and not first_feasible) or out.x is None:
                 status = out.status if out.status.group.value == "limit" else Status.INFEASIBLE
@@ -402,6 +426,7 @@ def solve_kkt_milp(
         "binaries_free": int(np.sum(chi[int(L.off[5]) :] > 0)),  # the others are proven 0
         "lambda_bound_max": float(Lam.max(initial=0.0)),
         "retries": n_try,
+        "mip_start_result": mip_start,
     }
     if touched:
         return MILPOut(
@@ -437,6 +462,37 @@ def _nu_bounds(
     # a fixed variable: ν⁻ − ν⁺ = g + …; one of them may be taken 0, the other bounded as above
     Vlo[fixed] = np.maximum(Vlo[fixed], 0.0)
     return Vlo[L.fl] * (1 + 1e-9) + 1e-9, Vup[L.fu] * (1 + 1e-9) + 1e-9
+
+
+def _start_switches(
+    game: LQGame,
+    L: _Layout,
+    start: tuple[np.ndarray, Multipliers],
+    xlo: np.ndarray,
+    xhi: np.ndarray,
+    R: sp.csr_array,
+    chi: np.ndarray,
+) -> np.ndarray:
+    """The switches a KKT point implies: a pair is on (``z = 1``) when its multiplier, relative to
+    its bound, exceeds its slack, relative to the slack's bound; a switch fixed at 0 stays 0."""
+    x, mult = start
+    lam = np.asarray(mult.lam, dtype=float)
+    if lam.ndim == 2:  # per-player multipliers
+        y_l = lam[L.lam_player, L.lam_row] if L.lam_player is not None else lam.max(axis=0)
+    else:
+        y_l = lam[L.lam_row] if lam.size else np.zeros(L.lam_row.size)
+    y = np.concatenate([y_l, mult.nu_lower[L.fl], mult.nu_upper[L.fu]])
+    s = np.concatenate(
+        [game.b[L.lam_row] - game.A[L.lam_row, :] @ x, x[L.fl] - game.lb[L.fl], game.ub[L.fu] - x[L.fu]]
+    )
+    zc = int(L.off[5])
+    nz = chi.size - zc
+    Y = np.concatenate([chi[int(L.off[1]) : int(L.off[2])], chi[int(L.off[3]) : int(L.off[5])]])
+    # the slack bound S is the coefficient of z in its slack row (the last nz rows of R)
+    S = R[R.shape[0] - nz :, zc:].diagonal()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        on = np.nan_to_num(y / np.maximum(Y, 1e-300)) > np.nan_to_num(s / np.maximum(S, 1e-300))
+    return np.where(chi[zc:] > 0, on, False).astype(float)
 
 
 def _touches(
