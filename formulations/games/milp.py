@@ -294,12 +294,13 @@ def solve_kkt_milp(
     tol : float
         HiGHS primal / MIP feasibility tolerance.
     start : (x, Multipliers), optional
-        A KKT point from another route (e.g. the vi route's answer): its switches (a pair is
-        switched on when its multiplier exceeds its slack, relative to their bounds) are fixed in a
-        first solve of this MILP, which is then an LP; a solution found so is feasible for the full
-        MILP and is returned (``extra["mip_start"] = "used"``). When that restricted MILP is
-        infeasible (``"rejected"``), or for the further equilibria of ``enumerate``, the full MILP
-        is solved.
+        A KKT point from another route (e.g. the vi route's answer). Its switches (a pair is on
+        when its multiplier exceeds its slack, both relative to their bounds) are fixed in a first
+        solve of this MILP, then an LP; that solution is passed to HiGHS as the start of the full
+        MILP, which checks it and, the objective being a constant, stops
+        (``extra["mip_start_result"] = "used"``). When the restricted MILP is infeasible
+        (``"rejected"``) the full MILP is solved cold; further equilibria of ``enumerate`` always
+        come from the full MILP with no-good cuts.
 
     Returns
     -------
@@ -375,20 +376,16 @@ def solve_kkt_milp(
         attempts = 0
         zc = int(L.off[5])
         zidx = (zc + np.arange(nz)).astype(np.int32)
-        zs = None if start is None else _start_switches(game, L, start, xlo, xhi, R, chi)
+        use_start = start is not None and mip_start != "rejected"
+        zs = _start_switches(game, L, start, xlo, xhi, R, chi) if use_start and start else None
         while len(found) < max(1, enumerate) and attempts < 20 * max(1, enumerate):
             attempts += 1
             out = None
-            if zs is not None and attempts == 1:  # the start's switches fixed: an LP for HiGHS
+            from_start = zs is not None and attempts == 1
+            if from_start:
                 ts = time.perf_counter()
-                h.changeColsBounds(nz, zidx, zs, zs)
-                out = run_highs(h)
-                h.changeColsBounds(nz, zidx, clo[zc:], chi[zc:])
+                out, mip_start = _run_from_start(h, nz, zidx, zs, clo[zc:], chi[zc:])
                 secs["start_milp_seconds"] = time.perf_counter() - ts
-                if out.status is Status.OPTIMAL and out.x is not None:
-                    mip_start = "used"
-                else:
-                    mip_start, out = "rejected", None
             if out is None:
                 out = run_highs(h)
             first_feasible = "SolutionLimit" in str(out.extra.get("raw_status")) and out.x is not None
@@ -398,6 +395,9 @@ def solve_kkt_milp(
             v = out.x
             x = v[: game.n]
             touched = _touches(v, L, xlo, xhi, Lam, Mu, plo, phi, pl, pm)
+            if touched and from_start:  # the start's vertex sits on an unproven bound: go cold
+                mip_start, zs, touched = "rejected", None, False
+                continue
             if touched:
                 break
             z = np.round(v[int(L.off[5]) :])
@@ -462,6 +462,30 @@ def _nu_bounds(
     # a fixed variable: ν⁻ − ν⁺ = g + …; one of them may be taken 0, the other bounded as above
     Vlo[fixed] = np.maximum(Vlo[fixed], 0.0)
     return Vlo[L.fl] * (1 + 1e-9) + 1e-9, Vup[L.fu] * (1 + 1e-9) + 1e-9
+
+
+def _run_from_start(
+    h: Any, nz: int, zidx: np.ndarray, zs: np.ndarray, zlo: np.ndarray, zhi: np.ndarray
+) -> tuple[Any, str]:
+    """Solve the MILP with the switches fixed at ``zs`` (an LP for HiGHS), then hand its solution
+    to HiGHS as the start of the full MILP (switches free again; presolve off so that HiGHS checks
+    the start on the model as written and, the objective being 0 = its bound, stops at once).
+    Returns the full MILP's outcome and ``"used"`` (it returned the start) or ``"rejected"``; an
+    infeasible restricted MILP gives ``(None, "rejected")`` and the caller solves the MILP cold."""
+    h.changeColsBounds(nz, zidx, zs, zs)
+    out = run_highs(h)
+    h.changeColsBounds(nz, zidx, zlo, zhi)
+    if out.status is not Status.OPTIMAL or out.x is None:
+        return None, "rejected"
+    v0 = out.x
+    h.setOptionValue("presolve", "off")
+    h.setSolution(int(v0.size), np.arange(v0.size, dtype=np.int32), v0)
+    conf = run_highs(h)
+    h.setOptionValue("presolve", "choose")
+    if conf.x is None:
+        return conf, "rejected"
+    same = np.abs(conf.x - v0).max(initial=0.0) <= 1e-9 * (1.0 + np.abs(v0).max(initial=0.0))
+    return conf, "used" if same and conf.status is Status.OPTIMAL else "rejected"
 
 
 def _start_switches(

@@ -83,15 +83,19 @@ def _mip_start(
     game: LQGame,
     mip_start: str,
     fixed_big_m: float | None,
+    variational: bool,
     monotone_tol: float,
     deadline: Deadline,
     timings: dict[str, float],
 ) -> tuple[tuple[np.ndarray, Multipliers] | None, str]:
-    """The milp route's start: the vi route's answer when asked for (or, ``"auto"``, monotone)."""
+    """The milp route's start: the vi route's answer when asked for (``"auto"``: a monotone game,
+    variational mode — with per-player multipliers the start's vertex can sit on an unproven bound)."""
     if mip_start not in ("auto", "vi", "none"):
         raise InvalidInputError(f"mip_start must be 'auto', 'vi' or 'none', got {mip_start!r}")
     monotone = game.monotonicity_min_eig >= -monotone_tol * game.scale
-    if mip_start == "none" or (mip_start == "auto" and (fixed_big_m is not None or not monotone)):
+    if mip_start == "none" or (
+        mip_start == "auto" and (fixed_big_m is not None or not monotone or not variational)
+    ):
         return None, "none"
     t0 = time.perf_counter()  # mip_start="vi" on a non-monotone game: NonConvexGameError
     out = solve_vi(game, time_limit=deadline.solver_limit(), monotone_tol=monotone_tol)
@@ -149,7 +153,8 @@ def solve_game(
     mip_start : {"auto", "vi", "none"}
         milp route: ``"vi"`` first solves the vi route and fixes the switches its answer implies
         in a first solve of the MILP (an LP; the answer returned is still the MILP's);
-        ``"auto"`` does so on monotone games (and not with ``fixed_big_m``); ``"none"``: cold.
+        ``"auto"`` does so on monotone games with ``variational=True`` (not with
+        ``fixed_big_m``); ``"none"``: cold.
 
     Returns
     -------
@@ -233,7 +238,9 @@ def solve_game(
             extra["last_iterate"] = eg.x.tolist()
         method_name = f"vi-{route}-{qp_solver}"
     elif route == "milp":
-        start, meta["mip_start"] = _mip_start(game, mip_start, fixed_big_m, monotone_tol, deadline, timings)
+        start, meta["mip_start"] = _mip_start(
+            game, mip_start, fixed_big_m, variational, monotone_tol, deadline, timings
+        )
         out_m = solve_kkt_milp(
             game,
             variational=variational,
