@@ -23,8 +23,21 @@ __all__ = ["interval_matvec", "monotone_ball", "primal_ranges", "stationarity_ra
 
 def interval_matvec(Mat: sp.csr_array, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Bounds of ``Mat x`` for ``lo ≤ x ≤ hi`` (interval arithmetic; inf-safe)."""
-    P = sp.csr_array(Mat.maximum(0))
-    Nn = sp.csr_array(Mat.minimum(0))
+    return _interval(*_signed_parts(Mat), lo, hi)
+
+
+def _signed_parts(Mat: sp.sparray) -> tuple[sp.csr_array, sp.csr_array]:
+    """``(max(Mat, 0), min(Mat, 0))`` (the same sparsity pattern, explicit zeros kept)."""
+    P = sp.csr_array(Mat, dtype=float, copy=True)
+    Nn = P.copy()
+    P.data = np.maximum(P.data, 0.0)
+    Nn.data = np.minimum(Nn.data, 0.0)
+    return P, Nn
+
+
+def _interval(
+    P: sp.csr_array, Nn: sp.csr_array, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(invalid="ignore"):
         lo_f, hi_f = np.nan_to_num(lo, neginf=-1e300), np.nan_to_num(hi, posinf=1e300)
         low = P @ lo_f + Nn @ hi_f
@@ -96,8 +109,9 @@ def stationarity_ranges(
         c_lo, c_hi = game.q + bl_lo + bm_lo, game.q + bl_hi + bm_hi
     c_lo, c_hi = np.nan_to_num(c_lo, nan=-np.inf), np.nan_to_num(c_hi, nan=np.inf)
     lo, hi = lo.copy(), hi.copy()
+    Mp, Mn = _signed_parts(Moff)
     for _ in range(rounds):
-        o_lo, o_hi = interval_matvec(Moff, lo, hi)
+        o_lo, o_hi = _interval(Mp, Mn, lo, hi)
         with np.errstate(all="ignore"):
             up = np.where(pos, -(o_lo + c_lo) / np.where(pos, d, 1.0), np.inf)
             dn = np.where(pos, -(o_hi + c_hi) / np.where(pos, d, 1.0), -np.inf)
