@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from datamarkets.errors import InvalidInputError, NonConvexGameError
-from datamarkets.formulations.games import random_lq_game, solve_game
+from datamarkets.formulations.games import certify_game, random_lq_game, solve_game
+from datamarkets.formulations.games.kkt import Multipliers
 from datamarkets.formulations.games.lq import lq_game
+from datamarkets.formulations.games.milp import solve_kkt_milp
 from datamarkets.status import Status
 
 TOL = 1e-7  # agreement in x relative to 1 + max|x|
@@ -118,3 +120,17 @@ def test_a_vi_start_on_a_non_monotone_game_is_refused():
         solve_game(g, "milp", mip_start="vi")
     with pytest.raises(InvalidInputError, match="mip_start"):
         solve_game(g, "milp", mip_start="warm")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_wrong_start_never_changes_the_answer(seed):
+    # a start that is no KKT point (x shifted, every multiplier 0: all switches off) is either
+    # repaired by the restricted solve or refused; the MILP's answer is the equilibrium all the same
+    g = random_lq_game(20, seed=seed)
+    vi = solve_game(g, "vi")
+    zero = Multipliers(np.zeros(g.m), np.zeros(g.p), np.zeros(g.n), np.zeros(g.n), True)
+    out = solve_kkt_milp(g, start=(np.asarray(vi.solution["x"]) + 1.0, zero))
+    assert out.status is Status.OPTIMAL and out.extra["mip_start_result"] in ("used", "rejected")
+    x, mult = out.equilibria[0]
+    assert _close(x, np.asarray(vi.solution["x"]))
+    assert certify_game(g, x, mult).passed

@@ -321,6 +321,7 @@ def solve_kkt_milp(
     L = _Layout(game, variational)
     secs: dict[str, float] = {}
     mip_start = "none" if start is None else "unused"
+    extra_start = "none"
     ta = time.perf_counter()
     if fixed_big_m is not None:
         Mb = float(fixed_big_m)
@@ -378,14 +379,18 @@ def solve_kkt_milp(
         zidx = (zc + np.arange(nz)).astype(np.int32)
         use_start = start is not None and mip_start != "rejected"
         zs = _start_switches(game, L, start, xlo, xhi, R, chi) if use_start and start else None
+        v_start = (
+            None if zs is None or start is None else _start_vector(game, L, start, zs, (R, rl, ru, clo, chi))
+        )
         while len(found) < max(1, enumerate) and attempts < 20 * max(1, enumerate):
             attempts += 1
             out = None
             from_start = zs is not None and attempts == 1
             if from_start:
                 ts = time.perf_counter()
-                out, mip_start = _run_from_start(h, nz, zidx, zs, clo[zc:], chi[zc:])
+                out, mip_start = _run_from_start(h, nz, zidx, zs, clo[zc:], chi[zc:], v_start)
                 secs["start_milp_seconds"] = time.perf_counter() - ts
+                extra_start = "direct" if v_start is not None else "restricted-lp"
             if out is None:
                 out = run_highs(h)
             first_feasible = "SolutionLimit" in str(out.extra.get("raw_status")) and out.x is not None
@@ -427,6 +432,7 @@ def solve_kkt_milp(
         "lambda_bound_max": float(Lam.max(initial=0.0)),
         "retries": n_try,
         "mip_start_result": mip_start,
+        "mip_start_point": extra_start,
     }
     if touched:
         return MILPOut(
@@ -465,19 +471,28 @@ def _nu_bounds(
 
 
 def _run_from_start(
-    h: Any, nz: int, zidx: np.ndarray, zs: np.ndarray, zlo: np.ndarray, zhi: np.ndarray
+    h: Any,
+    nz: int,
+    zidx: np.ndarray,
+    zs: np.ndarray,
+    zlo: np.ndarray,
+    zhi: np.ndarray,
+    v_start: np.ndarray | None,
 ) -> tuple[Any, str]:
-    """Solve the MILP with the switches fixed at ``zs`` (an LP for HiGHS), then hand its solution
-    to HiGHS as the start of the full MILP (switches free again; presolve off so that HiGHS checks
-    the start on the model as written and, the objective being 0 = its bound, stops at once).
+    """Hand HiGHS a start for the full MILP: ``v_start`` (the start's own x, multipliers and
+    switches) when it satisfies every row and bound to 1e-10, else the solution of the MILP with
+    the switches fixed at ``zs`` (an LP for HiGHS). Presolve is off for that run so that HiGHS checks
+    the start on the model as written and, the objective being 0 = its bound, stops at once.
     Returns the full MILP's outcome and ``"used"`` (it returned the start) or ``"rejected"``; an
     infeasible restricted MILP gives ``(None, "rejected")`` and the caller solves the MILP cold."""
-    h.changeColsBounds(nz, zidx, zs, zs)
-    out = run_highs(h)
-    h.changeColsBounds(nz, zidx, zlo, zhi)
-    if out.status is not Status.OPTIMAL or out.x is None:
-        return None, "rejected"
-    v0 = out.x
+    v0 = v_start
+    if v0 is None:
+        h.changeColsBounds(nz, zidx, zs, zs)
+        out = run_highs(h)
+        h.changeColsBounds(nz, zidx, zlo, zhi)
+        if out.status is not Status.OPTIMAL or out.x is None:
+            return None, "rejected"
+        v0 = out.x
     h.setOptionValue("presolve", "off")
     h.setSolution(int(v0.size), np.arange(v0.size, dtype=np.int32), v0)
     conf = run_highs(h)
@@ -486,6 +501,29 @@ def _run_from_start(
         return conf, "rejected"
     same = np.abs(conf.x - v0).max(initial=0.0) <= 1e-9 * (1.0 + np.abs(v0).max(initial=0.0))
     return conf, "used" if same and conf.status is Status.OPTIMAL else "rejected"
+
+
+def _start_vector(
+    game: LQGame,
+    L: _Layout,
+    start: tuple[np.ndarray, Multipliers],
+    zs: np.ndarray,
+    mats: tuple[sp.csr_array, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> np.ndarray | None:
+    """The start as a point of the MILP's columns, or ``None`` when it misses a row or a bound of
+    the MILP (``mats`` = rows, row bounds, column bounds) by more than 1e-10."""
+    x, mult = start
+    lam, mu = np.asarray(mult.lam, dtype=float), np.asarray(mult.mu, dtype=float)
+    if lam.ndim != 1 or mu.ndim != 1 or not L.variational:
+        return None
+    v = np.concatenate([x, lam, mu, mult.nu_lower[L.fl], mult.nu_upper[L.fu], zs])
+    R, rl, ru, clo, chi = mats
+    if v.size != R.shape[1]:
+        return None
+    r = R @ v
+    eps = 1e-10
+    ok = np.all(r >= rl - eps) and np.all(r <= ru + eps) and np.all(v >= clo - eps) and np.all(v <= chi + eps)
+    return v if ok else None
 
 
 def _start_switches(
