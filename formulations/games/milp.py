@@ -386,7 +386,7 @@ def solve_kkt_milp(
             attempts += 1
             out = None
             from_start = zs is not None and attempts == 1
-            if from_start:
+            if from_start and zs is not None:
                 ts = time.perf_counter()
                 out, mip_start = _run_from_start(h, nz, zidx, zs, clo[zc:], chi[zc:], v_start)
                 secs["start_milp_seconds"] = time.perf_counter() - ts
