@@ -120,6 +120,8 @@ def test_a_vi_start_on_a_non_monotone_game_is_refused():
         solve_game(g, "milp", mip_start="vi")
     with pytest.raises(InvalidInputError, match="mip_start"):
         solve_game(g, "milp", mip_start="warm")
+    with pytest.raises(InvalidInputError, match="mip_start"):
+        solve_game(random_lq_game(10, seed=0), "vi", mip_start="warm")
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -90,8 +90,6 @@ def _mip_start(
 ) -> tuple[tuple[np.ndarray, Multipliers] | None, str]:
     """The milp route's start: the vi route's answer when asked for (``"auto"``: a monotone game,
     variational mode — with per-player multipliers the start's vertex can sit on an unproven bound)."""
-    if mip_start not in ("auto", "vi", "none"):
-        raise InvalidInputError(f"mip_start must be 'auto', 'vi' or 'none', got {mip_start!r}")
     monotone = game.monotonicity_min_eig >= -monotone_tol * game.scale
     if mip_start == "none" or (
         mip_start == "auto" and (fixed_big_m is not None or not monotone or not variational)
@@ -183,6 +181,8 @@ def solve_game(
     t0 = time.perf_counter()
     deadline = Deadline(check_time_limit(time_limit, "time_limit"), start=t0)  # route choice counts too
     route, reason = _choose(game, method, monotone_tol)
+    if mip_start not in ("auto", "vi", "none"):
+        raise InvalidInputError(f"mip_start must be 'auto', 'vi' or 'none', got {mip_start!r}")
     timings: dict[str, float] = {}
     meta: dict[str, Any] = {"route_reason": reason}
     extra: dict[str, Any] = {
