@@ -8,12 +8,14 @@ import itertools
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from datamarkets.errors import InvalidInputError, NonConvexGameError
 from datamarkets.formulations.games import certify_game, random_lq_game, solve_game
 from datamarkets.formulations.games.kkt import Multipliers
 from datamarkets.formulations.games.lq import lq_game
 from datamarkets.formulations.games.milp import solve_kkt_milp
+from datamarkets.formulations.games.milp_bounds import interval_matvec
 from datamarkets.status import Status
 
 TOL = 1e-7  # agreement in x relative to 1 + max|x|
@@ -136,3 +138,11 @@ def test_a_wrong_start_never_changes_the_answer(seed):
     x, mult = out.equilibria[0]
     assert _close(x, np.asarray(vi.solution["x"]))
     assert certify_game(g, x, mult).passed
+
+
+def test_interval_product_with_an_infinite_side_is_infinite_whatever_the_coefficient():
+    # a row meeting an infinite side through a nonzero entry is unbounded (no large sentinel)
+    A = sp.csr_array(np.array([[0.03, 0.0], [-1e-6, 2.0], [0.0, 1.0]]))
+    lo, hi = interval_matvec(A, np.array([0.0, -1.0]), np.array([np.inf, 1.0]))
+    np.testing.assert_array_equal(lo, [0.0, -np.inf, -1.0])
+    np.testing.assert_array_equal(hi, [np.inf, 2.0, 1.0])
