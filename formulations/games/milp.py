@@ -275,6 +275,7 @@ def solve_kkt_milp(
     fixed_big_m: float | None = None,
     retries: int = 8,
     tol: float = 1e-9,
+    start: tuple[np.ndarray, Multipliers] | None = None,
 ) -> MILPOut:
     """Equilibria of ``game`` as solutions of its KKT MILP (see the module docstring).
 
@@ -293,6 +294,14 @@ def solve_kkt_milp(
         Doublings of unproven bounds before giving up.
     tol : float
         HiGHS primal / MIP feasibility tolerance.
+    start : (x, Multipliers), optional
+        A KKT point from another route (e.g. the vi route's answer). Its switches (a pair is on
+        when its multiplier exceeds its slack, both relative to their bounds) are fixed in a first
+        solve of this MILP, then an LP; that solution is passed to HiGHS as the start of the full
+        MILP, which checks it and, the objective being a constant, stops
+        (``extra["mip_start_result"] = "used"``). When the restricted MILP is infeasible
+        (``"rejected"``) the full MILP is solved cold; further equilibria of ``enumerate`` always
+        come from the full MILP with no-good cuts.
 
     Returns
     -------
@@ -312,6 +321,8 @@ def solve_kkt_milp(
         raise InvalidInputError(f"enumerate must be ≥ 0, got {enumerate}")
     L = _Layout(game, variational)
     secs: dict[str, float] = {}
+    mip_start = "none" if start is None else "unused"
+    extra_start = "none"
     ta = time.perf_counter()
     if fixed_big_m is not None:
         Mb = float(fixed_big_m)
@@ -365,9 +376,24 @@ def solve_kkt_milp(
         status = Status.OPTIMAL
         touched = False
         attempts = 0
+        zc = int(L.off[5])
+        zidx = (zc + np.arange(nz)).astype(np.int32)
+        use_start = start is not None and mip_start != "rejected"
+        zs = _start_switches(game, L, start, xlo, xhi, R, chi) if use_start and start else None
+        v_start = (
+            None if zs is None or start is None else _start_vector(game, L, start, zs, (R, rl, ru, clo, chi))
+        )
         while len(found) < max(1, enumerate) and attempts < 20 * max(1, enumerate):
             attempts += 1
-            out = run_highs(h)
+            out = None
+            from_start = zs is not None and attempts == 1
+            if from_start and zs is not None:
+                ts = time.perf_counter()
+                out, mip_start = _run_from_start(h, nz, zidx, zs, clo[zc:], chi[zc:], v_start)
+                secs["start_milp_seconds"] = time.perf_counter() - ts
+                extra_start = "direct" if v_start is not None else "restricted-lp"
+            if out is None:
+                out = run_highs(h)
             first_feasible = "SolutionLimit" in str(out.extra.get("raw_status")) and out.x is not None
             if (out.status is not Status.OPTIMAL and not first_feasible) or out.x is None:
                 status = out.status if out.status.group.value == "limit" else Status.INFEASIBLE
@@ -375,6 +401,9 @@ def solve_kkt_milp(
             v = out.x
             x = v[: game.n]
             touched = _touches(v, L, xlo, xhi, Lam, Mu, plo, phi, pl, pm)
+            if touched and from_start:  # the start's vertex sits on an unproven bound: go cold
+                mip_start, zs, touched = "rejected", None, False
+                continue
             if touched:
                 break
             z = np.round(v[int(L.off[5]) :])
@@ -403,6 +432,8 @@ def solve_kkt_milp(
         "binaries_free": int(np.sum(chi[int(L.off[5]) :] > 0)),  # the others are proven 0
         "lambda_bound_max": float(Lam.max(initial=0.0)),
         "retries": n_try,
+        "mip_start_result": mip_start,
+        "mip_start_point": extra_start,
     }
     if touched:
         return MILPOut(
@@ -438,6 +469,93 @@ def _nu_bounds(
     # a fixed variable: ν⁻ − ν⁺ = g + …; one of them may be taken 0, the other bounded as above
     Vlo[fixed] = np.maximum(Vlo[fixed], 0.0)
     return Vlo[L.fl] * (1 + 1e-9) + 1e-9, Vup[L.fu] * (1 + 1e-9) + 1e-9
+
+
+def _run_from_start(
+    h: Any,
+    nz: int,
+    zidx: np.ndarray,
+    zs: np.ndarray,
+    zlo: np.ndarray,
+    zhi: np.ndarray,
+    v_start: np.ndarray | None,
+) -> tuple[Any, str]:
+    """Hand HiGHS a start for the full MILP: ``v_start`` (the start's own x, multipliers and
+    switches) when it satisfies every row and bound to 1e-10, else the solution of the MILP with
+    the switches fixed at ``zs`` (an LP for HiGHS). Presolve is off for that run so that HiGHS checks
+    the start on the model as written and, the objective being 0 = its bound, stops at once.
+    Returns the full MILP's outcome and ``"used"`` (it returned the start) or ``"rejected"``; an
+    infeasible restricted MILP gives ``(None, "rejected")`` and the caller solves the MILP cold."""
+    v0 = v_start
+    if v0 is None:
+        h.changeColsBounds(nz, zidx, zs, zs)
+        out = run_highs(h)
+        h.changeColsBounds(nz, zidx, zlo, zhi)
+        if out.status is not Status.OPTIMAL or out.x is None:
+            return None, "rejected"
+        v0 = out.x
+    h.setOptionValue("presolve", "off")
+    h.setSolution(int(v0.size), np.arange(v0.size, dtype=np.int32), v0)
+    conf = run_highs(h)
+    h.setOptionValue("presolve", "choose")
+    if conf.x is None:
+        return conf, "rejected"
+    same = np.abs(conf.x - v0).max(initial=0.0) <= 1e-9 * (1.0 + np.abs(v0).max(initial=0.0))
+    return conf, "used" if same and conf.status is Status.OPTIMAL else "rejected"
+
+
+def _start_vector(
+    game: LQGame,
+    L: _Layout,
+    start: tuple[np.ndarray, Multipliers],
+    zs: np.ndarray,
+    mats: tuple[sp.csr_array, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> np.ndarray | None:
+    """The start as a point of the MILP's columns, or ``None`` when it misses a row or a bound of
+    the MILP (``mats`` = rows, row bounds, column bounds) by more than 1e-10."""
+    x, mult = start
+    lam, mu = np.asarray(mult.lam, dtype=float), np.asarray(mult.mu, dtype=float)
+    if lam.ndim != 1 or mu.ndim != 1 or not L.variational:
+        return None
+    v = np.concatenate([x, lam, mu, mult.nu_lower[L.fl], mult.nu_upper[L.fu], zs])
+    R, rl, ru, clo, chi = mats
+    if v.size != R.shape[1]:
+        return None
+    r = R @ v
+    eps = 1e-10
+    ok = np.all(r >= rl - eps) and np.all(r <= ru + eps) and np.all(v >= clo - eps) and np.all(v <= chi + eps)
+    return v if ok else None
+
+
+def _start_switches(
+    game: LQGame,
+    L: _Layout,
+    start: tuple[np.ndarray, Multipliers],
+    xlo: np.ndarray,
+    xhi: np.ndarray,
+    R: sp.csr_array,
+    chi: np.ndarray,
+) -> np.ndarray:
+    """The switches a KKT point implies: a pair is on (``z = 1``) when its multiplier, relative to
+    its bound, exceeds its slack, relative to the slack's bound; a switch fixed at 0 stays 0."""
+    x, mult = start
+    lam = np.asarray(mult.lam, dtype=float)
+    if lam.ndim == 2:  # per-player multipliers
+        y_l = lam[L.lam_player, L.lam_row] if L.lam_player is not None else lam.max(axis=0)
+    else:
+        y_l = lam[L.lam_row] if lam.size else np.zeros(L.lam_row.size)
+    y = np.concatenate([y_l, mult.nu_lower[L.fl], mult.nu_upper[L.fu]])
+    s = np.concatenate(
+        [game.b[L.lam_row] - game.A[L.lam_row, :] @ x, x[L.fl] - game.lb[L.fl], game.ub[L.fu] - x[L.fu]]
+    )
+    zc = int(L.off[5])
+    nz = chi.size - zc
+    Y = np.concatenate([chi[int(L.off[1]) : int(L.off[2])], chi[int(L.off[3]) : int(L.off[5])]])
+    # the slack bound S is the coefficient of z in its slack row (the last nz rows of R)
+    S = R[R.shape[0] - nz :, zc:].diagonal()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        on = np.nan_to_num(y / np.maximum(Y, 1e-300)) > np.nan_to_num(s / np.maximum(S, 1e-300))
+    return np.where(chi[zc:] > 0, on, False).astype(float)
 
 
 def _touches(

@@ -24,14 +24,38 @@ __all__ = ["interval_matvec", "monotone_ball", "primal_ranges", "stationarity_ra
 
 def interval_matvec(Mat: sp.csr_array, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Bounds of ``Mat x`` for ``lo ≤ x ≤ hi`` (interval arithmetic; inf-safe)."""
-    P = sp.csr_array(Mat.maximum(0))
-    Nn = sp.csr_array(Mat.minimum(0))
-    with np.errstate(invalid="ignore"):
-        lo_f, hi_f = np.nan_to_num(lo, neginf=-1e300), np.nan_to_num(hi, posinf=1e300)
-        low = P @ lo_f + Nn @ hi_f
-        high = P @ hi_f + Nn @ lo_f
-    low[np.abs(low) >= 1e299] = -np.inf
-    high[np.abs(high) >= 1e299] = np.inf
+    return _interval(*_signed_parts(Mat), lo, hi)
+
+
+def _signed_parts(Mat: sp.sparray) -> tuple[sp.csr_array, sp.csr_array, sp.csr_array, sp.csr_array]:
+    """``max(Mat, 0)``, ``min(Mat, 0)`` and their patterns (1 where the entry is nonzero)."""
+    P = sp.csr_array(Mat, dtype=float, copy=True)
+    Nn, Pb, Nb = P.copy(), P.copy(), P.copy()
+    P.data = np.maximum(P.data, 0.0)
+    Nn.data = np.minimum(Nn.data, 0.0)
+    Pb.data = (P.data > 0).astype(float)
+    Nb.data = (Nn.data < 0).astype(float)
+    return P, Nn, Pb, Nb
+
+
+def _interval(
+    P: sp.csr_array,
+    Nn: sp.csr_array,
+    Pb: sp.csr_array,
+    Nb: sp.csr_array,
+    lo: np.ndarray,
+    hi: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Interval product on the finite parts; a row meeting an infinite side through a nonzero
+    entry is infinite (counted exactly, not by a large sentinel)."""
+    lo_inf = (~np.isfinite(lo)).astype(float)
+    hi_inf = (~np.isfinite(hi)).astype(float)
+    lo_f = np.where(lo_inf > 0, 0.0, lo)
+    hi_f = np.where(hi_inf > 0, 0.0, hi)
+    low = P @ lo_f + Nn @ hi_f
+    high = P @ hi_f + Nn @ lo_f
+    low[(Pb @ lo_inf + Nb @ hi_inf) > 0] = -np.inf
+    high[(Pb @ hi_inf + Nb @ lo_inf) > 0] = np.inf
     return low, high
 
 
@@ -97,8 +121,9 @@ def stationarity_ranges(
         c_lo, c_hi = game.q + bl_lo + bm_lo, game.q + bl_hi + bm_hi
     c_lo, c_hi = np.nan_to_num(c_lo, nan=-np.inf), np.nan_to_num(c_hi, nan=np.inf)
     lo, hi = lo.copy(), hi.copy()
+    parts = _signed_parts(Moff)
     for _ in range(rounds):
-        o_lo, o_hi = interval_matvec(Moff, lo, hi)
+        o_lo, o_hi = _interval(*parts, lo, hi)
         with np.errstate(all="ignore"):
             up = np.where(pos, -(o_lo + c_lo) / np.where(pos, d, 1.0), np.inf)
             dn = np.where(pos, -(o_hi + c_hi) / np.where(pos, d, 1.0), -np.inf)

@@ -79,6 +79,30 @@ def _choose(game: LQGame, method: str, monotone_tol: float) -> tuple[str, str]:
     return "best_response", f"not monotone (min eig sym(M) = {e:.6g}) and n = {game.n} > {MILP_AUTO_MAX_N}"
 
 
+def _mip_start(
+    game: LQGame,
+    mip_start: str,
+    fixed_big_m: float | None,
+    variational: bool,
+    monotone_tol: float,
+    deadline: Deadline,
+    timings: dict[str, float],
+) -> tuple[tuple[np.ndarray, Multipliers] | None, str]:
+    """The milp route's start: the vi route's answer when asked for (``"auto"``: a monotone game,
+    variational mode — with per-player multipliers the start's vertex can sit on an unproven bound)."""
+    monotone = game.monotonicity_min_eig >= -monotone_tol * game.scale
+    if mip_start == "none" or (
+        mip_start == "auto" and (fixed_big_m is not None or not monotone or not variational)
+    ):
+        return None, "none"
+    t0 = time.perf_counter()  # mip_start="vi" on a non-monotone game: NonConvexGameError
+    out = solve_vi(game, time_limit=deadline.solver_limit(), monotone_tol=monotone_tol)
+    timings["mip_start_seconds"] = time.perf_counter() - t0
+    if not out.status.has_solution or out.x is None or out.multipliers is None:
+        return None, "none"
+    return (out.x, out.multipliers), "vi"
+
+
 def solve_game(
     game: LQGame,
     method: str = "auto",
@@ -93,6 +117,7 @@ def solve_game(
     fixed_big_m: float | None = None,
     monotone_tol: float = 1e-9,
     certify: bool = True,
+    mip_start: str = "auto",
 ) -> Result:
     """An equilibrium of ``game`` by the chosen route, with its certificate.
 
@@ -123,6 +148,11 @@ def solve_game(
         Monotonicity test tolerance (relative to the data scale).
     certify : bool
         Attach the certificate (:func:`certify_game`).
+    mip_start : {"auto", "vi", "none"}
+        milp route: ``"vi"`` first solves the vi route and fixes the switches its answer implies
+        in a first solve of the MILP (an LP; the answer returned is still the MILP's);
+        ``"auto"`` does so on monotone games with ``variational=True`` (not with
+        ``fixed_big_m``); ``"none"``: cold.
 
     Returns
     -------
@@ -151,6 +181,8 @@ def solve_game(
     t0 = time.perf_counter()
     deadline = Deadline(check_time_limit(time_limit, "time_limit"), start=t0)  # route choice counts too
     route, reason = _choose(game, method, monotone_tol)
+    if mip_start not in ("auto", "vi", "none"):
+        raise InvalidInputError(f"mip_start must be 'auto', 'vi' or 'none', got {mip_start!r}")
     timings: dict[str, float] = {}
     meta: dict[str, Any] = {"route_reason": reason}
     extra: dict[str, Any] = {
@@ -206,8 +238,16 @@ def solve_game(
             extra["last_iterate"] = eg.x.tolist()
         method_name = f"vi-{route}-{qp_solver}"
     elif route == "milp":
+        start, meta["mip_start"] = _mip_start(
+            game, mip_start, fixed_big_m, variational, monotone_tol, deadline, timings
+        )
         out_m = solve_kkt_milp(
-            game, variational=variational, enumerate=enumerate, time_limit=time_limit, fixed_big_m=fixed_big_m
+            game,
+            variational=variational,
+            enumerate=enumerate,
+            time_limit=deadline.solver_limit(),
+            fixed_big_m=fixed_big_m,
+            start=start,
         )
         status = out_m.status
         extra.update(bounds_proven=out_m.bounds_proven, big_m_retries=out_m.retries, **out_m.extra)
