@@ -42,6 +42,7 @@ def potential_game(n, seed):
 )
 @example(n=4, seed=620, scheme="projection", qp_solver="clarabel")  # Clarabel stalled: HiGHS fallback
 @example(n=3, seed=341, scheme="extragradient", qp_solver="clarabel")  # projection error 2e-9
+@example(n=10, seed=2466, scheme="extragradient", qp_solver="clarabel")  # 3e-7 off: Clarabel projection error
 def test_unpolished_iterates_reach_the_potential_qp_answer(n, seed, scheme, qp_solver):
     g = potential_game(n, seed)
     assert g.is_potential
@@ -52,7 +53,10 @@ def test_unpolished_iterates_reach_the_potential_qp_answer(n, seed, scheme, qp_s
     # τ ≤ 1; the returned point is y = x − r_τ(x), one more τ·‖r_τ‖/τ away
     r2 = np.sqrt(g.n) * out.residual
     bound = (1 + out.L) / out.mu * r2 + out.step * r2
-    slack = 1e-9 if qp_solver == "highs" else 1e-7  # exact projections vs Clarabel's 1e-10
+    # the bound holds for exact projections (HiGHS's active set); Clarabel's interior-point
+    # projections at tol 1e-10 are ~2e-8 off in x (measured: n=10, seed=2466), an error the
+    # bound scales by (1 + L)/μ like the residual's
+    slack = 1e-9 if qp_solver == "highs" else (1 + out.L) / out.mu * 5e-8
     assert np.linalg.norm(out.x - ref.solution["x"]) <= bound + slack
     np.testing.assert_allclose(out.x, ref.solution["x"], rtol=0, atol=1e-6)
     # the final projection's duals / τ are the common multipliers
