@@ -3,8 +3,9 @@
 Measures, per market size (B buyers × B/10 sellers × 5 edges per buyer, quadratic valuations):
 
 - build and solve seconds of each modelling route: scipy.sparse arrays → Clarabel (baseline,
-  ``method="auto"``), arrays → highspy QP (small sizes: the active-set QP stalls), vectorised
-  cvxpy → Clarabel (compile counted as build), Pyomo → HiGHS (small sizes only);
+  ``solve_welfare``'s ``method="auto"`` = ``method="arrays", solver="clarabel"`` here), arrays → highspy
+  QP (small sizes: the active-set QP stalls), vectorised cvxpy → Clarabel (compile counted as build),
+  Pyomo → HiGHS (small sizes only);
 - end to end ``solve_welfare(G)`` from the graph (validation + build + solve + certificate): the
   issue's target is < 5 s at 10,000 × 1,000;
 - the KKT big-M MILP (``solve_kkt``) on tiny markets;

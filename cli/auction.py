@@ -42,7 +42,15 @@ app = typer.Typer(
 )
 
 _METHODS = ("optimum", "kkt", "psp")
-_SOLVERS = ("auto", "highs", "clarabel", "cvxpy", "pyomo")
+# --solver → solve_welfare(method=..., solver=...): the route, and the solver (None = its default)
+_ROUTES: dict[str, tuple[str, str | None]] = {
+    "auto": ("auto", None),
+    "highs": ("arrays", "highs"),
+    "clarabel": ("arrays", "clarabel"),
+    "cvxpy": ("cvxpy", None),
+    "pyomo": ("pyomo", None),
+}
+_SOLVERS = tuple(_ROUTES)
 
 
 def _load_market(path: Path) -> Any:
@@ -148,14 +156,13 @@ def solve(
     check_out(out)
     G = _load_market(graph)
     with solver_output_to_stderr():
-        res = _solve(G, method, solver, epsilon, tol, scaling or None, time_limit=time_limit, progress=True)
+        res, route = _solve(
+            G, method, solver, epsilon, tol, scaling or None, time_limit=time_limit, progress=True
+        )
 
     # the market is embedded (with its hash) so that `datamarkets verify` can re-check the output alone
     name = {"optimum": "auction-welfare", "kkt": "auction-kkt", "psp": "auction-psp"}[method]
     inst = {"market": G, "epsilon": epsilon, "scaling": scaling} if method == "psp" else G
-    # the solver that actually ran (the --solver route "auto"/"cvxpy"/"pyomo" names no solver)
-    optimum_solver = "clarabel" if "clarabel" in res.method else "highs"
-    route = {"optimum": optimum_solver, "kkt": "highs", "psp": "direct"}[method]
     form = get_formulation(name)
     if res.status.has_solution:  # one certificate per answer: the producer returned it already
         res.solution.setdefault("objective", res.solution.get("welfare"))
@@ -182,26 +189,34 @@ def _solve(
     *,
     time_limit: float | None = None,
     progress: bool = False,
-) -> Any:
+) -> tuple[Any, str]:
+    """The result of --method, and the solver that ran (recorded by the plug-in's ``attach``)."""
     from datamarkets.formulations.auction_certificate import (
         certify_allocation,  # lazy: fast --help (no solver stack)
     )
-    from datamarkets.formulations.welfare import solve_welfare  # lazy: fast --help (no solver stack)
+    from datamarkets.formulations.welfare import (  # lazy: fast --help (no solver stack)
+        resolve_route,
+        solve_welfare,
+    )
     from datamarkets.graphs.market_data import market_arrays  # lazy: fast --help (no solver stack)
 
     limit: dict[str, Any] = {} if time_limit is None else {"time_limit": float(time_limit)}
     M = market_arrays(G)
     size = f"{M.n_buyers} buyers, {M.n_sellers} sellers"
     if method == "optimum":
+        route, welfare_solver = _ROUTES[solver]
+        # the solver that runs, passed explicitly (resolve_route: the route's default for None)
+        _, welfare_solver = resolve_route(route, welfare_solver, M.kinds())
         with status(f"welfare optimum ({size}): build + solve", progress):
-            return solve_welfare(M, solver, certify_tol=tol, **limit)
+            res = solve_welfare(M, method=route, solver=welfare_solver, certify_tol=tol, **limit)
+        return res, welfare_solver
     if method == "kkt":
         from datamarkets.formulations.kkt_mpec import (
             solve_kkt,  # lazy: fast --help (no solver stack)
         )
 
         with status(f"KKT MILP ({size}): build + HiGHS branch and bound", progress):
-            return solve_kkt(M, certify_tol=tol, **limit)
+            return solve_kkt(M, certify_tol=tol, **limit), "highs"
     from datamarkets.models.psp_dynamics import (
         psp_dynamics,  # lazy: fast --help (no solver stack)
     )
@@ -211,7 +226,7 @@ def _solve(
     # ε-scaling (warm-started stages ε·2^K … ε, same final ε-stopping rule): ~16× fewer rounds
     res = psp_dynamics(G, epsilon, scaling=scaling, progress=progress, **limit)
     if not res.status.has_solution:
-        return res
+        return res, "direct"
     with status(f"KKT certificate of the auction outcome ({size}): welfare optimum + prices LP", progress):
         cert = certify_allocation(M, res.solution["allocation"], tol=tol)
     # the auction is an ε-equilibrium: its KKT residuals are reported beside the ε-Nash certificate
@@ -222,7 +237,7 @@ def _solve(
     res.certificate.details["kkt_max_violation"] = cert.solution["max_kkt_violation"]
     res.certificate.details["kkt_prices"] = cert.solution["prices"]
     res.timings["kkt_certificate_seconds"] = sum(cert.timings.values())
-    return res
+    return res, "direct"
 
 
 @app.command()

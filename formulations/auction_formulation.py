@@ -189,12 +189,15 @@ class AuctionWelfareFormulation(_MarketFormulation):
         from datamarkets.formulations.welfare_program import (
             build_welfare_arrays,  # lazy: fast plug-in discovery
         )
+        from datamarkets.formulations.welfare_solve import (
+            ROUTE_SOLVERS,  # lazy: fast plug-in discovery
+        )
         from datamarkets.graphs.market_data import market_arrays  # lazy: fast plug-in discovery
 
         M = market_arrays(instance)
         if "alpha_fair" in M.kinds():
             return {"M": M, "route": "cvxpy", "program": build_welfare_cvxpy(M)}
-        if solver in ("clarabel", "highs"):
+        if solver in ROUTE_SOLVERS["arrays"]:  # the solvers solve_welfare(method="arrays") takes
             return {"M": M, "route": "arrays", "program": build_welfare_arrays(M)}
         if solver in ("osqp", "scs", "ecos"):
             return {"M": M, "route": "cvxpy", "program": build_welfare_cvxpy(M)}

@@ -24,14 +24,16 @@ Valuations (``datamarkets.graphs.valuations`` objects or their JSON dicts, parse
 - linear ("demand D at unit price p") and piecewise-linear concave → LP with segment columns;
 - α-fair θ(d) = σ (d + o)^{1−α}/(1−α) (up to a constant) → power cone, cvxpy + Clarabel only.
 
-Routes (``method=``). Measured with ``benchmarks/bench_auction.py`` on this shared 2-core machine
-(load average 2–5 from other jobs, so pessimistic), quadratic valuations, B buyers × B/10 sellers
-× 5 random edges per buyer, build + solve seconds, medians of 3, two runs (ranges):
+Routes (``method=``: how the program is built, ``"arrays"``, ``"cvxpy"`` or ``"pyomo"``; ``solver=``: the
+numerical solver, see :data:`~datamarkets.formulations.welfare_solve.ROUTE_SOLVERS`). Measured with
+``benchmarks/bench_auction.py`` on this shared 2-core machine (load average 2–5 from other jobs, so
+pessimistic), quadratic valuations, B buyers × B/10 sellers × 5 random edges per buyer, build + solve
+seconds, medians of 3, two runs (ranges):
 
 ==================  ===========  ===========  ===========  ==================================
 route               B = 100      B = 1,000    B = 10,000   notes
 ==================  ===========  ===========  ===========  ==================================
-arrays → Clarabel   0.004–0.015  0.032–0.14   1.97–3.90    ``"clarabel"``, default for QPs
+arrays → Clarabel   0.004–0.015  0.032–0.14   1.97–3.90    ``solver="clarabel"``, QP default
 arrays → HiGHS QP   0.012–0.073  1.56–2.72    not run      active set; SOLVERS.md: fails at 10k
 cvxpy → Clarabel    0.013–0.049  0.052–0.092  2.86–4.98    compile 0.07–0.11 s at 10k
 Pyomo → HiGHS       0.24–0.87    1.90–4.48    not run      small instances only
@@ -78,13 +80,20 @@ from datamarkets.formulations.welfare_backends import (
 )
 from datamarkets.formulations.welfare_kkt import dual_bound, kkt_residuals, welfare_of
 from datamarkets.formulations.welfare_program import build_welfare_arrays
-from datamarkets.formulations.welfare_solve import METHODS, _solve_route
+from datamarkets.formulations.welfare_solve import (
+    METHODS,
+    ROUTE_SOLVERS,
+    _check_pair,
+    _solve_route,
+    resolve_route,
+)
 from datamarkets.graphs.market_data import MarketArrays, market_arrays
 from datamarkets.result import Timer
 from datamarkets.solvers import reset_highs_scheduler
 
 __all__ = [
     "METHODS",
+    "ROUTE_SOLVERS",
     "MarketArrays",
     "WelfareResult",
     "allocation_vector",
@@ -95,6 +104,7 @@ __all__ = [
     "kkt_residuals",
     "market_arrays",
     "reset_highs_scheduler",
+    "resolve_route",
     "solve_welfare",
     "welfare_of",
     "write_solution",
@@ -110,6 +120,7 @@ def solve_welfare(
     G: nx.Graph | MarketArrays,
     method: str = "auto",
     *,
+    solver: str | None = None,
     tol: float = 1e-10,
     time_limit: float | None = None,
     certify_tol: float | None = None,
@@ -122,8 +133,15 @@ def solve_welfare(
     G : networkx.Graph or MarketArrays
         A bipartite data-share market, a single resource, or a route network (see
         :func:`market_arrays`).
-    method : {"auto", "highs", "clarabel", "cvxpy", "pyomo"}
-        The route; ``"auto"`` = Clarabel for quadratic, HiGHS IPX for LP, cvxpy for α-fair.
+    method : {"auto", "arrays", "cvxpy", "pyomo"}
+        How the program is built: sparse arrays passed to the solver directly, cvxpy, or Pyomo;
+        ``"auto"`` = arrays, or cvxpy for α-fair valuations. The old spellings ``"highs"`` and
+        ``"clarabel"`` still work for one release (= ``method="arrays", solver=...``, with a
+        DeprecationWarning).
+    solver : {None, "clarabel", "highs"}
+        The numerical solver; None = the route's default (arrays: Clarabel for quadratic and
+        mixed valuations, HiGHS IPX for LP; cvxpy: Clarabel; Pyomo: HiGHS). Allowed pairs:
+        :data:`~datamarkets.formulations.welfare_solve.ROUTE_SOLVERS`.
     tol : float
         Solver feasibility/gap tolerance.
     time_limit : float, optional
@@ -152,8 +170,15 @@ def solve_welfare(
     Raises
     ------
     InvalidInputError
-        Unknown method (the message lists the choices); α-fair valuations with a route other
-        than cvxpy/auto; invalid market (:class:`~datamarkets.errors.GraphError`).
+        Unknown method or solver, or a solver the method does not take (the message lists the
+        choices); α-fair valuations with a route other than cvxpy/auto; invalid market
+        (:class:`~datamarkets.errors.GraphError`).
+
+    Warns
+    -----
+    DeprecationWarning
+        ``method="highs"`` or ``"clarabel"``: use ``method="arrays", solver="highs"`` (or
+        ``"clarabel"``).
 
     Examples
     --------
@@ -165,9 +190,14 @@ def solve_welfare(
     >>> r = solve_welfare(G)
     >>> round(r.solution["welfare"], 6), round(r.solution["prices"]["s"], 6)
     (8.0, 0.0)
+    >>> solve_welfare(G, method="arrays", solver="highs").method
+    'qp-highs'
     """
+    method, solver = _check_pair(method, solver)
     timer = Timer()
-    M, r = _solve_route(G, method, tol=tol, time_limit=time_limit, certify_tol=certify_tol, **attrs)
+    M, r = _solve_route(
+        G, method, solver=solver, tol=tol, time_limit=time_limit, certify_tol=certify_tol, **attrs
+    )
     if certify_tol is None:
         certify_tol = 1e-5 if "alpha_fair" in M.kinds() else 1e-6
     with timer("certify_seconds"):

@@ -26,7 +26,7 @@ from datamarkets.models.psp_dynamics import psp_dynamics
 def test_optimum_certifies_and_perturbation_does_not(seed, nb, ns, k):
     G = random_bipartite_market(nb, ns, min(k, ns), seed=seed)
     M = market_arrays(G)
-    opt = solve_welfare(M, "highs")
+    opt = solve_welfare(M, "arrays", solver="highs")
     c = certify_allocation(M, opt.solution["allocation"], optimum=opt)
     assert c.kind == "auction-certificate"
     assert c.certificate.passed, c.certificate.failures
@@ -95,7 +95,7 @@ def test_route_allocation_certificate():
             "v": ([1, 2], {"kind": "quadratic", "a": 2, "b": 1}),
         },
     )
-    opt = solve_welfare(R, "highs")
+    opt = solve_welfare(R, "arrays", solver="highs")
     c = certify_allocation(R, opt.solution["allocation"], optimum=opt)
     assert c.certificate.passed, c.certificate.failures
     # closed form: link 1–2 shared (capacity 1), link 0–1 only u: (3 − p) + (2 − p) = 1 ⇒ p = 2
@@ -192,7 +192,7 @@ def test_every_certificate_tolerance_is_the_stated_one():
     """No residual is judged at a silently loosened tolerance (complementarity used to get 10·tol)."""
     G = single_resource(2.0, [QuadraticValuation(4, 1), QuadraticValuation(3, 1)])
     M = market_arrays(G)
-    opt = solve_welfare(M, "highs")
+    opt = solve_welfare(M, "arrays", solver="highs")
     tol = 1e-7
     c = certify_allocation(M, opt.solution["allocation"], optimum=opt, tol=tol)
     assert c.certificate.passed, c.certificate.failures

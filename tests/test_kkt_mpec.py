@@ -20,6 +20,15 @@ from datamarkets.graphs.market import example1_market, random_bipartite_market, 
 from datamarkets.graphs.market_data import market_arrays
 from datamarkets.graphs.valuations import AlphaFairValuation, QuadraticValuation
 
+# route name → solve_welfare keywords (method = how the program is built, solver = who solves it)
+ROUTE = {
+    "auto": {"method": "auto"},
+    "clarabel": {"method": "arrays", "solver": "clarabel"},
+    "highs": {"method": "arrays", "solver": "highs"},
+    "cvxpy": {"method": "cvxpy"},
+    "pyomo": {"method": "pyomo"},
+}
+
 
 def test_one_buyer_closed_form():
     # θ = 4z − z²/2 on supply 1: z = 1, price θ'(1) = 3, welfare 3.5
@@ -41,7 +50,7 @@ def test_milp_agrees_with_qp_and_cvxpy(seed, nb, ns, k):
     W = kkt.solution["welfare"]
     x = np.array([row["total"] for row in kkt.solution["buyers"]])
     for method in ("highs", "cvxpy", "clarabel"):
-        q = solve_welfare(M, method)
+        q = solve_welfare(M, **ROUTE[method])
         assert abs(q.solution["welfare"] - W) <= 1e-6 * max(1.0, abs(W)), method
         # allocations are unique (strictly concave θ): 1e-6 against the vertex solver; interior
         # points (Clarabel) reach ~1e-5 only on degenerate instances (see formulations.welfare)
@@ -106,7 +115,7 @@ def test_milp_agrees_with_lp_on_linear_valuations(seed, nb, ns):
     G = random_bipartite_market(nb, ns, 1, seed=seed, valuation="linear")
     M = market_arrays(G)
     kkt = solve_kkt(M)
-    lp = solve_welfare(M, "highs")
+    lp = solve_welfare(M, "arrays", solver="highs")
     assert kkt.certificate.passed, kkt.certificate.failures
     assert abs(kkt.solution["welfare"] - lp.solution["welfare"]) <= 1e-6 * max(1.0, lp.solution["welfare"])
 
@@ -118,6 +127,6 @@ def test_isolated_seller_gets_zero_price():
         {"b": {"kind": "quadratic", "a": 4.0, "b": 1.0}}, {"s": 1.0, "lonely": 5.0}, edges=[("b", "s")]
     )
     r = solve_kkt(G)
-    q = solve_welfare(G, "highs")
+    q = solve_welfare(G, "arrays", solver="highs")
     assert r.solution["prices"] == pytest.approx({"s": 3.0, "lonely": 0.0}, abs=1e-9)
     assert r.solution["welfare"] == pytest.approx(q.solution["welfare"], abs=1e-9)

@@ -34,7 +34,7 @@ def test_same_residuals_and_tolerances_from_every_entry_point(market, monkeypatc
     G = market()
     certs = {
         "solve_welfare": solve_welfare(G).certificate,
-        "solve_welfare-highs": solve_welfare(G, "highs").certificate,
+        "solve_welfare-highs": solve_welfare(G, "arrays", solver="highs").certificate,
         "solve_kkt": solve_kkt(G).certificate,
     }
     for name in ("auction-welfare", "auction-kkt"):
@@ -69,7 +69,7 @@ def test_same_residuals_and_tolerances_from_every_entry_point(market, monkeypatc
 
 def test_perturbed_allocation_fails_from_producer_and_verify():
     G = random_bipartite_market(12, 3, 2, seed=4)
-    r = solve_welfare(G, "highs")
+    r = solve_welfare(G, "arrays", solver="highs")
     bad = copy.deepcopy(r.solution)
     row = max(bad["allocation"], key=lambda row: row["amount"])
     row["amount"] *= 0.9  # 10 % less to one buyer: feasible but not optimal

@@ -29,6 +29,16 @@ from datamarkets.status import Status
 
 from oracles import quadratic_water_filling, water_fill_price
 
+# route name → solve_welfare keywords (method = how the program is built, solver = who solves it)
+ROUTE = {
+    "auto": {"method": "auto"},
+    "clarabel": {"method": "arrays", "solver": "clarabel"},
+    "highs": {"method": "arrays", "solver": "highs"},
+    "cvxpy": {"method": "cvxpy"},
+    "pyomo": {"method": "pyomo"},
+}
+
+
 ROUTES_QP = ("clarabel", "cvxpy", "highs", "pyomo")
 
 
@@ -45,7 +55,7 @@ def test_single_resource_quadratic_matches_water_filling(method, S):
     rng = np.random.default_rng(7)
     G, a, b = quad_instance(rng, 6, S)
     W_star, p, z = quadratic_water_filling(a, b, S)
-    r = solve_welfare(G, method)
+    r = solve_welfare(G, **ROUTE[method])
     assert r.status is Status.OPTIMAL
     assert r.kind == "auction-optimum"
     assert r.certificate.passed, r.certificate.failures
@@ -82,7 +92,7 @@ def test_example1_linear_lp_meets_all_demands():
     # total supply 65 + 85 = 150 = total demand: every demand met, welfare = Σ p_i D_i
     assert sum(D.values()) == pytest.approx(150.0)
     for method in ("auto", "clarabel", "cvxpy", "pyomo"):
-        r = solve_welfare(G, method)
+        r = solve_welfare(G, **ROUTE[method])
         assert r.certificate.passed, (method, r.certificate.failures)
         assert r.solution["welfare"] == pytest.approx(sum(price[b] * D[b] for b in D), abs=1e-6)
         for row in r.solution["buyers"]:
@@ -107,7 +117,7 @@ def test_route_network_shared_link_is_single_resource():
     p = water_fill_price(lambda q: np.maximum(a - q, 0) / b, 2.5, 5.0)
     z = np.maximum(a - p, 0) / b
     for method in ("clarabel", "cvxpy", "highs"):
-        r = solve_welfare(R, method)
+        r = solve_welfare(R, **ROUTE[method])
         assert r.certificate.passed, r.certificate.failures
         assert r.solution["prices"]["1~2"] == pytest.approx(p, abs=1e-5)
         assert r.solution["prices"]["0~1"] == pytest.approx(0.0, abs=1e-5)
@@ -127,7 +137,7 @@ def test_route_network_shared_link_is_single_resource():
 )
 def test_routes_agree_on_random_markets(seed, nb, ns, k):
     G = random_bipartite_market(nb, ns, min(k, ns), seed=seed)
-    res = {m: solve_welfare(G, m) for m in ("clarabel", "cvxpy", "highs")}
+    res = {m: solve_welfare(G, **ROUTE[m]) for m in ("clarabel", "cvxpy", "highs")}
     W0 = res["clarabel"].solution["welfare"]
     for m, r in res.items():
         assert r.certificate.passed, (m, r.certificate.failures)
@@ -170,12 +180,12 @@ def test_to_frame_and_write_solution():
 def test_unknown_method_and_alpha_fair_route_errors():
     G = single_resource(1.0, [QuadraticValuation(2, 1)])
     with pytest.raises(
-        InvalidInputError, match="unknown method 'gurobi'; choose one of auto, highs, clarabel"
+        InvalidInputError, match="unknown method 'gurobi'; method one of auto, arrays, cvxpy, pyomo"
     ):
         solve_welfare(G, "gurobi")
     A = single_resource(1.0, [AlphaFairValuation(1, 0.5)])
     with pytest.raises(InvalidInputError, match="choose cvxpy or auto"):
-        solve_welfare(A, "highs")
+        solve_welfare(A, "arrays", solver="highs")
 
 
 def test_invalid_markets_raise():
@@ -261,7 +271,7 @@ def test_infeasible_and_unbounded_statuses_map_and_raise(solve):
 def test_demand_caps_bind_with_multiplier():
     G = single_resource(10.0, [QuadraticValuation(5, 1), QuadraticValuation(5, 1)])
     G.nodes["b0"]["demand"] = 1.0
-    r = solve_welfare(G, "clarabel")
+    r = solve_welfare(G, "arrays", solver="clarabel")
     tot = {row["buyer"]: row for row in r.solution["buyers"]}
     # b0 capped at 1 (marginal 4 > price 0), b1 unconstrained at its peak 5; supply 10 loose
     assert tot["b0"]["total"] == pytest.approx(1.0, abs=1e-6)
@@ -287,7 +297,7 @@ def test_mixed_valuations_closed_form_all_routes():
     p = 7 / 3
     x = {"q1": 5 / 3, "q2": 4 / 3, "l1": 3.0, "p1": 1.0}
     W_star = (4 * x["q1"] - x["q1"] ** 2 / 2) + (3 * x["q2"] - 0.25 * x["q2"] ** 2) + 7.5 + 3.5
-    results = [solve_welfare(G, m) for m in ("clarabel", "highs", "cvxpy", "pyomo")] + [solve_kkt(G)]
+    results = [solve_welfare(G, **ROUTE[m]) for m in ("clarabel", "highs", "cvxpy", "pyomo")] + [solve_kkt(G)]
     for r in results:
         assert r.certificate.passed, (r.method, r.certificate.failures)
         assert r.solution["welfare"] == pytest.approx(W_star, abs=1e-7), r.method
@@ -306,7 +316,7 @@ def test_complementarity_tolerance_is_not_loosened_for_vertex_routes(seed, nb, n
     The one certificate (the same from every producer and verify) has the floor for all."""
     M = market_arrays(random_bipartite_market(nb, ns, min(2, ns), seed=seed))
     for method in ("highs", "pyomo"):
-        r = solve_welfare(M, method, certify_tol=1e-7)
+        r = solve_welfare(M, **ROUTE[method], certify_tol=1e-7)
         own, own_tol = (
             r.certificate.details["solver_kkt_residuals"],
             r.certificate.details["solver_kkt_tolerances"],
@@ -315,7 +325,7 @@ def test_complementarity_tolerance_is_not_loosened_for_vertex_routes(seed, nb, n
         assert own["complementarity_natural_max"] <= 1e-7, method
         assert r.certificate.tolerances["complementarity_natural_max"] == 1e-5
         assert r.certificate.passed, (method, r.certificate.failures)
-    c = solve_welfare(M, "clarabel", certify_tol=1e-7)
+    c = solve_welfare(M, "arrays", solver="clarabel", certify_tol=1e-7)
     assert c.certificate.details["solver_kkt_tolerances"]["complementarity_natural_max"] == 1e-5
     assert "complementarity_tolerance_note" in c.certificate.details
 
@@ -344,7 +354,7 @@ def test_default_route_certifies_mixed_markets_at_kinks(seed):
     r = solve_welfare(G)
     assert r.method == "qp-clarabel"
     assert r.certificate.passed, r.certificate.failures
-    v = solve_welfare(G, "highs")
+    v = solve_welfare(G, "arrays", solver="highs")
     assert v.certificate.passed
     assert r.solution["welfare"] == pytest.approx(v.solution["welfare"], rel=1e-8)
 
@@ -354,6 +364,6 @@ def test_default_route_certifies_mixed_markets_at_kinks(seed):
 def test_time_limit_is_honoured_by_every_route(method):
     """Regression: the Clarabel and cvxpy routes (the QP default) ignored ``time_limit``."""
     G = random_bipartite_market(300, 30, 5, seed=1)
-    r = solve_welfare(G, method, time_limit=1e-6)
+    r = solve_welfare(G, **ROUTE[method], time_limit=1e-6)
     assert r.status == Status.TIME_LIMIT, (method, r.status)
     assert not r.certified
