@@ -208,8 +208,8 @@ def _solve(
         # the solver that runs, passed explicitly (resolve_route: the route's default for None)
         _, welfare_solver = resolve_route(route, welfare_solver, M.kinds())
         with status(f"welfare optimum ({size}): build + solve", progress):
-            res = solve_welfare(M, method=route, solver=welfare_solver, certify_tol=tol, **limit)
-        return res, welfare_solver
+            opt = solve_welfare(M, method=route, solver=welfare_solver, certify_tol=tol, **limit)
+        return opt, welfare_solver
     if method == "kkt":
         from datamarkets.formulations.kkt_mpec import (
             solve_kkt,  # lazy: fast --help (no solver stack)
