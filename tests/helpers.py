@@ -126,3 +126,13 @@ def random_gne_market(
     uses[0] = True
     gamma = np.where(uses, rng.uniform(0.5, 1.0, (K, N)) * gamma_scale, 0.0)
     return GNEInputs.from_arrays(gamma, xi, rng.uniform(0.5, 2.0, N), uses=uses)
+
+
+WELFARE_ROUTES: dict[str, dict[str, str]] = {
+    "auto": {"method": "auto"},
+    "clarabel": {"method": "arrays", "solver": "clarabel"},
+    "highs": {"method": "arrays", "solver": "highs"},
+    "cvxpy": {"method": "cvxpy"},
+    "pyomo": {"method": "pyomo"},
+}
+"""Route name → ``solve_welfare`` keywords (method = how the program is built, solver = who solves it)."""

@@ -23,14 +23,7 @@ from datamarkets.graphs.market import market_arrays
 from datamarkets.graphs.valuations import LinearValuation, QuadraticValuation
 from datamarkets.models.psp_certificate import bid_arrays
 
-# route name → solve_welfare keywords (method = how the program is built, solver = who solves it)
-ROUTE = {
-    "auto": {"method": "auto"},
-    "clarabel": {"method": "arrays", "solver": "clarabel"},
-    "highs": {"method": "arrays", "solver": "highs"},
-    "cvxpy": {"method": "cvxpy"},
-    "pyomo": {"method": "pyomo"},
-}
+from helpers import WELFARE_ROUTES as ROUTE
 
 
 def shuffled_market(n_buyers: int, n_sellers: int, seed: int, linear: bool = False) -> nx.Graph:

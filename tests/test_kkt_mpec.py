@@ -20,14 +20,7 @@ from datamarkets.graphs.market import example1_market, random_bipartite_market, 
 from datamarkets.graphs.market_data import market_arrays
 from datamarkets.graphs.valuations import AlphaFairValuation, QuadraticValuation
 
-# route name → solve_welfare keywords (method = how the program is built, solver = who solves it)
-ROUTE = {
-    "auto": {"method": "auto"},
-    "clarabel": {"method": "arrays", "solver": "clarabel"},
-    "highs": {"method": "arrays", "solver": "highs"},
-    "cvxpy": {"method": "cvxpy"},
-    "pyomo": {"method": "pyomo"},
-}
+from helpers import WELFARE_ROUTES as ROUTE
 
 
 def test_one_buyer_closed_form():

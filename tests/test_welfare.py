@@ -27,17 +27,8 @@ from datamarkets.graphs.valuations import (
 )
 from datamarkets.status import Status
 
+from helpers import WELFARE_ROUTES as ROUTE
 from oracles import quadratic_water_filling, water_fill_price
-
-# route name → solve_welfare keywords (method = how the program is built, solver = who solves it)
-ROUTE = {
-    "auto": {"method": "auto"},
-    "clarabel": {"method": "arrays", "solver": "clarabel"},
-    "highs": {"method": "arrays", "solver": "highs"},
-    "cvxpy": {"method": "cvxpy"},
-    "pyomo": {"method": "pyomo"},
-}
-
 
 ROUTES_QP = ("clarabel", "cvxpy", "highs", "pyomo")
 
