@@ -250,15 +250,14 @@ def _multiplier_bounds(
         extra_rows=extra,
     )
     h = highs_model(np.zeros(R.shape[1]), clo, chi, R, rl, ru, time_limit=time_limit)
-    out = run_highs(h)
-    if out.status is not Status.OPTIMAL:
-        return Lam, Mu, np.zeros(nl, bool), np.zeros(nm, bool)
     targets = [(int(L.off[1]) + k, -1.0, Lam, k) for k in range(nl)]
     targets += [(int(L.off[2]) + k, s, Mu, k) for k in range(nm) for s in (-1.0, 1.0)]
-    for col, s, arr, k in targets:
+    for i, (col, s, arr, k) in enumerate(targets):  # one HiGHS instance, warm-started objective to objective
         h.changeColCost(col, s)
         o = run_highs(h)
         h.changeColCost(col, 0.0)
+        if i == 0 and o.status not in (Status.OPTIMAL, Status.UNBOUNDED):  # (was a separate feasibility LP)
+            return Lam, Mu, np.zeros(nl, bool), np.zeros(nm, bool)  # empty polytope or no answer: none proven
         if o.status is Status.OPTIMAL and o.x is not None:
             arr[k] = max(arr[k] if np.isfinite(arr[k]) else 0.0, abs(o.x[col]))
         else:
@@ -333,7 +332,8 @@ def solve_kkt_milp(
         pl, pm = np.ones(L.lam_row.size, bool), np.ones(L.mu_row.size, bool)
         Vlo, Vup = np.full(L.fl.size, Mb), np.full(L.fu.size, Mb)
     else:
-        xlo, xhi, st = primal_ranges(game, L.Bl, L.Bm, L.variational, left())
+        x_start = None if start is None else start[0]  # checked in X, else the feasibility LP runs
+        xlo, xhi, st = primal_ranges(game, L.Bl, L.Bm, L.variational, left(), x_feasible=x_start)
         if st is not Status.OPTIMAL:
             return MILPOut(st, [], True, 0, message=f"joint feasible set: {st.value}")
         if np.any(xlo > xhi):  # stationarity propagation proved the KKT system has no solution
