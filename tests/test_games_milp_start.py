@@ -15,7 +15,7 @@ from datamarkets.formulations.games import certify_game, random_lq_game, solve_g
 from datamarkets.formulations.games.kkt import Multipliers
 from datamarkets.formulations.games.lq import lq_game
 from datamarkets.formulations.games.milp import solve_kkt_milp
-from datamarkets.formulations.games.milp_bounds import interval_matvec
+from datamarkets.formulations.games.milp_bounds import feasible_point, interval_matvec
 from datamarkets.status import Status
 
 TOL = 1e-7  # agreement in x relative to 1 + max|x|
@@ -146,3 +146,31 @@ def test_interval_product_with_an_infinite_side_is_infinite_whatever_the_coeffic
     lo, hi = interval_matvec(A, np.array([0.0, -1.0]), np.array([np.inf, 1.0]))
     np.testing.assert_array_equal(lo, [0.0, -np.inf, -1.0])
     np.testing.assert_array_equal(hi, [np.inf, 2.0, 1.0])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_feasible_point_accepts_points_of_x_and_rejects_others(seed):
+    """The vi start replaces the feasibility LP only when it lies in X: a convex combination of two
+    vi answers (X convex) is accepted; a point moved past a shared row by 1e-6 · (1 + |b|), or past
+    a box side, is not; and the MILP started from it finds the cold MILP's equilibrium."""
+    g = random_lq_game(30, seed=seed)
+    x1 = solve_game(g, "vi").solution["x"]
+    x2 = solve_game(random_lq_game(30, seed=seed), "best_response").solution["x"]
+    x = 0.5 * (np.asarray(x1) + np.asarray(x2))
+    assert feasible_point(g, x) is not None
+    assert feasible_point(g, x[:-1]) is None and feasible_point(g, np.full(g.n, np.nan)) is None
+    k = int(np.argmax(g.A @ x - g.b))
+    row = g.A.toarray()[k]
+    j = int(np.flatnonzero(row)[0])
+    viol = 1e-6 * (1 + abs(g.b[k]))
+    bad = x.copy()
+    bad[j] += (g.b[k] - row @ x + viol) / row[j]
+    assert row @ bad > g.b[k] + 0.5 * viol
+    assert np.all(bad >= g.lb) and np.all(bad <= g.ub)  # only the shared row is violated
+    assert feasible_point(g, bad) is None
+    assert np.any(np.isfinite(g.ub))
+    assert feasible_point(g, np.where(np.isfinite(g.ub), g.ub + 1e-5, x)) is None
+    warm = solve_game(g, "milp", mip_start="vi")
+    cold = solve_game(g, "milp", mip_start="none")
+    assert warm.solution["mip_start_result"] == "used"
+    assert _close(np.asarray(warm.solution["x"]), np.asarray(cold.solution["x"]))

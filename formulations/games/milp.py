@@ -230,35 +230,35 @@ def _valid_inequalities(
 def _multiplier_bounds(
     game: LQGame, L: _Layout, xlo: np.ndarray, xhi: np.ndarray, time_limit: float | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``Λ``, ``|μ|`` bounds by LP over the strengthened relaxed KKT polytope, and which are proven."""
+    """``Λ``, ``|μ|`` bounds by LP over the strengthened relaxed KKT polytope, and which are proven
+    (every ``λ_k ≤ max Σλ``: one LP; one per ``μ_k`` side; one HiGHS instance, warm-started)."""
     nl, nm = L.lam_row.size, L.mu_row.size
     Lam = np.full(nl, np.inf)
     Mu = np.full(nm, np.inf)
     if nl + nm == 0:
         return Lam, Mu, np.ones(0, bool), np.ones(0, bool)
     extra = _valid_inequalities(game, L, xlo, xhi)
-    R, rl, ru, clo, chi = _build(
-        game,
-        L,
-        xlo,
-        xhi,
-        np.full(nl, np.inf),
-        np.full(nm, np.inf),
-        np.full(L.fl.size, np.inf),
-        np.full(L.fu.size, np.inf),
-        integer=False,
-        extra_rows=extra,
-    )
+    free = [np.full(k, np.inf) for k in (nl, nm, L.fl.size, L.fu.size)]
+    R, rl, ru, clo, chi = _build(game, L, xlo, xhi, *free, integer=False, extra_rows=extra)
     h = highs_model(np.zeros(R.shape[1]), clo, chi, R, rl, ru, time_limit=time_limit)
-    out = run_highs(h)
-    if out.status is not Status.OPTIMAL:
-        return Lam, Mu, np.zeros(nl, bool), np.zeros(nm, bool)
-    targets = [(int(L.off[1]) + k, -1.0, Lam, k) for k in range(nl)]
-    targets += [(int(L.off[2]) + k, s, Mu, k) for k in range(nm) for s in (-1.0, 1.0)]
-    for col, s, arr, k in targets:
+    lam_cols = (int(L.off[1]) + np.arange(nl)).astype(np.int32)
+    targets = [(int(L.off[2]) + k, s, Mu, k) for k in range(nm) for s in (-1.0, 1.0)]
+    if nl:  # one LP: max Σλ bounds every λ_k ≥ 0 (per-k LPs only when that sum is not bounded)
+        h.changeColsCost(nl, lam_cols, np.full(nl, -1.0))
+        o = run_highs(h)
+        h.changeColsCost(nl, lam_cols, np.zeros(nl))
+        if o.status is Status.OPTIMAL and o.x is not None and np.all(clo[lam_cols] >= 0):
+            Lam[:] = float(np.sum(np.abs(o.x[lam_cols]))) * (1.0 + 1e-9)
+        elif o.status not in (Status.OPTIMAL, Status.UNBOUNDED):
+            return Lam, Mu, np.zeros(nl, bool), np.zeros(nm, bool)  # empty polytope or no answer: none proven
+        else:
+            targets = [(int(lam_cols[k]), -1.0, Lam, k) for k in range(nl)] + targets
+    for i, (col, s, arr, k) in enumerate(targets):
         h.changeColCost(col, s)
         o = run_highs(h)
         h.changeColCost(col, 0.0)
+        if i == 0 and nl == 0 and o.status not in (Status.OPTIMAL, Status.UNBOUNDED):
+            return Lam, Mu, np.zeros(nl, bool), np.zeros(nm, bool)  # empty polytope or no answer: none proven
         if o.status is Status.OPTIMAL and o.x is not None:
             arr[k] = max(arr[k] if np.isfinite(arr[k]) else 0.0, abs(o.x[col]))
         else:
@@ -333,7 +333,8 @@ def solve_kkt_milp(
         pl, pm = np.ones(L.lam_row.size, bool), np.ones(L.mu_row.size, bool)
         Vlo, Vup = np.full(L.fl.size, Mb), np.full(L.fu.size, Mb)
     else:
-        xlo, xhi, st = primal_ranges(game, L.Bl, L.Bm, L.variational, left())
+        x_start = None if start is None else start[0]  # checked in X, else the feasibility LP runs
+        xlo, xhi, st = primal_ranges(game, L.Bl, L.Bm, L.variational, left(), x_feasible=x_start)
         if st is not Status.OPTIMAL:
             return MILPOut(st, [], True, 0, message=f"joint feasible set: {st.value}")
         if np.any(xlo > xhi):  # stationarity propagation proved the KKT system has no solution

@@ -11,6 +11,8 @@ Three arguments, each valid at every KKT point (4)–(7), intersected with the b
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -19,7 +21,7 @@ from datamarkets.formulations.games.lq import LQGame
 from datamarkets.solvers import highs_model
 from datamarkets.status import Status
 
-__all__ = ["interval_matvec", "monotone_ball", "primal_ranges", "stationarity_ranges"]
+__all__ = ["feasible_point", "interval_matvec", "monotone_ball", "primal_ranges", "stationarity_ranges"]
 
 
 def interval_matvec(Mat: sp.csr_array, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -27,8 +29,15 @@ def interval_matvec(Mat: sp.csr_array, lo: np.ndarray, hi: np.ndarray) -> tuple[
     return _interval(*_signed_parts(Mat), lo, hi)
 
 
-def _signed_parts(Mat: sp.sparray) -> tuple[sp.csr_array, sp.csr_array, sp.csr_array, sp.csr_array]:
-    """``max(Mat, 0)``, ``min(Mat, 0)`` and their patterns (1 where the entry is nonzero)."""
+DENSE_MAX_ENTRIES = 40_000  # interval products of smaller matrices run dense (scipy's per-call overhead)
+
+
+def _signed_parts(Mat: sp.sparray) -> tuple[Any, Any, Any, Any]:
+    """``max(Mat, 0)``, ``min(Mat, 0)`` and their patterns (1 where the entry is nonzero); dense
+    arrays when the matrix is small (the same products, without scipy's per-call overhead)."""
+    if Mat.shape[0] * Mat.shape[1] <= DENSE_MAX_ENTRIES:
+        D = np.asarray(Mat.toarray(), dtype=float)
+        return np.maximum(D, 0.0), np.minimum(D, 0.0), (D > 0).astype(float), (D < 0).astype(float)
     P = sp.csr_array(Mat, dtype=float, copy=True)
     Nn, Pb, Nb = P.copy(), P.copy(), P.copy()
     P.data = np.maximum(P.data, 0.0)
@@ -39,10 +48,10 @@ def _signed_parts(Mat: sp.sparray) -> tuple[sp.csr_array, sp.csr_array, sp.csr_a
 
 
 def _interval(
-    P: sp.csr_array,
-    Nn: sp.csr_array,
-    Pb: sp.csr_array,
-    Nb: sp.csr_array,
+    P: Any,
+    Nn: Any,
+    Pb: Any,
+    Nb: Any,
     lo: np.ndarray,
     hi: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -59,9 +68,30 @@ def _interval(
     return low, high
 
 
+def feasible_point(game: LQGame, x: np.ndarray | None, tol: float = 1e-9) -> np.ndarray | None:
+    """``x`` when it lies in X (box, ``A x ≤ b``, ``Aeq x = beq``) to ``tol`` relative to each row's
+    scale — tighter than HiGHS's own primal feasibility tolerance (1e-7), so a point accepted here is
+    as good as the feasibility LP's; ``None`` otherwise (or for a wrong shape / non-finite ``x``)."""
+    if x is None:
+        return None
+    x = np.asarray(x, dtype=float)
+    if x.shape != (game.n,) or not np.all(np.isfinite(x)):
+        return None
+    ax = np.abs(x)
+    if np.any(x < game.lb - tol * (1 + ax)) or np.any(x > game.ub + tol * (1 + ax)):
+        return None
+    for Mat, rhs, eq in ((game.A, game.b, False), (game.Aeq, game.beq, True)):
+        if rhs.size == 0:
+            continue
+        r = Mat @ x - rhs
+        scale = tol * (1.0 + abs(Mat) @ ax + np.abs(rhs))
+        if np.any(r > scale) or (eq and np.any(r < -scale)):
+            return None
+    return np.clip(x, game.lb, game.ub)
+
+
 def _box(game: LQGame, time_limit: float | None) -> tuple[np.ndarray, np.ndarray, Status, np.ndarray | None]:
-    """Primal ranges over X: the box, tightened by LP (min/max ``x_j`` over X) on the sides that
-    are still infinite (``need``); also returns a point of X (or the status saying X is empty)."""
+    """The box, and a point of X from a feasibility LP (or the status saying X is empty)."""
     lo, hi = game.lb.copy(), game.ub.copy()
     A = sp.vstack([game.A, game.Aeq], format="csc")
     rl = np.concatenate([np.full(game.m, -INF), game.beq])
@@ -159,13 +189,26 @@ def monotone_ball(
 
 
 def primal_ranges(
-    game: LQGame, Bl: sp.csr_array, Bm: sp.csr_array, variational: bool, time_limit: float | None
+    game: LQGame,
+    Bl: sp.csr_array,
+    Bm: sp.csr_array,
+    variational: bool,
+    time_limit: float | None,
+    x_feasible: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, Status]:
     """Proven ranges of ``x`` at the KKT points: box ∩ stationarity propagation ∩ (strongly monotone
-    ball) ∩ LP over X for what is still infinite. ``Status.INFEASIBLE`` when X is empty."""
-    lo, hi, st, x0 = _box(game, time_limit)
-    if st is not Status.OPTIMAL or x0 is None:
-        return lo, hi, st
+    ball) ∩ LP over X for what is still infinite. ``Status.INFEASIBLE`` when X is empty.
+
+    ``x_feasible`` (e.g. another route's answer) replaces the feasibility LP when
+    :func:`feasible_point` accepts it; otherwise the LP runs as usual.
+    """
+    x0 = feasible_point(game, x_feasible)
+    if x0 is None:
+        lo, hi, st, x0 = _box(game, time_limit)
+        if st is not Status.OPTIMAL or x0 is None:
+            return lo, hi, st
+    else:
+        lo, hi = game.lb.copy(), game.ub.copy()
     lo, hi = stationarity_ranges(game, Bl, Bm, lo, hi)
     if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
         lo, hi = monotone_ball(game, x0, variational, lo, hi)
