@@ -40,7 +40,12 @@ from datamarkets.errors import InvalidInputError, NonConvexGameError
 from datamarkets.formulations.games._backend import INF, clarabel_qp, run_highs
 from datamarkets.formulations.games.kkt import Multipliers
 from datamarkets.formulations.games.lq import LQGame
-from datamarkets.formulations.games.vi import feasible_point, joint_constraints, polish_vi
+from datamarkets.formulations.games.vi import (
+    feasible_point,
+    joint_constraints,
+    multipliers_from_highs,
+    polish_vi,
+)
 from datamarkets.solvers import highs_model
 from datamarkets.status import Status
 
@@ -155,15 +160,7 @@ class Projector:
         out = run_highs(h)
         if not out.status.has_solution or out.x is None or out.row_dual is None or out.col_dual is None:
             return out.status, None, None
-        rd, cd = -out.row_dual, out.col_dual
-        mult = Multipliers(
-            np.maximum(rd[: g.m], 0.0),
-            rd[g.m :],
-            np.where(np.isfinite(g.lb), np.maximum(cd, 0.0), 0.0),
-            np.where(np.isfinite(g.ub), np.maximum(-cd, 0.0), 0.0),
-            True,
-        )
-        return out.status, out.x, mult
+        return out.status, out.x, multipliers_from_highs(g, out.row_dual, out.col_dual)
 
     def set_time_limit(self, seconds: float | None) -> None:
         """Cap the next projection's HiGHS run at ``seconds``."""

@@ -31,7 +31,15 @@ from datamarkets.formulations.games.lq import LQGame
 from datamarkets.solvers import highs_model
 from datamarkets.status import Status
 
-__all__ = ["VIOut", "feasible_point", "gap_qp", "joint_constraints", "polish_vi", "solve_vi"]
+__all__ = [
+    "VIOut",
+    "feasible_point",
+    "gap_qp",
+    "joint_constraints",
+    "multipliers_from_highs",
+    "polish_vi",
+    "solve_vi",
+]
 
 HIGHS_QP_ITERATIONS_PER_VAR = 50
 """HiGHS QP iteration cap per variable and row of the QP (then the route falls back to Clarabel)."""
@@ -60,6 +68,24 @@ def joint_constraints(game: LQGame) -> tuple[sp.csr_array, np.ndarray, np.ndarra
     G = sp.vstack([game.A, -I[fl, :], I[fu, :]], format="csr")
     h = np.concatenate([game.b, -game.lb[fl], game.ub[fu]])
     return sp.csr_array(G), h, fl, fu
+
+
+def multipliers_from_highs(game: LQGame, row_dual: np.ndarray, col_dual: np.ndarray) -> Multipliers:
+    """Common multipliers from HiGHS's duals of a program over X (rows ``A``, then ``Aeq``).
+
+    HiGHS's convention is ``∇f − Aᵀ row_dual − col_dual = 0``: λ = max(−row_dual[:m], 0) on the
+    shared inequalities, μ = −row_dual[m:] on the equalities, ν⁻/ν⁺ the positive/negative parts
+    of ``col_dual`` on finite lower/upper bounds.
+    """
+    rd = -np.asarray(row_dual, dtype=float)
+    cd = np.asarray(col_dual, dtype=float)
+    return Multipliers(
+        np.maximum(rd[: game.m], 0.0),
+        rd[game.m :],
+        np.where(np.isfinite(game.lb), np.maximum(cd, 0.0), 0.0),
+        np.where(np.isfinite(game.ub), np.maximum(-cd, 0.0), 0.0),
+        True,
+    )
 
 
 def _split_G_duals(game: LQGame, z: np.ndarray, fl: np.ndarray, fu: np.ndarray) -> Multipliers:
@@ -195,14 +221,7 @@ def _solve_vi_qp(game: LQGame, qp_solver: str, time_limit: float | None, tol: fl
             if not out.status.has_solution:
                 return VIOut(out.status, None, None, "potential-qp", extra=out.extra)
             assert out.row_dual is not None and out.col_dual is not None and out.x is not None
-            rd, cd = -out.row_dual, out.col_dual
-            mult = Multipliers(
-                np.maximum(rd[: game.m], 0.0),
-                rd[game.m :],
-                np.where(np.isfinite(game.lb), np.maximum(cd, 0.0), 0.0),
-                np.where(np.isfinite(game.ub), np.maximum(-cd, 0.0), 0.0),
-                True,
-            )
+            mult = multipliers_from_highs(game, out.row_dual, out.col_dual)
         return _polished(game, out.status, out.x[:n], mult, "potential-qp", out.objective, out.extra, polish)
     P, c, Aeq, beq, Ale, ble = gap_qp(game)
     mG = G.shape[0]
