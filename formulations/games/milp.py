@@ -36,6 +36,7 @@ from datamarkets.formulations.games.kkt import Multipliers
 from datamarkets.formulations.games.lq import LQGame
 from datamarkets.formulations.games.milp_bounds import interval_matvec, primal_ranges
 from datamarkets.solvers import highs_model
+from datamarkets.sparse_blocks import block_matrix, selection_rows
 from datamarkets.status import Status
 
 __all__ = ["MILPOut", "solve_kkt_milp"]
@@ -109,58 +110,62 @@ def _build(
 
     ``fix``: a pair whose constraint is provably slack over the ranges (a row with
     ``min (b − A x) > 0``, a variable with ``xlo_j > lb_j`` or ``xhi_j < ub_j``) has its switch and
-    multiplier fixed at 0 (HiGHS's presolve then drops them)."""
+    multiplier fixed at 0 (HiGHS's presolve then drops them); in the relaxation (``integer=False``)
+    the multiplier alone."""
     n, nl, nm = game.n, L.lam_row.size, L.mu_row.size
     fl, fu = L.fl, L.fu
-    I = sp.eye_array(n, format="csr")
-    zeros = lambda r, c: sp.csr_array((r, c))  # noqa: E731
-    blocks = [
-        [game.M, L.Bl, L.Bm, -I[:, fl], I[:, fu]],  # (4)
-        [game.A, zeros(game.m, nl), zeros(game.m, nm), zeros(game.m, fl.size), zeros(game.m, fu.size)],
-        [game.Aeq, zeros(game.p, nl), zeros(game.p, nm), zeros(game.p, fl.size), zeros(game.p, fu.size)],
+    m, nfl, nfu = game.m, fl.size, fu.size
+    rows0 = [
+        [game.M, L.Bl, L.Bm, selection_rows(fl, n, -1.0).T, selection_rows(fu, n).T],  # (4)
+        [game.A, (m, nl), (m, nm), (m, nfl), (m, nfu)],
+        [game.Aeq, None, None, None, None],
     ]
-    rl = [-game.q, np.full(game.m, -INF), game.beq]
+    rl = [-game.q, np.full(m, -INF), game.beq]
     ru = [-game.q, game.b, game.beq]
-    R = sp.bmat(blocks, format="csr")
+    R0 = block_matrix(rows0)
     if extra_rows is not None:
-        R = sp.vstack([R, extra_rows[0]], format="csr")
+        R0 = block_matrix([[R0], [extra_rows[0]]])
         rl.append(np.full(extra_rows[0].shape[0], -INF))
         ru.append(extra_rows[1])
-    clo = np.concatenate([xlo, np.zeros(nl), -Mu, np.zeros(fl.size), np.zeros(fu.size)])
+    clo = np.concatenate([xlo, np.zeros(nl), -Mu, np.zeros(nfl), np.zeros(nfu)])
     chi = np.concatenate([xhi, Lam, Mu, Vlo, Vup])
-    if not integer:
-        return R, np.concatenate(rl), np.concatenate(ru), clo, chi
-    # switches: y ≤ Y z,  s ≤ S (1 − z)
-    nz = nl + fl.size + fu.size
-    Axr = sp.csr_array(game.A[L.lam_row, :]) if nl else sp.csr_array((0, n))
-    Ax_lo, _ = interval_matvec(Axr, xlo, xhi)
-    S = game.b[L.lam_row] - Ax_lo  # slack ≤ S
-    Dlo = xhi[fl] - game.lb[fl]
-    Dup = game.ub[fu] - xlo[fu]
-    Y = np.concatenate([Lam, Vlo, Vup])
-    cont = R.shape[1]
-    # y − Y z ≤ 0
-    cols_y = np.concatenate([np.arange(L.off[1], L.off[2]), np.arange(L.off[3], L.off[5])])
-    Yrows = sp.csr_array((np.ones(nz), (np.arange(nz), cols_y)), shape=(nz, cont))
-    Yrows = sp.hstack([Yrows, -sp.diags_array(Y)], format="csr")
-    # slack rows: −A_r x + S z ≤ S − b_r ; x_j + D z ≤ lb_j + D ; −x_j + D z ≤ D − ub_j
-    Sx = sp.vstack([-Axr, I[fl, :], -I[fu, :]], format="csr")
-    Sx = sp.hstack([Sx, zeros(nz, cont - n), sp.diags_array(np.concatenate([S, Dlo, Dup]))], format="csr")
-    Srhs = np.concatenate([S - game.b[L.lam_row], game.lb[fl] + Dlo, Dup - game.ub[fu]])
-    R = sp.vstack([sp.hstack([R, zeros(R.shape[0], nz)]), Yrows, Sx], format="csr")
-    rl_all = np.concatenate([*rl, np.full(nz, -INF), np.full(nz, -INF)])
-    ru_all = np.concatenate([*ru, np.zeros(nz), Srhs])
-    clo = np.concatenate([clo, np.zeros(nz)])
-    zhi = np.ones(nz)
+    nz = nl + nfl + nfu
+    Axr = selection_rows(L.lam_row, m) @ game.A
+    Ax_lo, Ax_hi = interval_matvec(Axr, xlo, xhi)
+    off = np.zeros(nz, bool)
     if fix:
-        _, Ax_hi = interval_matvec(Axr, xlo, xhi)
         b_l = game.b[L.lam_row]
         slack_lo = np.concatenate([b_l - Ax_hi, xlo[fl] - game.lb[fl], game.ub[fu] - xhi[fu]])
         ref = np.concatenate([np.abs(b_l), np.abs(game.lb[fl]), np.abs(game.ub[fu])])
         off = slack_lo > 1e-9 * (1.0 + ref)
-        zhi[off] = 0.0
         chi[int(L.off[1]) : int(L.off[2])][off[:nl]] = 0.0  # λ of a slack row
         chi[int(L.off[3]) : int(L.off[5])][off[nl:]] = 0.0  # ν of an inactive bound
+    if not integer:
+        return R0, np.concatenate(rl), np.concatenate(ru), clo, chi
+    # switches: y ≤ Y z,  s ≤ S (1 − z)
+    S = game.b[L.lam_row] - Ax_lo  # slack ≤ S
+    Dlo = xhi[fl] - game.lb[fl]
+    Dup = game.ub[fu] - xlo[fu]
+    Y = np.concatenate([Lam, Vlo, Vup])
+    cont = int(L.off[5])
+    # y − Y z ≤ 0
+    cols_y = np.concatenate([np.arange(L.off[1], L.off[2]), np.arange(L.off[3], L.off[5])])
+    zsel = np.arange(nz)
+    # slack rows: −A_r x + S z ≤ S − b_r ; x_j + D z ≤ lb_j + D ; −x_j + D z ≤ D − ub_j
+    Sx = block_matrix([[-Axr], [selection_rows(fl, n)], [selection_rows(fu, n, -1.0)]])
+    SD = np.concatenate([S, Dlo, Dup])
+    R = block_matrix(
+        [
+            [R0, (R0.shape[0], nz)],
+            [selection_rows(cols_y, cont), selection_rows(zsel, nz, -Y)],
+            [block_matrix([[Sx, (nz, cont - n)]]), selection_rows(zsel, nz, SD)],
+        ]
+    )
+    Srhs = np.concatenate([S - game.b[L.lam_row], game.lb[fl] + Dlo, Dup - game.ub[fu]])
+    rl_all = np.concatenate([*rl, np.full(nz, -INF), np.full(nz, -INF)])
+    ru_all = np.concatenate([*ru, np.zeros(nz), Srhs])
+    clo = np.concatenate([clo, np.zeros(nz)])
+    zhi = np.where(off, 0.0, 1.0)
     chi = np.concatenate([chi, zhi])
     return R, rl_all, ru_all, clo, chi
 
@@ -227,6 +232,50 @@ def _valid_inequalities(
     return R, np.concatenate(rhs).astype(float)
 
 
+NARROW = 1e-4
+"""x ranges narrower than this (relative) bound the multipliers by the x-free LP of
+:func:`_multiplier_bounds_narrow` (e.g. inside the KKT ball around the vi route's answer)."""
+
+
+def _multiplier_bounds_narrow(
+    game: LQGame, L: _Layout, xlo: np.ndarray, xhi: np.ndarray, time_limit: float | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """``Λ``, ``|μ|`` by LP over the multipliers alone: stationarity (4) with ``Mx + q`` replaced by
+    its interval over the ranges, ``g_lo ≤ −(B_λ λ + B_μ μ − ν⁻ + ν⁺) ≤ g_hi``, and the multipliers
+    of provably slack rows and bounds fixed at 0 — an outer relaxation of the full LP's polytope
+    (every KKT point's multipliers lie in it), so its maxima are proven bounds; a few columns and
+    no x. ``None`` when it does not give finite bounds (the caller runs the full LP)."""
+    nl, nm = L.lam_row.size, L.mu_row.size
+    free = [np.full(k, np.inf) for k in (nl, nm, L.fl.size, L.fu.size)]
+    R, _, _, clo, chi = _build(game, L, xlo, xhi, *free, integer=False, fix=True)
+    n = game.n
+    g_lo, g_hi = interval_matvec(game.M, xlo, xhi)
+    if not (np.all(np.isfinite(g_lo)) and np.all(np.isfinite(g_hi))):
+        return None
+    S = R[:n, :][:, n:]  # stationarity rows over the multiplier columns
+    rl, ru = -(g_hi + game.q), -(g_lo + game.q)
+    pad = 1e-9 * (1.0 + np.abs(rl) + np.abs(ru))
+    h = highs_model(np.zeros(S.shape[1]), clo[n:], chi[n:], S, rl - pad, ru + pad, time_limit=time_limit)
+    Lam, Mu = np.full(nl, np.inf), np.full(nm, np.inf)
+    lam_cols = np.arange(nl, dtype=np.int32)
+    if nl:
+        h.changeColsCost(nl, lam_cols, np.full(nl, -1.0))
+        o = run_highs(h)
+        h.changeColsCost(nl, lam_cols, np.zeros(nl))
+        if o.status is not Status.OPTIMAL or o.x is None:
+            return None
+        Lam[:] = float(np.sum(np.abs(o.x[:nl]))) * (1.0 + 1e-9)
+    for k in range(nm):
+        for sgn in (-1.0, 1.0):
+            h.changeColCost(nl + k, sgn)
+            o = run_highs(h)
+            h.changeColCost(nl + k, 0.0)
+            if o.status is not Status.OPTIMAL or o.x is None:
+                return None
+            Mu[k] = max(Mu[k] if np.isfinite(Mu[k]) else 0.0, abs(o.x[nl + k]) * (1.0 + 1e-9))
+    return Lam, Mu, np.ones(nl, bool), np.ones(nm, bool)
+
+
 def _multiplier_bounds(
     game: LQGame, L: _Layout, xlo: np.ndarray, xhi: np.ndarray, time_limit: float | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -237,9 +286,14 @@ def _multiplier_bounds(
     Mu = np.full(nm, np.inf)
     if nl + nm == 0:
         return Lam, Mu, np.ones(0, bool), np.ones(0, bool)
+    if np.all(xhi - xlo <= NARROW * (1.0 + np.abs(xlo))):
+        got = _multiplier_bounds_narrow(game, L, xlo, xhi, time_limit)
+        if got is not None:
+            return got
     extra = _valid_inequalities(game, L, xlo, xhi)
     free = [np.full(k, np.inf) for k in (nl, nm, L.fl.size, L.fu.size)]
-    R, rl, ru, clo, chi = _build(game, L, xlo, xhi, *free, integer=False, extra_rows=extra)
+    # a multiplier whose row or bound is provably slack over the ranges is 0 at every KKT point
+    R, rl, ru, clo, chi = _build(game, L, xlo, xhi, *free, integer=False, extra_rows=extra, fix=True)
     h = highs_model(np.zeros(R.shape[1]), clo, chi, R, rl, ru, time_limit=time_limit)
     lam_cols = (int(L.off[1]) + np.arange(nl)).astype(np.int32)
     targets = [(int(L.off[2]) + k, s, Mu, k) for k in range(nm) for s in (-1.0, 1.0)]
@@ -334,7 +388,10 @@ def solve_kkt_milp(
         Vlo, Vup = np.full(L.fl.size, Mb), np.full(L.fu.size, Mb)
     else:
         x_start = None if start is None else start[0]  # checked in X, else the feasibility LP runs
-        xlo, xhi, st = primal_ranges(game, L.Bl, L.Bm, L.variational, left(), x_feasible=x_start)
+        m_start = None if start is None else start[1]
+        xlo, xhi, st = primal_ranges(
+            game, L.Bl, L.Bm, L.variational, left(), x_feasible=x_start, multipliers=m_start
+        )
         if st is not Status.OPTIMAL:
             return MILPOut(st, [], True, 0, message=f"joint feasible set: {st.value}")
         if np.any(xlo > xhi):  # stationarity propagation proved the KKT system has no solution
@@ -553,7 +610,7 @@ def _start_switches(
     nz = chi.size - zc
     Y = np.concatenate([chi[int(L.off[1]) : int(L.off[2])], chi[int(L.off[3]) : int(L.off[5])]])
     # the slack bound S is the coefficient of z in its slack row (the last nz rows of R)
-    S = R[R.shape[0] - nz :, zc:].diagonal()
+    S = R[R.shape[0] - nz :, :].diagonal(k=zc)
     with np.errstate(divide="ignore", invalid="ignore"):
         on = np.nan_to_num(y / np.maximum(Y, 1e-300)) > np.nan_to_num(s / np.maximum(S, 1e-300))
     return np.where(chi[zc:] > 0, on, False).astype(float)

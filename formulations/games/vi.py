@@ -29,6 +29,7 @@ from datamarkets.formulations.games._backend import INF, QPOut, clarabel_qp, hig
 from datamarkets.formulations.games.kkt import Multipliers, kkt_residuals, recover_multipliers
 from datamarkets.formulations.games.lq import LQGame
 from datamarkets.solvers import highs_model
+from datamarkets.sparse_blocks import block_matrix, selection_rows
 from datamarkets.status import Status
 
 __all__ = [
@@ -64,10 +65,9 @@ def joint_constraints(game: LQGame) -> tuple[sp.csr_array, np.ndarray, np.ndarra
     """``G, h`` of X (shared rows, then finite lower and upper bounds) and the finite-bound indices."""
     fl = np.flatnonzero(np.isfinite(game.lb))
     fu = np.flatnonzero(np.isfinite(game.ub))
-    I = sp.eye_array(game.n, format="csr")
-    G = sp.vstack([game.A, -I[fl, :], I[fu, :]], format="csr")
+    G = block_matrix([[game.A], [selection_rows(fl, game.n, -1.0)], [selection_rows(fu, game.n)]])
     h = np.concatenate([game.b, -game.lb[fl], game.ub[fu]])
-    return sp.csr_array(G), h, fl, fu
+    return G, h, fl, fu
 
 
 def multipliers_from_highs(game: LQGame, row_dual: np.ndarray, col_dual: np.ndarray) -> Multipliers:
@@ -125,25 +125,13 @@ def gap_qp(
     G, h, _, _ = joint_constraints(game)
     mG = G.shape[0]
     M = game.M
-    P = sp.block_diag([M + M.T, sp.csc_array((mG, mG)), sp.csc_array((p, p))], format="csc")
+    P = block_matrix([[M + M.T, None, None], [None, (mG, mG), None], [None, None, (p, p)]], format="csc")
     c = np.concatenate([game.q, h, game.beq])
-    Aeq = sp.vstack(
-        [
-            sp.hstack([M, G.T, game.Aeq.T]),
-            sp.hstack([game.Aeq, sp.csr_array((p, mG)), sp.csr_array((p, p))]),
-        ],
-        format="csr",
-    )
+    Aeq = block_matrix([[M, G.T, game.Aeq.T], [game.Aeq, None, (p, p)]])
     beq = np.concatenate([-game.q, game.beq])
-    Ale = sp.vstack(
-        [
-            sp.hstack([G, sp.csr_array((mG, mG)), sp.csr_array((mG, p))]),
-            sp.hstack([sp.csr_array((mG, n)), -sp.eye_array(mG), sp.csr_array((mG, p))]),
-        ],
-        format="csr",
-    )
+    Ale = block_matrix([[G, (mG, mG), (mG, p)], [(mG, n), selection_rows(np.arange(mG), mG, -1.0), None]])
     ble = np.concatenate([h, np.zeros(mG)])
-    return sp.csc_array(P), c, sp.csr_array(Aeq), beq, sp.csr_array(Ale), ble
+    return P, c, Aeq, beq, Ale, ble
 
 
 def solve_vi(
@@ -349,11 +337,9 @@ def polish_vi(
         info["rounds"] = r + 1
         active[upper_rows] = False
         act = np.flatnonzero(active)
-        Ga = sp.csr_array(G[act, :])
+        Ga = selection_rows(act, G.shape[0]) @ G
         k = act.size
-        K = sp.csc_array(
-            sp.block_array([[game.M, Ga.T, E.T], [Ga, None, None], [E, None, None]], format="csc")
-        )
+        K = block_matrix([[game.M, Ga.T, E.T], [Ga, (k, k), None], [E, None, (game.p, game.p)]], format="csc")
         sol = _solve_face(K, np.concatenate([-game.q, h[act], game.beq]))
         if sol is None:
             break
