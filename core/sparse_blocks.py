@@ -139,7 +139,10 @@ def block_matrix(blocks: Sequence[Sequence[Any]], *, format: str = "csr") -> Any
     keep = vals != 0.0
     rows, cols, vals = rows[keep], cols[keep], vals[keep]
     major, minor, n_major = (rows, cols, shape[0]) if format == "csr" else (cols, rows, shape[1])
-    order = np.lexsort((minor, major))
+    # every block lists each row's entries in increasing column order and each column's in
+    # increasing row order (canonical CSR/CSC, row-major dense), and blocks come in block-row-major
+    # order, so a stable sort on the major index alone orders the minor index too
+    order = np.argsort(major, kind="stable")
     indptr = np.zeros(n_major + 1, dtype=np.int64)
     np.cumsum(np.bincount(major, minlength=n_major), out=indptr[1:])
     idx_dtype = np.int32 if max((*shape, vals.size)) < 2**31 - 1 else np.int64

@@ -26,7 +26,7 @@ is ``ν`` costs only ``ν·d`` in the product complementarity and in the best-re
 profile 3.8e-5 off with ``ν = 1.4e-3`` scored 6.5e-10 and 2.1e-8); ``complementarity_min_max``
 scores it ``d`` relative to the row scale (3.8e-5, a failure at 1e-6). For a strongly monotone
 game (``μ = λ_min(sym M) > 0``) up to n = :data:`PER_PLAYER_MAX_N` the details add the *proven* distance bound
-``‖x − x*‖₂ ≤ (1 + L)/μ · ‖x − Π_X(x − F(x))‖₂`` (``L = ‖M‖₂``; one projection QP on HiGHS)
+``‖x − x*‖₂ ≤ (1 + L)/μ · ‖x − Π_X(x − F(x))‖₂`` (``L ≥ ‖M‖₂``; one projection QP)
 as ``distance_bound`` — reported, not judged.
 """
 
@@ -46,6 +46,7 @@ from datamarkets.status import Status
 
 __all__ = [
     "DEFAULT_TOL",
+    "DISTANCE_EXACT_NORM_MAX_N",
     "PER_PLAYER_MAX_N",
     "best_response_gaps",
     "certify_game",
@@ -55,6 +56,11 @@ __all__ = [
 
 PER_PLAYER_MAX_N = 200
 """Largest n for which the certificate re-solves the players' QPs one by one (HiGHS)."""
+
+DISTANCE_EXACT_NORM_MAX_N = 100
+"""Up to this n the distance bound uses ``L = ‖M‖₂`` (dense SVD, < 1 ms); above, the proven bound
+``min(√(‖M‖₁‖M‖∞), ‖M‖_F) ≥ ‖M‖₂`` (the SVD took 15–100 ms at n = 200, more than the rest of the
+certificate)."""
 
 DEFAULT_TOL = 1e-6
 """Default relative tolerance of every residual of the certificate."""
@@ -137,10 +143,11 @@ def complementarity_min(game: LQGame, x: np.ndarray, mult: Multipliers) -> float
 def distance_bound(game: LQGame, x: np.ndarray) -> float | None:
     """A proven bound on ``‖x − x*‖₂`` for a strongly monotone game, else ``None``.
 
-    With ``r = x − Π_X(x − F(x))`` (the natural map), μ-strong monotonicity and ``L = ‖M‖₂`` give
+    With ``r = x − Π_X(x − F(x))`` (the natural map), μ-strong monotonicity and ``L ≥ ‖M‖₂``
+    (exact up to n = :data:`DISTANCE_EXACT_NORM_MAX_N`) give
     ``μ‖x − x*‖² ≤ (F(x) − F(x*))ᵀ(x − x*) ≤ (L + 1)‖r‖‖x − x*‖`` (combine the projection's
     variational inequality at ``x*`` with the VI at ``x*``), so ``‖x − x*‖ ≤ (1 + L)/μ · ‖r‖``. Only
-    up to n = :data:`PER_PLAYER_MAX_N` and when the projection QP (HiGHS) solves.
+    up to n = :data:`PER_PLAYER_MAX_N` and when the projection QP (Clarabel, HiGHS fallback) solves.
 
     Examples
     --------
@@ -157,7 +164,8 @@ def distance_bound(game: LQGame, x: np.ndarray) -> float | None:
     y = Projector(game)(x - game.F(x))[1]
     if y is None:
         return None
-    return float((1.0 + lipschitz_constant(game.M)[0]) / mu * np.linalg.norm(x - y))
+    L = lipschitz_constant(game.M, exact_max_n=DISTANCE_EXACT_NORM_MAX_N)[0]
+    return float((1.0 + L) / mu * np.linalg.norm(x - y))
 
 
 def certify_game(
