@@ -55,7 +55,10 @@ __all__ = [
 ]
 
 PER_PLAYER_MAX_N = 200
-"""Largest n for which the certificate re-solves the players' QPs one by one (HiGHS)."""
+"""Largest n for which the certificate solves the players' QPs on HiGHS's active-set QP (exact
+vertices; stacked into one QP, one player at a time when that fails) and adds the distance bound;
+above, the stacked QP runs on Clarabel. (The name is kept from when each player had its own
+model.)"""
 
 DISTANCE_EXACT_NORM_MAX_N = 100
 """Up to this n the distance bound uses ``L = ‖M‖₂`` (dense SVD, < 1 ms); above, the proven bound
