@@ -6,9 +6,12 @@ constraints, and per complementarity pair ``y ≤ Y z`` and ``s ≤ S (1 − z)`
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 
+from datamarkets.errors import InvalidInputError
 from datamarkets.formulations.games._backend import INF
 from datamarkets.formulations.games.kkt import Multipliers
 from datamarkets.formulations.games.lq import LQGame
@@ -77,18 +80,8 @@ def build_kkt_model(
     n, nl, nm = game.n, L.lam_row.size, L.mu_row.size
     fl, fu = L.fl, L.fu
     m, nfl, nfu = game.m, fl.size, fu.size
-    rows0 = [
-        [game.M, L.Bl, L.Bm, selection_rows(fl, n, -1.0).T, selection_rows(fu, n).T],  # (4)
-        [game.A, (m, nl), (m, nm), (m, nfl), (m, nfu)],
-        [game.Aeq, None, None, None, None],
-    ]
     rl = [-game.q, np.full(m, -INF), game.beq]
     ru = [-game.q, game.b, game.beq]
-    R0 = block_matrix(rows0)
-    if extra_rows is not None:
-        R0 = block_matrix([[R0], [extra_rows[0]]])
-        rl.append(np.full(extra_rows[0].shape[0], -INF))
-        ru.append(extra_rows[1])
     clo = np.concatenate([xlo, np.zeros(nl), -Mu, np.zeros(nfl), np.zeros(nfu)])
     chi = np.concatenate([xhi, Lam, Mu, Vlo, Vup])
     nz = nl + nfl + nfu
@@ -97,26 +90,43 @@ def build_kkt_model(
         chi[int(L.off[1]) : int(L.off[2])][off[:nl]] = 0.0  # λ of a slack row
         chi[int(L.off[3]) : int(L.off[5])][off[nl:]] = 0.0  # ν of an inactive bound
     if not integer:
+        R0 = block_matrix(
+            [
+                [game.M, L.Bl, L.Bm, selection_rows(fl, n, -1.0).T, selection_rows(fu, n).T],  # (4)
+                [game.A, (m, nl), (m, nm), (m, nfl), (m, nfu)],
+                [game.Aeq, None, None, None, None],
+            ]
+        )
+        if extra_rows is not None:
+            R0 = block_matrix([[R0], [extra_rows[0]]])
+            rl.append(np.full(extra_rows[0].shape[0], -INF))
+            ru.append(extra_rows[1])
         return R0, np.concatenate(rl), np.concatenate(ru), clo, chi
-    # switches: y ≤ Y z,  s ≤ S (1 − z)
-    Axr = L.A_pairs
-    Ax_lo, _ = interval_matvec(Axr, xlo, xhi)
+    # switches: y ≤ Y z,  s ≤ S (1 − z), one block grid over the columns
+    # x | λ | μ | ν⁻ | ν⁺ | z_λ | z⁻ | z⁺ (the relaxation's extra rows are not used here)
+    if extra_rows is not None:
+        raise InvalidInputError("extra rows are for the relaxation (integer=False) only")
+    Ax_lo, _ = interval_matvec(L.A_pairs, xlo, xhi)
     S = game.b[L.lam_row] - Ax_lo  # slack ≤ S
     Dlo = xhi[fl] - game.lb[fl]
     Dup = game.ub[fu] - xlo[fu]
-    Y = np.concatenate([Lam, Vlo, Vup])
-    cont = int(L.off[5])
-    # y − Y z ≤ 0
-    cols_y = np.concatenate([np.arange(L.off[1], L.off[2]), np.arange(L.off[3], L.off[5])])
-    zsel = np.arange(nz)
-    # slack rows: −A_r x + S z ≤ S − b_r ; x_j + D z ≤ lb_j + D ; −x_j + D z ≤ D − ub_j
-    Sx = block_matrix([[-Axr], [selection_rows(fl, n)], [selection_rows(fu, n, -1.0)]])
-    SD = np.concatenate([S, Dlo, Dup])
+
+    def eye(k: int, v: Any = 1.0) -> Any:
+        return selection_rows(np.arange(k), k, v)
+
     R = block_matrix(
         [
-            [R0, (R0.shape[0], nz)],
-            [selection_rows(cols_y, cont), selection_rows(zsel, nz, -Y)],
-            [block_matrix([[Sx, (nz, cont - n)]]), selection_rows(zsel, nz, SD)],
+            [game.M, L.Bl, L.Bm, selection_rows(fl, n, -1.0).T, selection_rows(fu, n).T, None, None, None],
+            [game.A, (m, nl), None, None, None, None, None, None],  # shared rows, then equalities
+            [game.Aeq, None, None, None, None, None, None, None],
+            # y − Y z ≤ 0
+            [None, eye(nl), None, None, None, eye(nl, -Lam), None, None],
+            [None, None, None, eye(nfl), None, None, eye(nfl, -Vlo), None],
+            [None, None, None, None, eye(nfu), None, None, eye(nfu, -Vup)],
+            # −A_r x + S z ≤ S − b_r ;  x_j + D z ≤ lb_j + D ;  −x_j + D z ≤ D − ub_j
+            [-L.A_pairs, None, None, None, None, eye(nl, S), None, None],
+            [selection_rows(fl, n), None, None, None, None, None, eye(nfl, Dlo), None],
+            [selection_rows(fu, n, -1.0), None, None, None, None, None, None, eye(nfu, Dup)],
         ]
     )
     Srhs = np.concatenate([S - game.b[L.lam_row], game.lb[fl] + Dlo, Dup - game.ub[fu]])
