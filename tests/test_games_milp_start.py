@@ -4,18 +4,21 @@ where enumeration still finds every equilibrium (checked against an enumeration 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from datamarkets.errors import InvalidInputError, NonConvexGameError
 from datamarkets.formulations.games import certify_game, random_lq_game, solve_game
 from datamarkets.formulations.games.kkt import Multipliers
 from datamarkets.formulations.games.lq import lq_game
 from datamarkets.formulations.games.milp import solve_kkt_milp
-from datamarkets.formulations.games.milp_bounds import feasible_point, interval_matvec
+from datamarkets.formulations.games.milp_bounds import feasible_point, interval_matvec, kkt_ball
 from datamarkets.status import Status
 
 TOL = 1e-7  # agreement in x relative to 1 + max|x|
@@ -174,3 +177,56 @@ def test_feasible_point_accepts_points_of_x_and_rejects_others(seed):
     cold = solve_game(g, "milp", mip_start="none")
     assert warm.solution["mip_start_result"] == "used"
     assert _close(np.asarray(warm.solution["x"]), np.asarray(cold.solution["x"]))
+
+
+def _shifted(g, rng, size):
+    """The same game with its linear terms moved (own entries only): same X, same M."""
+    c = np.array(g.c, dtype=float)
+    c[g.owner, np.arange(g.n)] += rng.normal(size=g.n) * size
+    return dataclasses.replace(g, c=c)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(4, 40), seed=st.integers(0, 10_000), size=st.sampled_from([0.0, 1e-6, 1e-3, 0.3]))
+def test_the_kkt_ball_holds_the_variational_equilibrium(n, seed, size):
+    # x0 and its multipliers: the VE of a game with moved linear terms (a point of X with a KKT
+    # residual of about `size` for this game); oracle: this game's VE, polished to ~1e-13
+    g = random_lq_game(n, seed=seed)
+    x_star = np.asarray(solve_game(g, "vi").solution["x"])
+    other = solve_game(_shifted(g, np.random.default_rng(seed), size), "vi")
+    x0 = np.asarray(other.solution["x"])
+    r = kkt_ball(g, x0, Multipliers.from_solution(g, other.solution))
+    assert r is not None
+    assert np.linalg.norm(x0 - x_star) <= r + 1e-12
+    if size == 0.0:  # the equilibrium itself: the ball is the rounding margin alone
+        assert r <= 1e-6 * (1.0 + np.abs(x_star).max())
+
+
+def test_the_kkt_ball_needs_strong_monotonicity_and_common_multipliers():
+    g = random_lq_game(10, seed=0)
+    x = np.asarray(solve_game(g, "vi").solution["x"])
+    per_player = Multipliers(np.zeros((g.N, g.m)), np.zeros((g.N, g.p)), np.zeros(g.n), np.zeros(g.n), False)
+    assert kkt_ball(g, x, per_player) is None
+    flat = lq_game(
+        [1, 1], [[[1, 0], [0, 0]], [[0, 0], [0, 0]]], [[1, 0], [0, 1]], lb=0, ub=1
+    )  # M ⪰ 0, singular
+    zero = Multipliers(np.zeros(0), np.zeros(0), np.zeros(2), np.zeros(2), True)
+    assert kkt_ball(flat, np.zeros(2), zero) is None
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(4, 60), seed=st.integers(0, 10_000))
+def test_the_started_milp_proves_its_bounds_and_they_hold_the_equilibrium(n, seed):
+    # the vi start narrows x to the KKT ball and bounds the multipliers by the x-free LP: the
+    # bounds still count as proven, hold the VE's multipliers, and the answer is the vi route's
+    g = random_lq_game(n, seed=seed)
+    vi = solve_game(g, "vi")
+    x_vi = np.asarray(vi.solution["x"])
+    mult = Multipliers.from_solution(g, vi.solution)
+    out = solve_kkt_milp(g, start=(x_vi, mult))
+    assert out.status is Status.OPTIMAL and out.bounds_proven and out.retries == 0
+    assert out.extra["mip_start_result"] == "used"
+    assert out.extra["lambda_bound_max"] >= float(np.sum(mult.lam)) * (1 - 1e-9)
+    x, m = out.equilibria[0]
+    assert _close(x, x_vi)
+    assert certify_game(g, x, m).passed

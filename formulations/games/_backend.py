@@ -11,6 +11,7 @@ import scipy.sparse as sp
 
 from datamarkets.errors import SolverError
 from datamarkets.solvers import HIGHS_INF, highs_model
+from datamarkets.sparse_blocks import block_matrix
 from datamarkets.status import Status, status_from_highs
 
 __all__ = ["QPOut", "clarabel_qp", "highs_qp", "run_highs"]
@@ -92,7 +93,7 @@ def clarabel_qp(
     import clarabel
 
     n = int(np.size(q))
-    Aall = sp.csc_matrix(sp.vstack([sp.csr_array(Aeq, shape=(Aeq.shape[0], n)), Ale], format="csc"))
+    Aall = sp.csc_matrix(block_matrix([[Aeq if Aeq.shape[0] else (0, n)], [Ale]], format="csc"))
     ball = np.concatenate([beq, ble]).astype(float)
     Pu = sp.csc_matrix(sp.triu(sp.csc_array(P, dtype=float)))
     cones = []

@@ -24,6 +24,7 @@ from datamarkets.formulations.games._backend import INF, clarabel_qp, run_highs
 from datamarkets.formulations.games.lq import LQGame
 from datamarkets.formulations.games.vi import feasible_point
 from datamarkets.solvers import highs_model
+from datamarkets.sparse_blocks import block_matrix
 from datamarkets.status import Status
 
 __all__ = ["BRIterate", "PlayerPrograms", "best_response_iteration"]
@@ -277,7 +278,7 @@ def solve_batched(
     prog = batched_replies(game, x)
     use = solver if solver != "auto" else ("highs" if game.n <= 2000 else "clarabel")
     if use == "highs":
-        A = sp.vstack([prog.A, prog.Aeq], format="csc")
+        A = block_matrix([[prog.A], [prog.Aeq]], format="csc")
         rl = np.concatenate([np.full(prog.A.shape[0], -INF), prog.rhs_eq])
         ru = np.concatenate([prog.rhs, prog.rhs_eq])
         h = highs_model(

@@ -47,6 +47,7 @@ from datamarkets.formulations.games.vi import (
     polish_vi,
 )
 from datamarkets.solvers import highs_model
+from datamarkets.sparse_blocks import block_matrix, selection_rows
 from datamarkets.status import Status
 
 __all__ = ["EXACT_NORM_MAX_N", "EGOut", "Projector", "lipschitz_constant", "solve_extragradient"]
@@ -74,9 +75,9 @@ class EGOut:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def lipschitz_constant(M: sp.sparray) -> tuple[float, str]:
-    """``‖M‖₂`` (dense SVD up to :data:`EXACT_NORM_MAX_N`) or the proven bound
-    ``min(√(‖M‖₁‖M‖∞), ‖M‖_F)`` above; returns the value and how it was obtained.
+def lipschitz_constant(M: sp.sparray, exact_max_n: int = EXACT_NORM_MAX_N) -> tuple[float, str]:
+    """``‖M‖₂`` (dense SVD up to ``exact_max_n``, default :data:`EXACT_NORM_MAX_N`) or the proven
+    bound ``min(√(‖M‖₁‖M‖∞), ‖M‖_F)`` above; returns the value and how it was obtained.
 
     Examples
     --------
@@ -86,7 +87,7 @@ def lipschitz_constant(M: sp.sparray) -> tuple[float, str]:
     n = M.shape[0]
     if n == 0:
         return 0.0, "exact"
-    if n <= EXACT_NORM_MAX_N:
+    if n <= exact_max_n:
         return float(np.linalg.norm(sp.csr_array(M).toarray(), 2)), "exact"
     Ma = abs(sp.csr_array(M))
     one = float(Ma.sum(axis=0).max())
@@ -113,10 +114,10 @@ class Projector:
         self.time_limit = time_limit
         self.solver = solver
         if not self.box:
-            self.A = sp.vstack([game.A, game.Aeq], format="csc")
+            self.A = block_matrix([[game.A], [game.Aeq]], format="csc")
             self.rl = np.concatenate([np.full(game.m, -INF), game.beq])
             self.ru = np.concatenate([game.b, game.beq])
-            self.H = sp.eye_array(game.n, format="csc")
+            self.H = selection_rows(np.arange(game.n), game.n).tocsc()
             self.G, self.h, self.fl, self.fu = joint_constraints(game)
 
     def __call__(self, v: np.ndarray) -> tuple[Status, np.ndarray | None, Multipliers | None]:

@@ -114,10 +114,14 @@ def kkt_residuals(game: LQGame, x: np.ndarray, mult: Multipliers) -> dict[str, A
     s_g = 1.0 + float(np.abs(g).max(initial=0.0)) + float(np.abs(game.q).max(initial=0.0))
     g = g + game.q
     v = mult.variational
-    inc = incidence(game, game.A).toarray().T  # N × m
-    inc_eq = incidence(game, game.Aeq).toarray().T
-    lam = mult.lam if v else np.where(inc, mult.lam, 0.0)
-    mu = mult.mu if v else np.where(inc_eq, mult.mu, 0.0)
+    if v:  # common multipliers: no incidence masks needed
+        inc = None
+        lam, mu = mult.lam, mult.mu
+    else:
+        inc = incidence(game, game.A).toarray().T  # N × m
+        inc_eq = incidence(game, game.Aeq).toarray().T
+        lam = np.where(inc, mult.lam, 0.0)
+        mu = np.where(inc_eq, mult.mu, 0.0)
     stat = (
         g
         + _coupling_term(game, game.A, lam, v)
@@ -161,7 +165,7 @@ def kkt_residuals(game: LQGame, x: np.ndarray, mult: Multipliers) -> dict[str, A
         ]
     )
     spread = 0.0
-    if not v and game.m:
+    if inc is not None and game.m:
         hi = np.where(inc, mult.lam, -np.inf).max(axis=0)
         lo = np.where(inc, mult.lam, np.inf).min(axis=0)
         d = np.where(np.isfinite(hi) & np.isfinite(lo), hi - lo, 0.0)

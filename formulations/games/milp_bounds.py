@@ -5,7 +5,9 @@ Three arguments, each valid at every KKT point (4)–(7), intersected with the b
 - stationarity propagation: where ``x_j > lb_j`` complementarity (7) kills ``ν⁻_j`` and (4) bounds
   ``x_j`` from above by interval arithmetic (symmetrically from below);
 - the strongly monotone ball ``‖x* − x0‖₂ ≤ ‖F(x0)‖₂ / α`` around a feasible point (variational
-  equilibria, or games without shared rows);
+  equilibria, or games without shared rows); around a feasible point with common multipliers (e.g.
+  the vi route's answer) the far smaller ball of :func:`kkt_ball`, whose radius is set by that
+  point's KKT residuals (about 1e-7 around a polished answer, against ~1 for ``‖F(x0)‖/α``);
 - LP over the joint feasible set X for the sides still infinite.
 """
 
@@ -17,11 +19,19 @@ import numpy as np
 import scipy.sparse as sp
 
 from datamarkets.formulations.games._backend import INF, run_highs
+from datamarkets.formulations.games.kkt import Multipliers
 from datamarkets.formulations.games.lq import LQGame
 from datamarkets.solvers import highs_model
 from datamarkets.status import Status
 
-__all__ = ["feasible_point", "interval_matvec", "monotone_ball", "primal_ranges", "stationarity_ranges"]
+__all__ = [
+    "feasible_point",
+    "interval_matvec",
+    "kkt_ball",
+    "monotone_ball",
+    "primal_ranges",
+    "stationarity_ranges",
+]
 
 
 def interval_matvec(Mat: sp.csr_array, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -180,12 +190,64 @@ def monotone_ball(
     ``(F(x0) − F(x*))ᵀ(x0 − x*) ≥ α‖x0 − x*‖²``. Intersected with ``[lo, hi]``."""
     if not (variational or game.m + game.p == 0):
         return lo, hi
-    alpha = game.monotonicity_min_eig * (1.0 - 1e-6) - 1e-9 * game.scale
+    alpha = _alpha(game)
     if not alpha > 0:
         return lo, hi
     r = float(np.linalg.norm(game.F(x0))) / alpha
     r = r * (1.0 + 1e-6) + 1e-7 * (1.0 + float(np.abs(x0).max(initial=0.0)))
     return np.maximum(lo, x0 - r), np.minimum(hi, x0 + r)
+
+
+def _alpha(game: LQGame) -> float:
+    """A safe lower bound on the strong monotonicity modulus (0 or less: not strongly monotone)."""
+    return game.monotonicity_min_eig * (1.0 - 1e-6) - 1e-9 * game.scale
+
+
+def kkt_ball(game: LQGame, x0: np.ndarray, mult: Multipliers) -> float | None:
+    """Radius of a ball around ``x0 ∈ X`` holding every variational equilibrium of a strongly
+    monotone game (sym(M) ⪰ αI, α > 0), from ``x0``'s KKT residuals with common multipliers
+    ``λ, ν ≥ 0`` (and ``μ``); ``None`` when the game is not strongly monotone or ``mult`` is not
+    common.
+
+    With ``ρ = F(x0) + Aᵀλ + Aeqᵀμ − ν⁻ + ν⁺`` (the stationarity residual (4)) and ``x*`` a VE,
+    expanding ``F(x0)ᵀ(x0 − x*)`` and using ``Ax* ≤ b``, ``Aeq x* = beq``, ``lb ≤ x* ≤ ub`` gives
+    ``F(x0)ᵀ(x0 − x*) ≤ ‖ρ‖ d + c`` with ``d = ‖x0 − x*‖`` and the complementarity sum
+    ``c = Σ|λ_r (b − Ax0)_r| + Σ|ν⁻_j (x0 − lb)_j| + Σ|ν⁺_j (ub − x0)_j| + |μᵀ(Aeq x0 − beq)|``;
+    with ``F(x*)ᵀ(x0 − x*) ≥ 0`` (the VI at ``x*``) and strong monotonicity,
+    ``α d² ≤ ‖ρ‖ d + c``, so ``d ≤ (‖ρ‖ + √(‖ρ‖² + 4αc)) / (2α)``. Widened like
+    :func:`monotone_ball` (1e-6 relative, 1e-7 absolute on the scale of ``x0``) to stay valid
+    under rounding.
+
+    Examples
+    --------
+    >>> from datamarkets.formulations.games.lq import lq_game
+    >>> g = lq_game([1, 1], [[[2, 1], [1, 0]], [[0, 1], [1, 2]]], [[-9, 0], [0, -8]], lb=0)
+    >>> m = Multipliers(np.zeros(0), np.zeros(0), np.zeros(2), np.zeros(2), True)
+    >>> kkt_ball(g, np.array([10 / 3, 7 / 3]), m) < 1e-6  # the equilibrium itself
+    True
+    >>> bool(np.hypot(1 / 30, 1 / 15) <= kkt_ball(g, np.array([3.3, 2.4]), m))
+    True
+    """
+    alpha = _alpha(game)
+    lam = np.asarray(mult.lam, dtype=float)
+    if not alpha > 0 or not mult.variational or lam.ndim != 1:
+        return None
+    mu = np.asarray(mult.mu, dtype=float)
+    nl = np.where(np.isfinite(game.lb), mult.nu_lower, 0.0)
+    nu = np.where(np.isfinite(game.ub), mult.nu_upper, 0.0)
+    if np.any(lam < 0) or np.any(nl < 0) or np.any(nu < 0):
+        return None
+    rho = game.F(x0) + game.A.T @ lam + game.Aeq.T @ mu - nl + nu
+    with np.errstate(invalid="ignore"):
+        c = float(np.abs(lam * (game.b - game.A @ x0)).sum())
+        c += float(np.abs(np.where(nl > 0, nl * (x0 - game.lb), 0.0)).sum())
+        c += float(np.abs(np.where(nu > 0, nu * (game.ub - x0), 0.0)).sum())
+        c += abs(float(mu @ (game.Aeq @ x0 - game.beq))) if mu.size else 0.0
+    r_norm = float(np.linalg.norm(rho))
+    if not (np.isfinite(r_norm) and np.isfinite(c)):
+        return None
+    d = (r_norm + np.sqrt(r_norm**2 + 4.0 * alpha * c)) / (2.0 * alpha)
+    return float(d * (1.0 + 1e-6) + 1e-7 * (1.0 + float(np.abs(x0).max(initial=0.0))))
 
 
 def primal_ranges(
@@ -195,12 +257,16 @@ def primal_ranges(
     variational: bool,
     time_limit: float | None,
     x_feasible: np.ndarray | None = None,
+    multipliers: Multipliers | None = None,
 ) -> tuple[np.ndarray, np.ndarray, Status]:
     """Proven ranges of ``x`` at the KKT points: box ∩ stationarity propagation ∩ (strongly monotone
     ball) ∩ LP over X for what is still infinite. ``Status.INFEASIBLE`` when X is empty.
 
     ``x_feasible`` (e.g. another route's answer) replaces the feasibility LP when
-    :func:`feasible_point` accepts it; otherwise the LP runs as usual.
+    :func:`feasible_point` accepts it; otherwise the LP runs as usual. With its common
+    ``multipliers`` too (variational mode, strongly monotone game), the box is intersected with
+    the :func:`kkt_ball` around it first, and stationarity propagation is skipped when that
+    already bounds every variable.
     """
     x0 = feasible_point(game, x_feasible)
     if x0 is None:
@@ -209,6 +275,12 @@ def primal_ranges(
             return lo, hi, st
     else:
         lo, hi = game.lb.copy(), game.ub.copy()
+        if variational and multipliers is not None:
+            r = kkt_ball(game, x0, multipliers)
+            if r is not None:
+                lo, hi = np.maximum(lo, x0 - r), np.minimum(hi, x0 + r)
+                if np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)):
+                    return lo, hi, Status.OPTIMAL
     lo, hi = stationarity_ranges(game, Bl, Bm, lo, hi)
     if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
         lo, hi = monotone_ball(game, x0, variational, lo, hi)

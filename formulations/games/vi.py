@@ -29,6 +29,7 @@ from datamarkets.formulations.games._backend import INF, QPOut, clarabel_qp, hig
 from datamarkets.formulations.games.kkt import Multipliers, kkt_residuals, recover_multipliers
 from datamarkets.formulations.games.lq import LQGame
 from datamarkets.solvers import highs_model
+from datamarkets.sparse_blocks import block_matrix, selection_rows
 from datamarkets.status import Status
 
 __all__ = [
@@ -64,10 +65,9 @@ def joint_constraints(game: LQGame) -> tuple[sp.csr_array, np.ndarray, np.ndarra
     """``G, h`` of X (shared rows, then finite lower and upper bounds) and the finite-bound indices."""
     fl = np.flatnonzero(np.isfinite(game.lb))
     fu = np.flatnonzero(np.isfinite(game.ub))
-    I = sp.eye_array(game.n, format="csr")
-    G = sp.vstack([game.A, -I[fl, :], I[fu, :]], format="csr")
+    G = block_matrix([[game.A], [selection_rows(fl, game.n, -1.0)], [selection_rows(fu, game.n)]])
     h = np.concatenate([game.b, -game.lb[fl], game.ub[fu]])
-    return sp.csr_array(G), h, fl, fu
+    return G, h, fl, fu
 
 
 def multipliers_from_highs(game: LQGame, row_dual: np.ndarray, col_dual: np.ndarray) -> Multipliers:
@@ -117,33 +117,26 @@ def feasible_point(game: LQGame, *, time_limit: float | None = None) -> tuple[St
     return (Status.INFEASIBLE if out.status.group.value == "infeasible_or_unbounded" else out.status), None
 
 
+Joint = tuple[sp.csr_array, np.ndarray, np.ndarray, np.ndarray]
+"""What :func:`joint_constraints` returns (passed on within one solve instead of rebuilt)."""
+
+
 def gap_qp(
-    game: LQGame,
+    game: LQGame, joint: Joint | None = None
 ) -> tuple[sp.csc_array, np.ndarray, sp.csr_array, np.ndarray, sp.csr_array, np.ndarray]:
-    """The gap QP (11) in Clarabel form over ``v = (x, λ, μ)``: ``P, c, Aeq, beq, Ale, ble``."""
+    """The gap QP (11) in Clarabel form over ``v = (x, λ, μ)``: ``P, c, Aeq, beq, Ale, ble``
+    (``joint``: :func:`joint_constraints` of the game, when already at hand)."""
     n, p = game.n, game.p
-    G, h, _, _ = joint_constraints(game)
+    G, h, _, _ = joint if joint is not None else joint_constraints(game)
     mG = G.shape[0]
     M = game.M
-    P = sp.block_diag([M + M.T, sp.csc_array((mG, mG)), sp.csc_array((p, p))], format="csc")
+    P = block_matrix([[M + M.T, None, None], [None, (mG, mG), None], [None, None, (p, p)]], format="csc")
     c = np.concatenate([game.q, h, game.beq])
-    Aeq = sp.vstack(
-        [
-            sp.hstack([M, G.T, game.Aeq.T]),
-            sp.hstack([game.Aeq, sp.csr_array((p, mG)), sp.csr_array((p, p))]),
-        ],
-        format="csr",
-    )
+    Aeq = block_matrix([[M, G.T, game.Aeq.T], [game.Aeq, None, (p, p)]])
     beq = np.concatenate([-game.q, game.beq])
-    Ale = sp.vstack(
-        [
-            sp.hstack([G, sp.csr_array((mG, mG)), sp.csr_array((mG, p))]),
-            sp.hstack([sp.csr_array((mG, n)), -sp.eye_array(mG), sp.csr_array((mG, p))]),
-        ],
-        format="csr",
-    )
+    Ale = block_matrix([[G, (mG, mG), (mG, p)], [(mG, n), selection_rows(np.arange(mG), mG, -1.0), None]])
     ble = np.concatenate([h, np.zeros(mG)])
-    return sp.csc_array(P), c, sp.csr_array(Aeq), beq, sp.csr_array(Ale), ble
+    return P, c, Aeq, beq, Ale, ble
 
 
 def solve_vi(
@@ -203,7 +196,8 @@ def solve_vi(
 
 def _solve_vi_qp(game: LQGame, qp_solver: str, time_limit: float | None, tol: float, polish: bool) -> VIOut:
     n = game.n
-    G, h, fl, fu = joint_constraints(game)
+    joint = joint_constraints(game)
+    G, h, fl, fu = joint
     if game.is_potential:
         if qp_solver == "clarabel":
             out = clarabel_qp(game.M, game.q, game.Aeq, game.beq, G, h, time_limit=time_limit, tol=tol)
@@ -222,8 +216,10 @@ def _solve_vi_qp(game: LQGame, qp_solver: str, time_limit: float | None, tol: fl
                 return VIOut(out.status, None, None, "potential-qp", extra=out.extra)
             assert out.row_dual is not None and out.col_dual is not None and out.x is not None
             mult = multipliers_from_highs(game, out.row_dual, out.col_dual)
-        return _polished(game, out.status, out.x[:n], mult, "potential-qp", out.objective, out.extra, polish)
-    P, c, Aeq, beq, Ale, ble = gap_qp(game)
+        return _polished(
+            game, out.status, out.x[:n], mult, "potential-qp", out.objective, out.extra, polish, joint
+        )
+    P, c, Aeq, beq, Ale, ble = gap_qp(game, joint)
     mG = G.shape[0]
     if qp_solver == "clarabel":
         out = clarabel_qp(P, c, Aeq, beq, Ale, ble, time_limit=time_limit, tol=tol)
@@ -241,7 +237,7 @@ def _solve_vi_qp(game: LQGame, qp_solver: str, time_limit: float | None, tol: fl
     assert v is not None  # a solution carries x
     mult = _split_G_duals(game, v[n : n + mG], fl, fu)
     mult.mu = v[n + mG :].copy()
-    return _polished(game, out.status, v[:n], mult, "gap-qp", out.objective, out.extra, polish)
+    return _polished(game, out.status, v[:n], mult, "gap-qp", out.objective, out.extra, polish, joint)
 
 
 def _polished(
@@ -253,9 +249,10 @@ def _polished(
     objective: float,
     extra: dict[str, Any],
     polish: bool,
+    joint: Joint,
 ) -> VIOut:
     if polish:
-        x, mult, info = polish_vi(game, x, mult)
+        x, mult, info = polish_vi(game, x, mult, joint=joint)
         extra = {**extra, "polish": info}
     return VIOut(status, x, mult, program, objective, extra)
 
@@ -287,7 +284,7 @@ def _solve_face(K: sp.csc_array, rhs: np.ndarray) -> np.ndarray | None:
 
 
 def polish_vi(
-    game: LQGame, x: np.ndarray, mult: Multipliers, *, rounds: int = 4
+    game: LQGame, x: np.ndarray, mult: Multipliers, *, rounds: int = 4, joint: Joint | None = None
 ) -> tuple[np.ndarray, Multipliers, dict[str, Any]]:
     """Polish an approximate variational equilibrium on its active face.
 
@@ -314,6 +311,8 @@ def polish_vi(
         Common (variational) multipliers of ``x``.
     rounds : int
         Active-set corrections.
+    joint : tuple, optional
+        :func:`joint_constraints` of the game, when already at hand.
 
     Returns
     -------
@@ -336,7 +335,7 @@ def polish_vi(
     if not mult.variational:
         return x, mult, info
     n, m = game.n, game.m
-    G, h, fl, fu = joint_constraints(game)
+    G, h, fl, fu = joint if joint is not None else joint_constraints(game)
     z = np.concatenate([mult.lam, mult.nu_lower[fl], mult.nu_upper[fu]])
     slack = h - G @ x
     active = z > slack
@@ -349,11 +348,9 @@ def polish_vi(
         info["rounds"] = r + 1
         active[upper_rows] = False
         act = np.flatnonzero(active)
-        Ga = sp.csr_array(G[act, :])
+        Ga = selection_rows(act, G.shape[0]) @ G
         k = act.size
-        K = sp.csc_array(
-            sp.block_array([[game.M, Ga.T, E.T], [Ga, None, None], [E, None, None]], format="csc")
-        )
+        K = block_matrix([[game.M, Ga.T, E.T], [Ga, (k, k), None], [E, None, (game.p, game.p)]], format="csc")
         sol = _solve_face(K, np.concatenate([-game.q, h[act], game.beq]))
         if sol is None:
             break
