@@ -163,3 +163,18 @@ def test_sections_outside_the_solution_are_listed_as_not_checked():
     listed = verify(saved).certificate.details[NOT_CHECKED]
     assert {"certificate", "timings", "meta"} <= set(listed)
     assert all(len(listed[k]) > 20 for k in ("certificate", "timings", "meta"))
+
+
+@pytest.mark.parametrize("method", ["optimum", "kkt", "psp"])
+def test_auction_cli_and_verify_apply_the_same_residuals(cli, tmp_path, method):
+    """`auction solve --method psp` added `objective` after its certificate: verify compared it, the
+    saved certificate did not (one answer, two certificates)."""
+    out = tmp_path / "r.json"
+    code, _, err = cli(
+        "auction", "solve", "--graph", EXAMPLES / "auction_market.json", "--method", method, "--out", out
+    )
+    assert code == 0, err
+    saved = json.loads(out.read_text())
+    ver = verify(saved).certificate
+    assert set(ver.residuals) == set(saved["certificate"]["residuals"])
+    assert ver.tolerances == saved["certificate"]["tolerances"]
