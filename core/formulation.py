@@ -31,7 +31,15 @@ from typing import Any, ClassVar
 
 from datamarkets.errors import InvalidInputError, SolverLimitError
 from datamarkets.io import instance_hash, to_jsonable
-from datamarkets.result import NO_SOLUTION, Certificate, Result, Timer, provenance
+from datamarkets.result import (
+    NO_CHECK_SECTIONS,
+    NO_SOLUTION,
+    NOT_CHECKED,
+    Certificate,
+    Result,
+    Timer,
+    provenance,
+)
 from datamarkets.solvers import SOLVER_NAMES, Deadline, require_solver
 from datamarkets.status import Status, StatusGroup
 from datamarkets.validation import check_time_limit
@@ -416,6 +424,10 @@ class Formulation(ABC):
                         }
                     )
                     cert.add("unverified_no_solution_claim", 1.0, 0.0)
+        listed = cert.details.setdefault(NOT_CHECKED, {})
+        for section, why in NO_CHECK_SECTIONS.items():  # numbers outside the solution, said once
+            if section in saved:
+                listed.setdefault(section, why)
         saved_cert = saved.get("certificate")
         claimed_passed = saved_cert.get("passed") if isinstance(saved_cert, Mapping) else None
         if claimed_passed is True and claimed.status.group in (StatusGroup.LIMIT, StatusGroup.ERROR):

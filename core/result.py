@@ -22,7 +22,7 @@ from datamarkets.errors import InvalidInputError
 from datamarkets.io import atomic_write_json, to_jsonable
 from datamarkets.status import Status
 
-__all__ = ["NOT_CHECKED", "NO_SOLUTION", "Certificate", "Result", "Timer", "provenance"]
+__all__ = ["NOT_CHECKED", "NO_CHECK_SECTIONS", "NO_SOLUTION", "Certificate", "Result", "Timer", "provenance"]
 
 NO_SOLUTION = "no_solution"
 """Residual (1, tolerance 0: always a failure) carried by the certificate of every result whose status
@@ -30,6 +30,16 @@ has no solution: nothing was certified, so such a certificate never passes."""
 
 NOT_CHECKED = "not_checked"
 """Key of ``Certificate.details``: reported numbers a certificate does not re-derive, name → reason."""
+
+NO_CHECK_SECTIONS = {
+    "certificate": "the saved certificate is a claim: verify re-derives its own (this one) and shows the "
+    "saved 'passed' and residuals as claimed_passed / claimed_residuals, unjudged",
+    "timings": "wall-clock seconds of the original run: not reproducible, not judged",
+    "meta": "provenance (package and solver versions, formulation, solver, counts, messages): not "
+    "judged, except instance_hash, which must match the embedded instance",
+}
+"""Sections of a saved result outside its solution that ``verify`` lists under
+:data:`NOT_CHECKED` with these reasons (the instance is checked by its hash)."""
 
 
 @dataclass

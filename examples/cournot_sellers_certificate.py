@@ -178,8 +178,10 @@ def certify_cournot(
     ``complementarity_capacity`` max λ_s (k_s − q_s)⁺ / (P̄ q̄)     (priced capacity is full)
     ``best_response_gap``        max (π_s(BR_s) − π_s(q)) / (P̄ q̄) (no profitable deviation)
 
-    and, where the solution claims them, ``claimed_prices``, ``claimed_profits`` and
-    ``claimed_objective`` against values recomputed from the quantities (tolerance 1e-9).
+    and, where the solution claims them, ``claimed_prices``, ``claimed_profits``,
+    ``claimed_objective``, ``claimed_sellers`` (outputs, capacities, capacity prices),
+    ``claimed_market_quantities``, ``claimed_welfare``, ``claimed_consumer_surplus`` and
+    ``claimed_total_profit`` against values recomputed from the quantities (tolerance 1e-9).
 
     Raises
     ------
@@ -242,7 +244,40 @@ def _check_claims(A: CournotArrays, q: np.ndarray, solution: Mapping[str, Any], 
             cert.add(
                 "claimed_objective", abs(float(solution["objective"]) - phi) / max(scale, abs(phi)), 1e-9
             )
+        _check_other_claims(A, q, solution, cert)
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidInputError(
             f"malformed claimed markets/sellers/objective in the solution: {exc!r}"
         ) from exc
+
+
+def _check_other_claims(
+    A: CournotArrays, q: np.ndarray, solution: Mapping[str, Any], cert: Certificate
+) -> None:
+    """The solution writer's other numbers, recomputed from ``q`` by :func:`cournot_solution`:
+    sellers' outputs, capacities and capacity prices (``claimed_sellers``, relative to the
+    quantity and price scales), markets' total quantities (``claimed_market_quantities``), welfare,
+    consumer surplus and total profit (relative to ``P̄ q̄``); tolerance 1e-9, rows matched by name."""
+    ref = cournot_solution(A, q)
+    q_bar, scale = A.quantity_scale, A.price_scale * A.quantity_scale
+    if isinstance(solution.get("sellers"), list):
+        by = {r["seller"]: r for r in ref["sellers"]}
+        err = [0.0]
+        for r in solution["sellers"]:
+            t = by[r["seller"]]
+            cap, cap_true = r.get("capacity"), t["capacity"]  # None: no capacity
+            if (cap is None) != (cap_true is None):
+                err.append(math.inf)
+            elif cap_true is not None:
+                err.append(abs(float(cap) - cap_true) / q_bar)
+            err.append(abs(float(r["output"]) - t["output"]) / q_bar)
+            err.append(abs(float(r["capacity_price"]) - t["capacity_price"]) / A.price_scale)
+        cert.add("claimed_sellers", max(err), 1e-9)
+    if isinstance(solution.get("markets"), list):
+        byq = {r["buyer"]: r["quantity"] for r in ref["markets"]}
+        err = [abs(float(r["quantity"]) - byq[r["buyer"]]) / q_bar for r in solution["markets"]]
+        cert.add("claimed_market_quantities", max(err, default=0.0), 1e-9)
+    for key in ("welfare", "consumer_surplus", "total_profit"):
+        if solution.get(key) is not None:
+            v = float(ref[key])
+            cert.add(f"claimed_{key}", abs(float(solution[key]) - v) / max(scale, abs(v)), 1e-9)

@@ -153,7 +153,8 @@ def kkt_residuals(
     - ``dual_feasibility``: max over columns of max(0, −g_e)                                (37)
     - ``complementarity``: natural residual, dimensionless: max over columns of
       min(f_e/qscale, |g_e|/pscale), over resources of min(slack_j/qscale, p_j/pscale), and over
-      capped buyers of min((D_i − x_i)/qscale, μ_i/pscale)
+      capped buyers of min((D_i − x_i)/qscale, μ_i/pscale); an uncapped buyer has an infinite
+      slack, so its term is μ_i/pscale (a multiplier on a constraint that does not exist is 0)
     - ``primal_feasibility``: max violation of supply, demand caps and f ≥ 0 (quantity)      (38)
     - ``welfare``, ``dual_bound``, ``duality_gap``: W(x), g(p, μ) (:func:`dual_bound`), g − W
 
@@ -197,6 +198,8 @@ def kkt_residuals(
     ]
     if fin.any():
         nat.append(np.minimum(np.abs(M.demand[fin] - x[fin]) / qscale, np.abs(mu[fin]) / pscale))
+    if not fin.all():  # no demand cap: an infinite slack, so its multiplier must be 0
+        nat.append(np.abs(mu[~fin]) / pscale)
     comp = np.concatenate(nat)
     feas = max(
         float(np.max(-slack, initial=0.0)),

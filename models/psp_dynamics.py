@@ -302,6 +302,7 @@ def psp_dynamics(
     B, S = m.buyers, m.sellers
     sol = {
         "welfare": welfare,
+        "objective": welfare,  # every entry point reports it; certified with the rest (one certificate)
         "allocation": [
             {"buyer": B[m.edge_buyer[e]], "seller": S[m.edge_seller[e]], "amount": float(a_e[e])}
             for e in range(m.n_edges)

@@ -21,7 +21,12 @@ Examples
 """
 
 from datamarkets.formulations.games.best_response import PlayerPrograms, best_response_iteration
-from datamarkets.formulations.games.certificate import DEFAULT_TOL, best_response_gaps, certify_game
+from datamarkets.formulations.games.certificate import (
+    DEFAULT_TOL,
+    best_response_gaps,
+    certify_game,
+    certify_game_solution,
+)
 from datamarkets.formulations.games.cvxpy_players import (
     CvxpyGame,
     NotLinearQuadraticError,
@@ -53,6 +58,7 @@ __all__ = [
     "best_response_iteration",
     "certify_cvxpy_game",
     "certify_game",
+    "certify_game_solution",
     "cvxpy_game",
     "feasible_point",
     "game_formulation",

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from datamarkets.claims import compare_claim, not_checked, unlisted_fields
 from datamarkets.errors import InvalidInputError
 from datamarkets.formulations.games.best_response import PlayerPrograms, solve_batched
 from datamarkets.formulations.games.extragradient import Projector, lipschitz_constant
@@ -50,6 +51,7 @@ __all__ = [
     "PER_PLAYER_MAX_N",
     "best_response_gaps",
     "certify_game",
+    "certify_game_solution",
     "complementarity_min",
     "distance_bound",
 ]
@@ -253,4 +255,69 @@ def certify_game(
         multiplier_spread_max=res["multiplier_spread_max"],
         where=res["where"],
     )
+    return cert
+
+
+_ROUTE_TRACE = {
+    "gap_objective": "the route's own program value (potential or gap QP), not part of the equilibrium",
+    "iterations": "the route's iteration count: a trace of the run, not re-derivable from the answer",
+    "lipschitz_L": "the extragradient route's step constant: a trace of the run",
+    "step": "the extragradient route's step size: a trace of the run",
+    "natural_residual": "the first-order route's own stopping residual; the certificate judges x itself",
+    "polish": "the first-order route's polishing record: a trace of the run",
+    "last_step": "the best-response route's last step length: a trace of the run",
+    "big_m_retries": "the milp route's big-M doublings: a trace of the run",
+    "retries": "the milp route's big-M doublings: a trace of the run",
+    "binaries": "the milp route's count of switch variables: a trace of the run",
+    "binaries_free": "the milp route's count of unfixed switches: a trace of the run",
+    "lambda_bound_max": "the milp route's largest proven multiplier bound: a trace of the run",
+    "bounds_proven": "the milp route's record of whether its big-M bounds were proven: a trace of the run",
+    "equilibria": "further equilibria of the milp enumeration: only the first, x, is certified",
+}
+
+
+def certify_game_solution(game: LQGame, solution: dict[str, Any], *, tol: float = DEFAULT_TOL) -> Certificate:
+    """The one certificate of a saved ``game`` result: :func:`certify_game` of its ``x`` with its
+    multipliers, plus every other number the result reports recomputed and compared.
+
+    ``x_players`` (the blocks of ``x``), ``players`` (names), ``costs`` (each player's cost at
+    ``x``), ``objective`` (their sum) and ``monotonicity_min_eig`` (of the game) are recomputed
+    (``claimed_<field>_rel``, relative 1e-9; the eigenvalue relative to the game's scale);
+    ``variational`` selects the claim judged (common multipliers); the multipliers are judged by
+    the KKT residuals; the routes' traces (iteration counts, step sizes, the route's program value)
+    are listed under ``details["not_checked"]`` with the reason. :func:`solve_game` and the
+    ``lq-game`` formulation (``verify``) both apply it, so one answer gets one certificate.
+
+    Raises
+    ------
+    InvalidInputError
+        No ``x`` or malformed multipliers.
+
+    Examples
+    --------
+    >>> from datamarkets.formulations.games.lq import lq_game
+    >>> g = lq_game([1, 1], [[[2, 1], [1, 0]], [[0, 1], [1, 2]]], [[-9, 0], [0, -8]], lb=0)
+    >>> sol = {"x": [10 / 3, 7 / 3], "objective": -16.5}
+    >>> c = certify_game_solution(g, sol)
+    >>> c.passed, c.residuals["claimed_objective_rel"] > 1e-3
+    (False, True)
+    """
+    if "x" not in solution:
+        raise InvalidInputError("a game solution needs 'x'")
+    mult = Multipliers.from_solution(game, dict(solution))
+    cert = certify_game(
+        game, solution["x"], mult, variational=bool(solution.get("variational", True)), tol=tol
+    )
+    x = np.asarray(solution["x"], dtype=float).reshape(-1)  # finite and of size n: certify_game checked
+    costs = [game.cost(i, x) for i in range(game.N)]
+    compare_claim(cert, solution, "x_players", [b.tolist() for b in game.split(x)])
+    compare_claim(cert, solution, "players", list(game.names))
+    compare_claim(cert, solution, "costs", costs)
+    compare_claim(cert, solution, "objective", float(np.sum(costs)))
+    compare_claim(cert, solution, "monotonicity_min_eig", game.monotonicity_min_eig, floor=game.scale)
+    for key, why in _ROUTE_TRACE.items():
+        if key in solution:
+            not_checked(cert, key, why)
+    checked = {"x", "x_players", "players", "costs", "objective", "monotonicity_min_eig", "variational"}
+    unlisted_fields(cert, solution, checked | {"lambda", "mu", "nu_lower", "nu_upper"})
     return cert
