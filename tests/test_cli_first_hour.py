@@ -240,6 +240,29 @@ def test_chain_figures_follow_the_paper(monkeypatch, tmp_path):
     assert len({(ln.get_linestyle(), ln.get_marker()) for ln in lines}) == len(MECHANISMS)
 
 
+def test_chain_figure2_legend_covers_no_bar(monkeypatch, tmp_path):
+    """Bars of height 1 (a trade that always happens, OPT in Model 1) stay visible beside the
+    legend: no bar's drawn extent meets the legend's (it did with the axes ending at 1.05)."""
+    figs = _capture_figures(monkeypatch)
+    rows = [
+        {"model": m, "mechanism": k, "quantity": q, "index": i, "exact": 1.0 if q == "trade_success" else 0.5}
+        for m in ("paper-1", "paper-2")
+        for k in chain_experiments.MECHANISMS
+        for q in ("trade_success", "player_utility")
+        for i in range(1, 6)
+    ]
+    chain_experiments.plot_figure2(rows, tmp_path / "f2.png", models=("paper-1", "paper-2"))
+    fig = figs[0]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legends = [ax for ax in fig.axes if ax.get_legend() is not None]
+    assert legends
+    for ax in legends:
+        box = ax.get_legend().get_window_extent(renderer)
+        assert ax.get_window_extent(renderer).contains(box.x0, box.y0)  # inside the axes
+        assert not any(box.overlaps(bar.get_window_extent(renderer)) for bar in ax.patches)
+
+
 def test_gne_figure_labels_are_mathtext_and_coincident_curves_differ(monkeypatch, tmp_path):
     labels, write_figures, two_firm_sweep = (
         cli_gne.FIGURE_LABELS,
