@@ -87,6 +87,12 @@ def test_print_table_never_cuts_columns_or_cells(monkeypatch):
     for j in range(40):  # every header and every value is printed in full
         assert f"source_{j:02d}" in text and f"{1234.5678 + j:.6g}" in text
     assert "(columns 2–" in text and "of 41)" in text
+    # a long title over a narrow part stays whole on one line (it wrapped to the part's width)
+    title = "auction-welfare: medians over seeds (ratio = solve time / HiGHS's)"
+    buf = _capture(monkeypatch, 80)
+    cli_common.print_table(title, ["solver", *[f"column_{j}" for j in range(7)]], [["highs", *range(7)]])
+    parts = [line for line in buf.getvalue().splitlines() if line.startswith(title)]
+    assert len(parts) >= 2 and all(line.rstrip().endswith("of 8)") for line in parts), buf.getvalue()
     assert max(len(line) for line in text.splitlines()) <= 80
     long = "x" * 200
     buf = _capture(monkeypatch, 80)
