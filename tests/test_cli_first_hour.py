@@ -332,6 +332,14 @@ def test_bench_plot_marks_time_limit_runs(monkeypatch, tmp_path):
     solve_ax = figs[0].axes[1]
     labels = [t.get_text() for t in solve_ax.get_legend().get_texts()]
     assert any("time limit" in lab for lab in labels)
+    # whose run hit the limit: the cross in HiGHS's line colour, and its name beside it
+    from matplotlib.collections import PathCollection  # scatter; the bands are PolyCollections
+    from matplotlib.colors import to_rgba
+
+    [cross] = [c for c in solve_ax.collections if isinstance(c, PathCollection) and len(c.get_offsets())]
+    highs_line = next(ln for ln in solve_ax.get_lines() if ln.get_label() == "highs")
+    assert tuple(cross.get_facecolor()[0]) == to_rgba(highs_line.get_color())
+    assert [t.get_text() for t in solve_ax.texts] == ["highs"]
     lines = solve_ax.get_lines()  # highs and clarabel coincide: told apart by style and marker
     assert len({(ln.get_linestyle(), ln.get_marker()) for ln in lines}) == 2
 
