@@ -132,14 +132,15 @@ def psp_outcome(
         if idx.size == 0:
             continue
         a_e[idx], c_e[idx] = _allocation_and_exclusion_costs(float(m.supply[j]), price[idx], qty[idx])
-    C = np.bincount(m.edge_buyer, weights=c_e, minlength=m.n_buyers)
+    C = np.bincount(m.edge_buyer, weights=c_e, minlength=m.n_buyers).astype(float)
+    A: np.ndarray
     if m.kind == "routes":
         A = np.zeros(m.n_buyers)
         for i in range(m.n_buyers):
             sl = slice(m.buyer_ptr[i], m.buyer_ptr[i + 1])
             A[i] = a_e[sl].min() if sl.stop > sl.start else 0.0
     else:
-        A = np.bincount(m.edge_buyer, weights=a_e, minlength=m.n_buyers)
+        A = np.bincount(m.edge_buyer, weights=a_e, minlength=m.n_buyers).astype(float)
     U = np.array([float(v.value(x)) for v, x in zip(m.valuations, A, strict=True)]) - C
     return a_e, c_e, A, U
 
