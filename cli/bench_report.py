@@ -211,9 +211,9 @@ def plot_bench(df: pd.DataFrame, family: str, path: str | Path) -> Path:
 
     Each line is the median over seeds of the runs that returned a solution; the band spans the
     minimum and maximum; every solver has its own colour, line style and marker (coincident lines
-    stay distinguishable). Runs stopped by the time limit are black crosses on the solve panel (their
-    time is a lower bound) with a legend entry of their own. Skipped solvers, and solvers that never
-    returned a solution or hit the limit, are absent.
+    stay distinguishable). Runs stopped by the time limit are crosses in their solver's colour, named
+    beside them, on the solve panel (their time is a lower bound) with a legend entry of their own.
+    Skipped solvers, and solvers that never returned a solution or hit the limit, are absent.
 
     Examples
     --------
@@ -262,18 +262,41 @@ def plot_bench(df: pd.DataFrame, family: str, path: str | Path) -> Path:
                     color=color[str(solver)],
                 )
         if len(limited) and col == "solve_seconds":
-            # a run stopped by the time limit: its time is a lower bound, drawn as a black cross
+            # a run stopped by the time limit: its time is a lower bound, drawn as a cross in its
+            # solver's colour and named beside it (a black cross did not say whose run it was)
             t = pd.to_numeric(limited[col], errors="coerce").fillna(0.0).to_numpy(dtype=float)
+            who = limited["solver"].astype(str).to_numpy()
+            x_lim = limited["size"].to_numpy(dtype=float)
             ax.scatter(
-                limited["size"].to_numpy(dtype=float),
+                x_lim,
                 np.maximum(t, 1e-6),
                 marker="x",
                 s=60,
                 linewidths=2,
-                color="black",
+                c=[color[sv] for sv in who],
                 zorder=5,
+            )
+            # the legend's entry in black: the crosses take their solvers' colours
+            ax.scatter(
+                [],
+                [],
+                marker="x",
+                s=60,
+                linewidths=2,
+                color="black",
                 label="hit the time limit (time ≥ shown)",
             )
+            for (sv, xv), tv in pd.Series(t).groupby([who, x_lim]).max().items():
+                ax.annotate(
+                    str(sv),
+                    (float(xv), max(float(tv), 1e-6)),
+                    xytext=(-6, -4),  # left of and below the cross: inside the axes at the largest size
+                    textcoords="offset points",
+                    ha="right",
+                    va="top",
+                    fontsize=7,
+                    color=color[str(sv)],
+                )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_ylabel(f"{label} time [s]")

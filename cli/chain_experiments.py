@@ -373,7 +373,9 @@ def plot_figure2(rows: list[dict[str, Any]], path: str | Path, models: Sequence[
             if quantity == "trade_success":
                 ax.set_title(f"{paper_name(model)}: trade success")
                 ax.set_xlabel("trade i")
-                ax.set_ylim(0, 1.05)
+                # headroom above P = 1 for the legend (it covered bars of height 1 at y = 1.05)
+                ax.set_ylim(0, 1.22)
+                ax.set_yticks(np.linspace(0.0, 1.0, 6))
                 ax.set_ylabel(r"$P(\mathrm{trade}\ i\ \mathrm{occurs})$")
             else:
                 ax.set_title(f"{paper_name(model)}: expected utility")
@@ -381,7 +383,7 @@ def plot_figure2(rows: list[dict[str, Any]], path: str | Path, models: Sequence[
                 ax.set_ylabel(r"$E[U_i]$")
                 ax.axhline(0, color="black", lw=0.6)
             ax.grid(axis="y", alpha=0.3)
-    axes[0][0].legend(loc="best", ncol=3, fontsize=8)  # inside the axes
+    axes[0][0].legend(loc="upper center", ncol=3, fontsize=8)  # inside the axes, in the headroom
     fig.suptitle("Per-trade success and per-player utility at equilibrium (n = 5, exact)")
     fig.tight_layout()
     return save_figure(fig, path)

@@ -105,8 +105,8 @@ def print_table(
         else {}
     )
 
-    def build(idx: list[int], part: str = "") -> Table:
-        table = Table(title=title + part, **style)
+    def build(idx: list[int]) -> Table:
+        table = Table(title=title, **style)
         for i in idx:
             table.add_column(columns[i], justify="left" if i == 0 else "right", overflow="fold")
         for r in cells:
@@ -123,11 +123,16 @@ def print_table(
             groups.append([])
         groups[-1].append(i)
     for group in groups:
-        part = ""
-        if len(groups) > 1:
-            span = f"column {group[0] + 1}" if len(group) == 1 else f"columns {group[0] + 1}–{group[-1] + 1}"
-            part = f" ({span} of {len(columns)})"
-        stdout.print(build([0, *group], part))
+        if len(groups) == 1:
+            stdout.print(build([0, *group]))
+            continue
+        # a split table's title on its own line: as a table title it wrapped to the width of the
+        # part (a one-column part of the bench table put its title on five lines)
+        span = f"column {group[0] + 1}" if len(group) == 1 else f"columns {group[0] + 1}–{group[-1] + 1}"
+        stdout.print(f"{title} ({span} of {len(columns)})", soft_wrap=True, markup=False, highlight=False)
+        table = build([0, *group])
+        table.title = None
+        stdout.print(table)
     if hidden:
         stdout.print(
             f"{title}: {len(rows)} of {total} rows shown, {hidden} hidden ({more})",

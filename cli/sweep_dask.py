@@ -54,6 +54,7 @@ def sweep_progress(total: int, enabled: bool) -> Iterator[Any]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    console = Console(file=sys.stderr)
     with Progress(
         TextColumn("[bold]sweep"),
         BarColumn(),
@@ -63,8 +64,10 @@ def sweep_progress(total: int, enabled: bool) -> Iterator[Any]:
             "[red]{task.fields[failed]} failed[/]"
         ),
         TimeElapsedColumn(),
-        console=Console(file=sys.stderr),
+        console=console,
         transient=False,
+        # a live display on a plain file or pipe writes its last frame there: only on a terminal
+        disable=not (console.is_terminal or console.is_jupyter),
     ) as progress:
         bar = progress.add_task("sweep", total=total, done=0, running=0, failed=0)
 
@@ -176,6 +179,15 @@ def _kill_local_workers() -> None:
             child.join(1.0)
 
 
+def _skip_close_at_exit(cluster: Any) -> None:
+    """Do not close ``cluster`` again at interpreter exit. When the short close after a Ctrl-C
+    times out (its workers were killed), distributed's atexit hook ``close_clusters`` tries again
+    with a 10 s timeout: measured 12.5–13.2 s from Ctrl-C to exit in 6 of 12 runs instead of ≈ 2 s."""
+    if cluster is not None:
+        with contextlib.suppress(Exception):
+            cluster.shutdown_on_close = False
+
+
 @contextlib.contextmanager
 def connect_cluster(scheduler: Any, n_workers: int | None, connect_timeout: float) -> Iterator[Any]:
     """A connected Dask client for the block: a local cluster (closed after it), a remote
@@ -225,6 +237,7 @@ def connect_cluster(scheduler: Any, n_workers: int | None, connect_timeout: floa
         except BaseException:  # Ctrl-C or a failed store: what is written stays, running work is dropped
             _kill_local_workers()  # first: a graceful close would wait for the running tasks
             _close_quietly(client, cluster, timeout=_INTERRUPT_CLOSE_TIMEOUT)
+            _skip_close_at_exit(cluster)
             raise
         else:
             _close_quietly(client, cluster)  # the client first: it talks to the cluster

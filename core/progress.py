@@ -29,16 +29,22 @@ def _disabled() -> bool:
 
 
 def make_progress(transient: bool = True) -> Progress:
-    """A :class:`rich.progress.Progress` on stderr with count, elapsed and remaining time."""
+    """A :class:`rich.progress.Progress` on stderr with count, elapsed and remaining time.
+
+    Off (draws and writes nothing) with ``DATAMARKETS_NO_PROGRESS=1`` and when stderr is neither a
+    terminal nor a notebook: a live display stopped on a plain file or pipe writes a blank line,
+    one per call, into a log or a Dask worker's stderr.
+    """
+    console = Console(file=sys.stderr)
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=Console(file=sys.stderr),
+        console=console,
         transient=transient,
-        disable=_disabled(),
+        disable=_disabled() or not (console.is_terminal or console.is_jupyter),
     )
 
 

@@ -37,7 +37,7 @@ import numpy as np
 from datamarkets.claims import compare_claim, not_checked, unlisted_fields
 from datamarkets.errors import InvalidInputError
 from datamarkets.graphs.market import MarketArrays, market_arrays
-from datamarkets.models.psp import allocate, best_reply, price_curve
+from datamarkets.models.psp import allocate, best_reply, price_curve, tie_levels
 from datamarkets.result import Certificate
 
 __all__ = [
@@ -131,24 +131,53 @@ def psp_outcome(
     for j, idx in enumerate(_seller_edges(m)):
         if idx.size == 0:
             continue
-        pj, dj = price[idx], qty[idx]
-        a = allocate(m.supply[j], pj, dj)
-        a_e[idx] = a
-        for k in np.flatnonzero(dj > 0):
-            d0 = dj.copy()
-            d0[k] = 0.0
-            a0 = allocate(m.supply[j], pj, d0)
-            mask = np.ones(idx.size, dtype=bool)
-            mask[k] = False
-            c_e[idx[k]] = float(pj[mask] @ (a0[mask] - a[mask]))
-    A = np.zeros(m.n_buyers)
-    C = np.zeros(m.n_buyers)
-    for i in range(m.n_buyers):
-        sl = slice(m.buyer_ptr[i], m.buyer_ptr[i + 1])
-        A[i] = (a_e[sl].min() if m.kind == "routes" else a_e[sl].sum()) if sl.stop > sl.start else 0.0
-        C[i] = c_e[sl].sum()
+        a_e[idx], c_e[idx] = _allocation_and_exclusion_costs(float(m.supply[j]), price[idx], qty[idx])
+    C = np.bincount(m.edge_buyer, weights=c_e, minlength=m.n_buyers).astype(float)
+    A: np.ndarray
+    if m.kind == "routes":
+        A = np.zeros(m.n_buyers)
+        for i in range(m.n_buyers):
+            sl = slice(m.buyer_ptr[i], m.buyer_ptr[i + 1])
+            A[i] = a_e[sl].min() if sl.stop > sl.start else 0.0
+    else:
+        A = np.bincount(m.edge_buyer, weights=a_e, minlength=m.n_buyers).astype(float)
     U = np.array([float(v.value(x)) for v, x in zip(m.valuations, A, strict=True)]) - C
     return a_e, c_e, A, U
+
+
+_EXCLUSION_BLOCK = 1_000_000  # entries of one block of the exclusion-cost matrix (8 MB)
+
+
+def _allocation_and_exclusion_costs(Q: float, p: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """PSP allocation a and exclusion-compensation charges c at one seller, all bidders at once.
+
+    c_k = Σ_{l≠k} p_l (a_l(s without k) − a_l(s)) (:func:`~datamarkets.models.psp.exclusion_cost`,
+    one allocation per bidder) in matrix form: removing bid k keeps every price level and lowers
+    only the level sum of k's level by d_k, so for l ≠ k the quantity above l's level drops by d_k
+    when k's level is higher, and l's tie sum drops by d_k when they share a level. Rows are done in
+    blocks of :data:`_EXCLUSION_BLOCK` entries (memory O(block), time O(n²) per seller).
+    """
+    a = allocate(Q, p, d)
+    c = np.zeros(p.size)
+    lv, inv = tie_levels(p)
+    gsum = np.bincount(inv, weights=d, minlength=lv.size)
+    above = (gsum.sum() - np.cumsum(gsum))[inv]  # Σ_{p_k above l's level} d_k, per bid l
+    tie = gsum[inv]
+    rows = np.flatnonzero(d > 0)
+    step = max(1, _EXCLUSION_BLOCK // max(p.size, 1))
+    for s0 in range(0, rows.size, step):
+        k = rows[s0 : s0 + step]
+        dk = d[k][:, None]
+        higher = inv[k][:, None] > inv[None, :]
+        same = inv[k][:, None] == inv[None, :]
+        avail = np.maximum(Q - (above[None, :] - np.where(higher, dk, 0.0)), 0.0)
+        tie_k = tie[None, :] - np.where(same, dk, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(d > 0, d / np.where(tie_k > 0, tie_k, 1.0) * avail, 0.0)
+        a0 = np.minimum(d[None, :], share)
+        a0[np.arange(k.size), k] = a[k]  # l = k is not part of k's charge
+        c[k] = (a0 - a[None, :]) @ p
+    return a, c
 
 
 def buyer_utility(m: MarketArrays, price: np.ndarray, qty: np.ndarray, i: int) -> float:

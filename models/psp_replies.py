@@ -235,7 +235,8 @@ class BipartiteReplies:
         cum = np.cumsum(np.take_along_axis(d2, o, 2), axis=2)
         total = cum[:, :, -1]
         end = np.ones((k, n, K), dtype=bool)
-        np.greater(ps[:, :, 1:] - ps[:, :, :-1], TIE_RTOL * np.abs(ps[:, :, :-1]), out=end[:, :, :-1])
+        with np.errstate(invalid="ignore"):  # ∞ − ∞ between padding sentinels: nan, no new level
+            np.greater(ps[:, :, 1:] - ps[:, :, :-1], TIE_RTOL * np.abs(ps[:, :, :-1]), out=end[:, :, :-1])
         last = np.minimum.accumulate(np.where(end, np.arange(K), K)[:, :, ::-1], axis=2)[:, :, ::-1]
         above = total[:, :, None] - np.take_along_axis(cum, last, 2)  # Σ_{k≠i: p_k > p} d_k
         zero = ps <= 0
@@ -339,7 +340,8 @@ class BipartiteReplies:
         cum = np.cumsum(d2[r2, o], axis=1)
         total = cum[:, -1]
         end = np.ones((n, K), dtype=bool)
-        np.greater(ps[:, 1:] - ps[:, :-1], TIE_RTOL * np.abs(ps[:, :-1]), out=end[:, :-1])
+        with np.errstate(invalid="ignore"):  # ∞ − ∞ between padding sentinels: nan, no new level
+            np.greater(ps[:, 1:] - ps[:, :-1], TIE_RTOL * np.abs(ps[:, :-1]), out=end[:, :-1])
         last = np.minimum.accumulate(np.where(end, np.arange(K), K)[:, ::-1], axis=1)[:, ::-1]
         above = total[:, None] - cum[r2, last]  # Σ_{k≠i: p_k > p} d_k
         zero = ps <= 0

@@ -87,6 +87,12 @@ def test_print_table_never_cuts_columns_or_cells(monkeypatch):
     for j in range(40):  # every header and every value is printed in full
         assert f"source_{j:02d}" in text and f"{1234.5678 + j:.6g}" in text
     assert "(columns 2–" in text and "of 41)" in text
+    # a long title over a narrow part stays whole on one line (it wrapped to the part's width)
+    title = "auction-welfare: medians over seeds (ratio = solve time / HiGHS's)"
+    buf = _capture(monkeypatch, 80)
+    cli_common.print_table(title, ["solver", *[f"column_{j}" for j in range(7)]], [["highs", *range(7)]])
+    parts = [line for line in buf.getvalue().splitlines() if line.startswith(title)]
+    assert len(parts) >= 2 and all(line.rstrip().endswith("of 8)") for line in parts), buf.getvalue()
     assert max(len(line) for line in text.splitlines()) <= 80
     long = "x" * 200
     buf = _capture(monkeypatch, 80)
@@ -240,6 +246,29 @@ def test_chain_figures_follow_the_paper(monkeypatch, tmp_path):
     assert len({(ln.get_linestyle(), ln.get_marker()) for ln in lines}) == len(MECHANISMS)
 
 
+def test_chain_figure2_legend_covers_no_bar(monkeypatch, tmp_path):
+    """Bars of height 1 (a trade that always happens, OPT in Model 1) stay visible beside the
+    legend: no bar's drawn extent meets the legend's (it did with the axes ending at 1.05)."""
+    figs = _capture_figures(monkeypatch)
+    rows = [
+        {"model": m, "mechanism": k, "quantity": q, "index": i, "exact": 1.0 if q == "trade_success" else 0.5}
+        for m in ("paper-1", "paper-2")
+        for k in chain_experiments.MECHANISMS
+        for q in ("trade_success", "player_utility")
+        for i in range(1, 6)
+    ]
+    chain_experiments.plot_figure2(rows, tmp_path / "f2.png", models=("paper-1", "paper-2"))
+    fig = figs[0]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legends = [ax for ax in fig.axes if ax.get_legend() is not None]
+    assert legends
+    for ax in legends:
+        box = ax.get_legend().get_window_extent(renderer)
+        assert ax.get_window_extent(renderer).contains(box.x0, box.y0)  # inside the axes
+        assert not any(box.overlaps(bar.get_window_extent(renderer)) for bar in ax.patches)
+
+
 def test_gne_figure_labels_are_mathtext_and_coincident_curves_differ(monkeypatch, tmp_path):
     labels, write_figures, two_firm_sweep = (
         cli_gne.FIGURE_LABELS,
@@ -303,6 +332,14 @@ def test_bench_plot_marks_time_limit_runs(monkeypatch, tmp_path):
     solve_ax = figs[0].axes[1]
     labels = [t.get_text() for t in solve_ax.get_legend().get_texts()]
     assert any("time limit" in lab for lab in labels)
+    # whose run hit the limit: the cross in HiGHS's line colour, and its name beside it
+    from matplotlib.collections import PathCollection  # scatter; the bands are PolyCollections
+    from matplotlib.colors import to_rgba
+
+    [cross] = [c for c in solve_ax.collections if isinstance(c, PathCollection) and len(c.get_offsets())]
+    highs_line = next(ln for ln in solve_ax.get_lines() if ln.get_label() == "highs")
+    assert tuple(cross.get_facecolor()[0]) == to_rgba(highs_line.get_color())
+    assert [t.get_text() for t in solve_ax.texts] == ["highs"]
     lines = solve_ax.get_lines()  # highs and clarabel coincide: told apart by style and marker
     assert len({(ln.get_linestyle(), ln.get_marker()) for ln in lines}) == 2
 

@@ -510,8 +510,10 @@ def test_ctrl_c_keeps_finished_tasks_and_a_rerun_resumes(plugin, tmp_path):
     store = tmp_path / "store"
     plugin_dir = next(p for p in sys.path if (Path(p) / "sweep_test_plugin.py").exists())
     env = sweep_env(plugin_dir) | {"PYTHONFAULTHANDLER": "1"}
+    env.pop("DATAMARKETS_NO_PROGRESS", None)  # the display on, as for a user
     cmd = [sys.executable, "-m", "datamarkets.cli", "sweep", str(spec), "--out", str(store), "--workers", "2"]
-    cmd += ["--json"]  # no progress bar: stderr is the one line
+    # no --json: the progress display is on, and on a stderr that is not a terminal it must draw
+    # nothing (its last frame was a second line before the error)
     proc = subprocess.Popen(
         cmd,
         env=env,
@@ -535,7 +537,8 @@ def test_ctrl_c_keeps_finished_tasks_and_a_rerun_resumes(plugin, tmp_path):
         out, err = proc.communicate(timeout=30)
         pytest.fail(f"no exit 60 s after Ctrl-C; stacks:\n{err[-6000:]}")
     exit_seconds = time.monotonic() - t_int
-    assert exit_seconds < 20.0, f"{exit_seconds:.1f} s from Ctrl-C to exit: running tasks were waited for"
+    # ≈ 2 s measured; 12.5 s when distributed's atexit hook closed the cluster a second time
+    assert exit_seconds < 10.0, f"{exit_seconds:.1f} s from Ctrl-C to exit: running tasks were waited for"
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     [line] = err.strip().splitlines()
