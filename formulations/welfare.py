@@ -54,7 +54,9 @@ certificate: primal and dual feasibility, the natural complementarity residual a
 welfare — the Lagrangian duality gap g(p, μ) − W(x) (:func:`dual_bound`), 2.5e-12 relative at
 10,000 × 1,000. Interior points leave flows of order 1e-5…1e-3 on columns whose reduced cost is
 of order 1e-5, and on degenerate instances (a buyer whose θ'(0) equals its price) buyer totals
-are accurate to ~1e-5 only (complementarity converges like √μ); HiGHS (vertex) is exact there.
+are accurate to ~1e-5 only (complementarity converges like √μ); HiGHS (vertex) is exact there,
+so ``method="auto"`` re-solves by HiGHS when Clarabel's answer fails the certificate on up to
+:data:`AUTO_VERTEX_FALLBACK_MAX_FLOWS` flows (``meta["vertex_fallback"]`` says so).
 HiGHS's QP regularisation is lowered from 1e-7 to 1e-12 (otherwise x is off by ~1e-5 at a peak).
 
 References
