@@ -85,6 +85,10 @@ class GNEFormulation(Formulation):
         if market == "two-firm":
             return two_firm_example(float(p["x1"]), float(p["x2"]), float(p["alpha"]), float(p["delta"]))
         if market == "random":
+            ignored = sorted(k for k in ("x1", "x2", "alpha") if k in params)
+            if ignored:  # they describe the two-firm market; a random one draws its own
+                msg = f"gne parameter(s) {', '.join(ignored)} apply to market='two-firm' only"
+                raise InvalidInputError(msg)
             return random_estimation_market(
                 int(p["buyers"]), int(p["size"]), int(p["degree"]), int(p["seed"]), delta=float(p["delta"])
             )

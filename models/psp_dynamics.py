@@ -66,7 +66,7 @@ from datamarkets.progress import make_progress
 from datamarkets.result import Certificate, Result, Timer, provenance
 from datamarkets.solvers import Deadline
 from datamarkets.status import Status
-from datamarkets.validation import check_time_limit
+from datamarkets.validation import check_seed, check_time_limit
 
 __all__ = ["PSPState", "buyer_utilities", "psp_dynamics"]
 
@@ -186,7 +186,7 @@ def psp_dynamics(
         fast = BipartiteReplies(st) if batched else None
         use_batch = fast is not None and fast.quadratic and all(x is not None for x in fast.nb)
         batch = _BATCH if use_batch else 1
-    rng = np.random.default_rng(seed) if seed is not None else None
+    rng = np.random.default_rng(check_seed(seed)) if seed is not None else None
     messages = 0
     evaluations = 0
     recomputed = 0
