@@ -91,7 +91,7 @@ def main() -> None:
     Usage errors of the command line itself (an unknown option, a value that is not a number, a
     missing required option) are one line too, exit 2, naming the command's ``--help``.
     """
-    warnings.formatwarning = _one_line_warning
+    saved_format, warnings.formatwarning = warnings.formatwarning, _one_line_warning
     try:
         code = app(prog_name="datamarkets", standalone_mode=False)
     except TyperException as exc:  # click's usage errors (typer vendors click; this is their base)
@@ -106,6 +106,8 @@ def main() -> None:
         fail(str(exc), EXIT_INPUT)
     except DataMarketsError as exc:
         fail(f"{type(exc).__name__}: {exc}", EXIT_ALGORITHM)
+    finally:  # called in process (tests, notebooks): leave the interpreter's formatter as it was
+        warnings.formatwarning = saved_format
     # without standalone mode click returns the code of an explicit exit (--help, --version, Ctrl-C)
     if isinstance(code, int) and not isinstance(code, bool) and code:
         raise SystemExit(code)

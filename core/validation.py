@@ -17,10 +17,12 @@ import numpy as np
 from datamarkets.errors import GraphError, InvalidInputError
 
 __all__ = [
+    "check_integer",
     "check_node_link",
     "check_seed",
     "check_time_limit",
     "check_tolerance",
+    "check_tolerances",
     "is_real",
     "real_array",
     "real_number",
@@ -218,6 +220,39 @@ def check_tolerance(tol: Any, name: str = "--tol") -> float:
     if not is_real(tol) or not (math.isfinite(float(tol)) and float(tol) > 0):
         raise InvalidInputError(f"{name} must be a finite number > 0, got {tol!r}")
     return float(tol)
+
+
+def check_integer(value: Any, name: str, least: int = 0) -> int:
+    """An integer (not a bool, not a float) ``>= least``, e.g. a count of rounds or iterations.
+
+    Examples
+    --------
+    >>> check_integer(3, "max_iter", 1)
+    3
+    >>> check_integer(1.5, "max_iter", 1)
+    Traceback (most recent call last):
+    ...
+    datamarkets.errors.InvalidInputError: max_iter must be an integer >= 1, got 1.5
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < least:
+        raise InvalidInputError(f"{name} must be an integer >= {least}, got {value!r}")
+    return int(value)
+
+
+def check_tolerances(**tolerances: Any) -> None:
+    """Check every given (not ``None``) tolerance with :func:`check_tolerance`, named by its keyword.
+
+    Examples
+    --------
+    >>> check_tolerances(tol=1e-6, certify_tol=None)
+    >>> check_tolerances(rtol=-1)
+    Traceback (most recent call last):
+    ...
+    datamarkets.errors.InvalidInputError: rtol must be a finite number > 0, got -1
+    """
+    for name, value in tolerances.items():
+        if value is not None:
+            check_tolerance(value, name)
 
 
 def check_time_limit(seconds: Any, name: str = "--time-limit") -> float | None:

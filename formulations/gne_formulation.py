@@ -23,6 +23,7 @@ from datamarkets.errors import InvalidInputError
 from datamarkets.formulation import DIRECT, Formulation, check_params
 from datamarkets.result import Certificate, Result
 from datamarkets.status import Status
+from datamarkets.validation import check_integer, check_seed
 
 __all__ = ["GNEFormulation"]
 
@@ -98,7 +99,8 @@ class GNEFormulation(Formulation):
         """A random market with ``size`` sources and max(2, size // 25) buyers: few buyers per
         source keep ρ(A) < 1 (an interior GNE) at every size (e.g. 4 buyers on 10 sources give
         ρ ≈ 2.3, no equilibrium)."""
-        return self.instance({"size": int(size), "seed": int(seed), "buyers": max(2, int(size) // 25)})
+        size = check_integer(size, "size")
+        return self.instance({"size": size, "seed": check_seed(seed), "buyers": max(2, size // 25)})
 
     def instance_to_dict(self, instance: Any) -> dict[str, Any]:
         from datamarkets.graphs.estimation_market import (

@@ -366,7 +366,7 @@ def two_firm_example(x1: float, x2: float = 1.0, alpha: float = 1.0, delta: floa
         "eta": 1.0,
     }
     return estimation_market(
-        {"s1": {"x": float(x1), "alpha": alpha}, "s2": {"x": float(x2), "alpha": alpha}},
+        {"s1": {"x": x1, "alpha": alpha}, "s2": {"x": x2, "alpha": alpha}},  # "0.3" is refused, not coerced
         {"b1": dict(buyer), "b2": dict(buyer)},
         delta=delta,
     )
