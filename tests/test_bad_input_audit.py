@@ -347,3 +347,36 @@ def test_gne_sweep_bad_market_is_bad_input_not_singular_points(capsys, tmp_path,
 def test_two_firm_parameters_on_a_random_gne_market_are_refused(capsys):
     code, _, err = run_main(capsys, "solve", "gne", "-p", "alpha=-1")  # was ignored (random market)
     assert_one_line(code, err, "apply to market='two-firm' only")
+
+
+def test_interrupted_pyomo_build_reports_once():
+    """An interrupted Pyomo build is reported by its exception alone (Pyomo logged 4 more lines)."""
+    import logging
+
+    import pyomo.environ as pyo
+
+    from datamarkets.errors import SolverLimitError
+    from datamarkets.solvers import Deadline
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep(level=logging.DEBUG)
+    log = logging.getLogger("pyomo")
+    log.addHandler(handler)
+    try:
+        m = pyo.ConcreteModel()
+
+        def slow(model):
+            time.sleep(5)
+            return 0.0
+
+        with pytest.raises(SolverLimitError, match="during the build"):
+            with Deadline(0.05).interrupting("the build"):
+                m.x = pyo.Var(initialize=slow)
+    finally:
+        log.removeHandler(handler)
+    assert [r.getMessage() for r in records if r.levelno >= logging.ERROR] == []
