@@ -380,3 +380,12 @@ def test_interrupted_pyomo_build_reports_once():
     finally:
         log.removeHandler(handler)
     assert [r.getMessage() for r in records if r.levelno >= logging.ERROR] == []
+
+
+@pytest.mark.parametrize(
+    ("opt", "value"), [("--connect-timeout", "nan"), ("--connect-timeout", "-1"), ("--scheduler", "bogus")]
+)
+def test_sweep_options_checked_even_with_nothing_to_run(capsys, tmp_path, opt, value):
+    spec = _write(tmp_path / "s.toml", 'formulation = "chain-equilibrium"\n[grid]\nn = [3]\n')
+    code, _, err = run_main(capsys, "sweep", spec, "--out", tmp_path / "store", "--dry-run", opt, value)
+    assert_one_line(code, err, opt)
