@@ -8,7 +8,11 @@ exit code 2 for bad input, 3 when an algorithm or solver could not deliver.
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 import typer
+from typer.exceptions import TyperException
 
 from datamarkets import __version__
 from datamarkets.cli.auction import app as auction_app
@@ -76,14 +80,37 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _one_line_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> str:
+    """Warnings on stderr as one ``datamarkets: warning: …`` line (not file, line and source)."""
+    return f"datamarkets: warning: {message}\n"
+
+
 def main() -> None:
-    """Console-script entry point: run the app, turning library errors into one line + exit code."""
+    """Console-script entry point: run the app, turning library errors into one line + exit code.
+
+    Usage errors of the command line itself (an unknown option, a value that is not a number, a
+    missing required option) are one line too, exit 2, naming the command's ``--help``.
+    """
+    saved_format, warnings.formatwarning = warnings.formatwarning, _one_line_warning
     try:
-        app(prog_name="datamarkets")
+        code = app(prog_name="datamarkets", standalone_mode=False)
+    except TyperException as exc:  # click's usage errors (typer vendors click; this is their base)
+        ctx = getattr(exc, "ctx", None)
+        if not exc.format_message().strip():  # no arguments: the help was printed, as asked
+            raise SystemExit(getattr(exc, "exit_code", EXIT_INPUT)) from None
+        where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        fail(f"{exc.format_message()}{where}", getattr(exc, "exit_code", EXIT_INPUT))
+    except typer.Abort:
+        fail("aborted", 1)
     except InvalidInputError as exc:
         fail(str(exc), EXIT_INPUT)
     except DataMarketsError as exc:
         fail(f"{type(exc).__name__}: {exc}", EXIT_ALGORITHM)
+    finally:  # called in process (tests, notebooks): leave the interpreter's formatter as it was
+        warnings.formatwarning = saved_format
+    # without standalone mode click returns the code of an explicit exit (--help, --version, Ctrl-C)
+    if isinstance(code, int) and not isinstance(code, bool) and code:
+        raise SystemExit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

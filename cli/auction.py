@@ -150,6 +150,8 @@ def solve(
         raise InvalidInputError(f"unknown --method {method!r}; choose one of {', '.join(_METHODS)}")
     if solver not in _SOLVERS:
         raise InvalidInputError(f"unknown --solver {solver!r}; choose one of {', '.join(_SOLVERS)}")
+    if solver != "auto" and method != "optimum":  # the welfare route: silently ignored before
+        raise InvalidInputError(f"--solver {solver!r} chooses the welfare route of --method optimum only")
     if not (scaling == 0 or scaling > 1):
         raise InvalidInputError(f"--scaling must be 0 (off) or > 1, got {scaling!r}")
     time_limit = check_options(tol=tol, time_limit=time_limit)

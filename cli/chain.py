@@ -17,6 +17,7 @@ import typer
 
 from datamarkets.cli.common import (
     EXIT_UNCERTIFIED,
+    check_options,
     check_out,
     emit_json,
     print_table,
@@ -54,15 +55,21 @@ _FILE = typer.Option(None, "--model-file", "-f", help="Game JSON (issue-2 format
 _JSON = typer.Option(False, "--json", help="Print JSON only.")
 
 
+def _no_constant(token: str) -> Any:
+    raise ValueError(f"JSON has no {token}")
+
+
 def _parse_mechanism(spec: str | None) -> Any:
     if spec is None:
         return None
     s = spec.strip()
     if s[:1] in "[{":
         try:
-            return json.loads(s)
+            return json.loads(s, parse_constant=_no_constant)
         except json.JSONDecodeError as exc:
             raise InvalidInputError(f"--mechanism is not valid JSON: {exc}") from exc
+        except (RecursionError, ValueError) as exc:  # '[' * 10**5, NaN, a 5000-digit integer
+            raise InvalidInputError(f"--mechanism is not a valid mechanism: {type(exc).__name__}") from None
     return s
 
 
@@ -147,6 +154,7 @@ def solve(
     )
 
     check_out(out)  # a bad destination fails in one line before any work
+    time_limit = check_options(time_limit=time_limit)  # the shared rule: > 0 seconds, inf = none
     game = _load_game(model, n, mechanism, model_file)
     if tie_rule is not None:
         game = game.with_tie_rule(tie_rule)

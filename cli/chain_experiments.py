@@ -55,6 +55,7 @@ from datamarkets.models.chain_valuations import paper_model
 from datamarkets.plotting import figure_format, pyplot, save_figure
 from datamarkets.progress import track
 from datamarkets.result import provenance
+from datamarkets.validation import check_seed, check_time_limit
 
 __all__ = [
     "MC_ROOT_SEED",
@@ -480,6 +481,19 @@ def reproduce(
     """
     fmt = figure_format(fmt)
     out = check_writable(out, directory=True, what="output directory")
+    # every count and limit is checked before the directory is touched (or marked incomplete)
+    for name, value, least in (
+        ("seeds", seeds, 1),
+        ("samples", samples, 2),
+        ("opt_random_starts", opt_random_starts, 0),
+        ("opt_max_evals", opt_max_evals, 1),
+        ("sweep_random_starts", sweep_random_starts, 0),
+        ("sweep_max_evals", sweep_max_evals, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise InvalidInputError(f"{name} must be an integer >= {least}, got {value!r}")
+    check_time_limit(opt_time_limit, "opt_time_limit")
+    check_seed(root_seed, "root_seed")
     out.mkdir(parents=True, exist_ok=True)
     if incomplete_marker(out) is not None:  # a killed or failed earlier run: say so, then replace it
         warnings.warn(

@@ -10,7 +10,6 @@ re-checks from the file alone. Exit codes: 0 certified, 2 bad input, 3 the route
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +19,15 @@ from datamarkets.cli.common import (
     EXIT_ALGORITHM,
     EXIT_INPUT,
     EXIT_UNCERTIFIED,
+    check_options,
+    check_out,
     emit_json,
     fail,
     print_table,
     solver_output_to_stderr,
 )
 from datamarkets.errors import DataMarketsError, InvalidInputError
-from datamarkets.io import atomic_write_json
+from datamarkets.io import atomic_write_json, read_json
 
 __all__ = ["app"]
 
@@ -44,13 +45,7 @@ app = typer.Typer(
 def _load(path: Path) -> Any:
     from datamarkets.formulations.games import LQGame  # lazy: fast --help (no solver stack)
 
-    try:
-        d = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise InvalidInputError(f"no such file: {str(path)!r}") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(f"cannot read game {str(path)!r}: {exc}") from None
-    return LQGame.from_dict(d)
+    return LQGame.from_dict(read_json(path, "game"))
 
 
 def _print_human(res: Any) -> None:
@@ -106,6 +101,10 @@ def solve(
     )
 
     try:
+        time_limit = check_options(tol=tol, time_limit=time_limit)
+        if enumerate_k < 0:
+            raise InvalidInputError(f"--enumerate must be an integer >= 0, got {enumerate_k}")
+        check_out(out)
         game = _load(file)
         with solver_output_to_stderr():
             res = solve_game(
@@ -149,6 +148,9 @@ def generate(
     from datamarkets.formulations.games import random_lq_game  # lazy: fast --help (no solver stack)
 
     try:
+        if shared < -1:
+            raise InvalidInputError(f"--shared must be >= 0 (or -1 for the default), got {shared}")
+        check_out(out)
         game = random_lq_game(size, players=players, seed=seed, shared=None if shared < 0 else shared)
     except InvalidInputError as exc:
         fail(str(exc), EXIT_INPUT)

@@ -495,6 +495,11 @@ def sweep(
         fail(f"--delta must lie in [0, 1], got {delta}", EXIT_INPUT)
     if not collapse_margin > 0:
         fail(f"--collapse-margin must be > 0, got {collapse_margin}", EXIT_INPUT)
+    # a bad α or x2 is bad input, not 'singular' at every x1 (the per-point handler below)
+    if not (np.isfinite(alpha) and alpha > 0):
+        fail(f"--alpha must be a finite number > 0, got {alpha}", EXIT_INPUT)
+    if not np.isfinite(x2):
+        fail(f"--x2 must be a finite number, got {x2}", EXIT_INPUT)
     check_out(out, directory=True)
     xs = np.linspace(x1_from, x1_to, steps)
     with solver_output_to_stderr():

@@ -17,6 +17,7 @@ Exit codes
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
@@ -67,6 +68,15 @@ def sweep(
     silence_distributed_logs()
 
     try:
+        # checked whatever the store holds (with nothing left to run they used to be ignored)
+        if not (math.isfinite(connect_timeout) and connect_timeout > 0):
+            raise InvalidInputError(
+                f"--connect-timeout must be a number of seconds > 0, got {connect_timeout}"
+            )
+        if scheduler.strip() != "local" and "://" not in scheduler:  # the rule of connect_cluster
+            raise InvalidInputError(
+                f"--scheduler must be 'local' or an address like tcp://HOST:PORT, got {scheduler!r}"
+            )
         if dry_run:
             tasks = expand(spec)
             done = finished_keys(out, include_failed=not retry_failed) if out.is_dir() else set()

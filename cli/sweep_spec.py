@@ -198,6 +198,12 @@ def load_spec(path: str | os.PathLike[str]) -> list[SweepSpec]:
         raise InvalidInputError(f"sweep spec {str(p)!r} is not UTF-8 text: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise InvalidInputError(f"sweep spec {str(p)!r} is not valid TOML: {exc}") from exc
+    except RecursionError:
+        raise InvalidInputError(f"sweep spec {str(p)!r} is nested too deeply") from None
+    except ValueError as exc:  # an integer of more digits than int() converts
+        raise InvalidInputError(f"sweep spec {str(p)!r} is not valid input: {exc}") from exc
+    except OSError as exc:
+        raise InvalidInputError(f"sweep spec {str(p)!r} cannot be read: {exc.strerror or exc}") from exc
     return parse_spec(doc, source=p.stem)
 
 

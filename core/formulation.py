@@ -42,7 +42,7 @@ from datamarkets.result import (
 )
 from datamarkets.solvers import SOLVER_NAMES, Deadline, require_solver
 from datamarkets.status import Status, StatusGroup
-from datamarkets.validation import check_time_limit
+from datamarkets.validation import check_integer, check_seed, check_time_limit
 
 __all__ = ["DIRECT", "TIME_LIMIT_SLACK", "Formulation", "VerificationResult", "check_params", "positive_int"]
 
@@ -200,7 +200,7 @@ class Formulation(ABC):
 
     def generate(self, size: int, seed: int) -> Any:
         """A generated instance of the benchmark family at ``size`` (see :attr:`size_meaning`)."""
-        return self.instance({"size": int(size), "seed": int(seed)})
+        return self.instance({"size": check_integer(size, "size"), "seed": check_seed(seed)})
 
     @abstractmethod
     def instance_to_dict(self, instance: Any) -> dict[str, Any]:

@@ -217,11 +217,15 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     Raises
     ------
     InvalidInputError
-        ``path`` is a directory or its directory cannot be written.
+        ``path`` is a directory, an existing file that is not a regular file (a device such as
+        ``/dev/null``, a FIFO: the rename would replace it), or its directory cannot be written.
     """
     target = Path(path)
     if target.is_dir():
         raise InvalidInputError(f"cannot write {str(target)!r}: it is a directory")
+    if target.exists() and not target.is_file():
+        # renaming over it would replace a device, FIFO or socket (``/dev/null``) by a regular file
+        raise InvalidInputError(f"cannot write {str(target)!r}: it exists and is not a regular file")
     suffix = suffix or target.suffix
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -374,6 +378,8 @@ def read_json(path: str | os.PathLike[str], what: str = "file") -> Any:
         raise InvalidInputError(f"{what} {str(p)!r} is not valid JSON: {exc}") from exc
     except InvalidInputError as exc:
         raise InvalidInputError(f"{what} {str(p)!r}: {exc}") from exc
+    except ValueError as exc:  # an integer of more digits than int() converts (sys.get_int_max_str_digits)
+        raise InvalidInputError(f"{what} {str(p)!r} is not valid input: {exc}") from exc
     if _depth_exceeds(data, MAX_JSON_DEPTH):
         raise InvalidInputError(too_deep)
     return data

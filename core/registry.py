@@ -168,6 +168,10 @@ def verify(
     >>> verify(r.to_dict()).certificate.passed
     True
     """
+    if not isinstance(saved, (Mapping, str, os.PathLike)):
+        raise InvalidInputError(
+            f"verify takes a saved result (a mapping) or its path, got {type(saved).__name__!r}"
+        )
     data = saved if isinstance(saved, Mapping) else read_json(saved)
     if not isinstance(data, Mapping) or "kind" not in data or "status" not in data:
         raise InvalidInputError("not a saved datamarkets result (no 'kind'/'status')")

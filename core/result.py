@@ -170,6 +170,13 @@ class Result:
     instance: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.status, Status):  # a string that names a status is accepted, as in from_dict
+            try:
+                self.status = Status(self.status)
+            except ValueError:
+                known = ", ".join(k.value for k in Status)
+                msg = f"unknown result status {self.status!r}; choose one of {known}"
+                raise InvalidInputError(msg) from None
         self.mark_no_solution()
 
     def mark_no_solution(self) -> Result:

@@ -12,6 +12,7 @@ workers inherit it). See :func:`silence_highs_banner` for HiGHS's start-up banne
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import signal
@@ -372,6 +373,11 @@ class Deadline:
             raise SolverLimitError(f"time limit of {self.seconds:g} s reached during {what}")
 
         previous = signal.signal(signal.SIGALRM, _raise)
+        # Pyomo logs "Rule failed … Constructing component … failed" (4 lines on stderr) for the
+        # interruption it then re-raises: the exception is the one report, so its log stays quiet
+        pyomo_log = logging.getLogger("pyomo")
+        pyomo_level = pyomo_log.level
+        pyomo_log.setLevel(logging.CRITICAL)
         t_set = time.perf_counter()
         old_delay, _ = signal.setitimer(signal.ITIMER_REAL, max(self.remaining() or 0.0, 1e-4))
         try:
@@ -379,6 +385,7 @@ class Deadline:
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0.0)
             signal.signal(signal.SIGALRM, previous)
+            pyomo_log.setLevel(pyomo_level)
             if old_delay:  # an outer timer was running: give it back what it had left (≥ 1 ms)
                 signal.setitimer(signal.ITIMER_REAL, max(old_delay - (time.perf_counter() - t_set), 1e-3))
         self.check(what)

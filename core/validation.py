@@ -17,10 +17,12 @@ import numpy as np
 from datamarkets.errors import GraphError, InvalidInputError
 
 __all__ = [
+    "check_integer",
     "check_node_link",
     "check_seed",
     "check_time_limit",
     "check_tolerance",
+    "check_tolerances",
     "is_real",
     "real_array",
     "real_number",
@@ -63,7 +65,10 @@ def real_number(
     """
     if not is_real(x):
         raise error(message or f"{name} must be a number, got {x!r}")
-    v = float(x)
+    try:
+        v = float(x)
+    except OverflowError:  # an integer beyond the float range (JSON reads 1000…0 as an int)
+        v = math.inf if x > 0 else -math.inf
     if finite and not math.isfinite(v):
         raise error(f"{name} must be a finite number, got {x!r}")
     if positive and not v > 0:
@@ -102,7 +107,11 @@ def real_array(
         if not is_real(v):
             kind = "a numeric rectangular array" if isinstance(v, (list, tuple)) else "numeric"
             raise error(message or f"{name} must be {kind}, got {v!r}")
-    return obj.astype(float)
+    try:
+        return obj.astype(float)
+    except OverflowError:  # an integer beyond the float range: ±inf, for the caller's finiteness check
+        flat = [v if abs(v) < 2**1024 else (math.inf if v > 0 else -math.inf) for v in obj.flat]
+        return np.array(flat, dtype=float).reshape(obj.shape)
 
 
 def _node_id_ok(node: Any) -> bool:
@@ -121,7 +130,8 @@ def check_node_link(data: Any, source: str, *, edges: str | None = None) -> dict
     ``nodes`` must be a list of objects, each with an ``id`` that is a string, an integer, a finite
     float or a list of those. Ids must be unique, also as text: ``1`` and ``"1"`` would collide in
     every per-node table written to JSON, so both together are rejected. ``edges`` (or ``links``)
-    must be a list of objects whose ``source`` and ``target`` are ids of listed nodes.
+    must be a list of objects whose ``source`` and ``target`` are ids of listed nodes, each pair
+    listed once (in either order unless ``directed``; ``multigraph`` documents may repeat pairs).
 
     Returns
     -------
@@ -170,9 +180,12 @@ def check_node_link(data: Any, source: str, *, edges: str | None = None) -> dict
     if not isinstance(links, list):
         raise GraphError(f"{bad} {key_edges!r} must be a list of objects, got {type(links).__name__!r}")
     ids = {(tuple(v) if isinstance(v, list) else v, type(v)) for v in seen.values()}
+    directed, multigraph = bool(data.get("directed")), bool(data.get("multigraph"))
+    pairs: set[Any] = set()
     for k, e in enumerate(links):
         if not isinstance(e, Mapping) or "source" not in e or "target" not in e:
             raise GraphError(f"{bad} {key_edges}[{k}] must be an object with 'source' and 'target'")
+        ends = []
         for end in ("source", "target"):
             v = e[end]
             hv = tuple(v) if isinstance(v, list) else v
@@ -182,6 +195,13 @@ def check_node_link(data: Any, source: str, *, edges: str | None = None) -> dict
                 known = False
             if not known:
                 raise GraphError(f"{bad} {key_edges}[{k}] {end} {v!r} is not the id of a listed node")
+            ends.append(hv)
+        # a second copy of an edge would silently replace the first one's attributes
+        pair = tuple(ends) if directed else frozenset(ends)
+        if not multigraph:
+            if pair in pairs:
+                raise GraphError(f"{bad} duplicate edge {e['source']!r} – {e['target']!r} ({key_edges}[{k}])")
+            pairs.add(pair)
     return dict(data)
 
 
@@ -200,6 +220,39 @@ def check_tolerance(tol: Any, name: str = "--tol") -> float:
     if not is_real(tol) or not (math.isfinite(float(tol)) and float(tol) > 0):
         raise InvalidInputError(f"{name} must be a finite number > 0, got {tol!r}")
     return float(tol)
+
+
+def check_integer(value: Any, name: str, least: int = 0) -> int:
+    """An integer (not a bool, not a float) ``>= least``, e.g. a count of rounds or iterations.
+
+    Examples
+    --------
+    >>> check_integer(3, "max_iter", 1)
+    3
+    >>> check_integer(1.5, "max_iter", 1)
+    Traceback (most recent call last):
+    ...
+    datamarkets.errors.InvalidInputError: max_iter must be an integer >= 1, got 1.5
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < least:
+        raise InvalidInputError(f"{name} must be an integer >= {least}, got {value!r}")
+    return int(value)
+
+
+def check_tolerances(**tolerances: Any) -> None:
+    """Check every given (not ``None``) tolerance with :func:`check_tolerance`, named by its keyword.
+
+    Examples
+    --------
+    >>> check_tolerances(tol=1e-6, certify_tol=None)
+    >>> check_tolerances(rtol=-1)
+    Traceback (most recent call last):
+    ...
+    datamarkets.errors.InvalidInputError: rtol must be a finite number > 0, got -1
+    """
+    for name, value in tolerances.items():
+        if value is not None:
+            check_tolerance(value, name)
 
 
 def check_time_limit(seconds: Any, name: str = "--time-limit") -> float | None:

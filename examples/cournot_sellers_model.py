@@ -25,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from datamarkets.errors import GraphError, InvalidInputError
+from datamarkets.validation import check_seed
 
 __all__ = [
     "BUYER_ATTRS",
@@ -255,7 +256,7 @@ def random_cournot_graph(
     if not 0.0 <= float(capacity_share) <= 1.0:
         raise InvalidInputError(f"capacity_share must be in [0, 1], got {capacity_share!r}")
     L = min(int(links), m)
-    rng = np.random.default_rng(int(seed))
+    rng = np.random.default_rng(check_seed(seed))
     G = nx.Graph()
     for j in range(m):
         G.add_node(

@@ -44,6 +44,7 @@ from datamarkets.models.psp_certificate import (
 )
 from datamarkets.result import Certificate, Result, Timer, provenance
 from datamarkets.status import Status
+from datamarkets.validation import check_tolerances, real_number
 
 __all__ = ["best_kkt_prices", "certify_allocation", "epsilon_nash_check", "price_intervals"]
 
@@ -199,6 +200,11 @@ def certify_allocation(
     >>> r.certificate.passed, round(r.solution["prices"]["s"], 6)
     (True, 3.0)
     """
+    check_tolerances(tol=tol, active_tol=active_tol, complementarity_tol=complementarity_tol)
+    if welfare_bound is not None:
+        real_number(welfare_bound, "welfare_bound")
+    if optimum is not None and not isinstance(optimum, Result):
+        raise InvalidInputError(f"optimum must be a Result, got {type(optimum).__name__!r}")
     timer = Timer()
     with timer("validate_seconds"):
         M = G if isinstance(G, MarketArrays) else market_arrays(G, **attrs)

@@ -28,6 +28,7 @@ from datamarkets.errors import InvalidInputError, SolverLimitError
 from datamarkets.formulation import DIRECT, Formulation, check_params, positive_int
 from datamarkets.result import Certificate, Result, Timer
 from datamarkets.status import Status
+from datamarkets.validation import real_number
 
 if TYPE_CHECKING:
     from datamarkets.formulations.auction_optimum_certificate import certify_auction_optimum
@@ -315,10 +316,14 @@ class AuctionPSPFormulation(_MarketFormulation):
 
         if not isinstance(d, Mapping) or not {"market", "epsilon"} <= set(d):
             raise InvalidInputError("an auction-psp instance needs 'market' and 'epsilon'")
+        eps = real_number(d["epsilon"], "auction-psp instance epsilon", positive=True)
+        scaling = real_number(d.get("scaling") or 0.0, "auction-psp instance scaling", nonneg=True)
+        if not (scaling == 0 or scaling > 1):
+            raise InvalidInputError(f"auction-psp instance scaling must be 0 (off) or > 1, got {scaling!r}")
         return {
             "market": market_from_dict(d["market"], "auction-psp instance"),
-            "epsilon": float(d["epsilon"]),
-            "scaling": float(d.get("scaling") or 0.0),
+            "epsilon": eps,
+            "scaling": scaling,
         }
 
     def build(self, instance: Any, solver: str) -> Any:

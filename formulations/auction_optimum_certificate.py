@@ -22,6 +22,7 @@ from datamarkets.formulations.welfare_allocation import WelfareResult, allocatio
 from datamarkets.formulations.welfare_kkt import _marginals, kkt_residuals, welfare_of
 from datamarkets.graphs.market_data import MarketArrays, market_arrays
 from datamarkets.result import Certificate
+from datamarkets.validation import check_tolerances, real_number
 
 __all__ = ["certify_auction_optimum", "certify_with_dual_bound"]
 
@@ -55,6 +56,9 @@ def certify_auction_optimum(
     >>> certify_auction_optimum(G, r.solution).passed
     True
     """
+    check_tolerances(tol=tol)
+    if welfare_bound is not None:
+        real_number(welfare_bound, "welfare_bound")
     if "allocation" not in solution:
         raise InvalidInputError("an auction-optimum solution needs an 'allocation'")
     # interior-point producers (Clarabel, SCS, ECOS) leave ~1e-6 relative flows on columns with

@@ -30,6 +30,7 @@ from datamarkets.errors import InvalidInputError, SolverLimitError
 from datamarkets.formulation import DIRECT, Formulation, check_params
 from datamarkets.result import Certificate, Result
 from datamarkets.status import Status
+from datamarkets.validation import check_seed
 
 __all__ = ["ChainEquilibriumFormulation", "random_chain_game"]
 
@@ -76,7 +77,7 @@ def random_chain_game(L: int, n: int, seed: int, mechanism: Any = "raw") -> Any:
     if int(L) < 2 or int(n) < 1:
         raise InvalidInputError(f"a random chain game needs L ≥ 2 and n ≥ 1, got L={L!r}, n={n!r}")
     L, n = int(L), int(n)
-    rng = np.random.default_rng(int(seed))
+    rng = np.random.default_rng(check_seed(seed))
     W = np.sort(rng.uniform(0.0, 10.0, L))
     W += np.arange(L) * 1e-9  # strictly increasing even on a tie
     width = min(L, 7)

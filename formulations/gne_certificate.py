@@ -46,6 +46,7 @@ from datamarkets.models.gne_equilibrium import (
     variance_response,
 )
 from datamarkets.result import Certificate
+from datamarkets.validation import check_tolerances
 
 __all__ = ["GNE_TOLERANCES", "certify_gne"]
 
@@ -135,6 +136,7 @@ def certify_gne(
     >>> cert.passed, cert.residuals["claimed_price_of_anarchy_rel"] == 0.0
     (True, True)
     """
+    check_tolerances(collapse_margin=collapse_margin)
     if kind not in GNE_TOLERANCES:
         raise InvalidInputError(
             f"unknown gne result kind {kind!r}; expected one of {', '.join(GNE_TOLERANCES)}"

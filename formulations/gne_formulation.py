@@ -23,6 +23,7 @@ from datamarkets.errors import InvalidInputError
 from datamarkets.formulation import DIRECT, Formulation, check_params
 from datamarkets.result import Certificate, Result
 from datamarkets.status import Status
+from datamarkets.validation import check_integer, check_seed
 
 __all__ = ["GNEFormulation"]
 
@@ -85,6 +86,10 @@ class GNEFormulation(Formulation):
         if market == "two-firm":
             return two_firm_example(float(p["x1"]), float(p["x2"]), float(p["alpha"]), float(p["delta"]))
         if market == "random":
+            ignored = sorted(k for k in ("x1", "x2", "alpha") if k in params)
+            if ignored:  # they describe the two-firm market; a random one draws its own
+                msg = f"gne parameter(s) {', '.join(ignored)} apply to market='two-firm' only"
+                raise InvalidInputError(msg)
             return random_estimation_market(
                 int(p["buyers"]), int(p["size"]), int(p["degree"]), int(p["seed"]), delta=float(p["delta"])
             )
@@ -94,7 +99,8 @@ class GNEFormulation(Formulation):
         """A random market with ``size`` sources and max(2, size // 25) buyers: few buyers per
         source keep ρ(A) < 1 (an interior GNE) at every size (e.g. 4 buyers on 10 sources give
         ρ ≈ 2.3, no equilibrium)."""
-        return self.instance({"size": int(size), "seed": int(seed), "buyers": max(2, int(size) // 25)})
+        size = check_integer(size, "size")
+        return self.instance({"size": size, "seed": check_seed(seed), "buyers": max(2, size // 25)})
 
     def instance_to_dict(self, instance: Any) -> dict[str, Any]:
         from datamarkets.graphs.estimation_market import (

@@ -31,7 +31,7 @@ from datamarkets.models.gne_polytope import c_polytope
 from datamarkets.result import Certificate, Result, Timer, provenance
 from datamarkets.solvers import Deadline
 from datamarkets.status import Status
-from datamarkets.validation import check_time_limit
+from datamarkets.validation import check_time_limit, check_tolerances
 
 __all__ = ["METHODS", "solve_gne"]
 
@@ -108,6 +108,7 @@ def solve_gne(
     >>> res.status.value, round(res.solution["spectral_radius"], 9), res.solution["d"].round(6).tolist()
     ('optimal', 0.5, [[2.0, 2.0], [2.0, 2.0]])
     """
+    check_tolerances(collapse_margin=collapse_margin, rtol=rtol)
     if method not in METHODS:
         raise InvalidInputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     deadline = Deadline(check_time_limit(time_limit, "time_limit"))

@@ -70,6 +70,7 @@ from datamarkets.solvers import (
     solver_time_options,
 )
 from datamarkets.status import Status
+from datamarkets.validation import check_time_limit, check_tolerances
 
 __all__ = [
     "BigM",
@@ -434,6 +435,10 @@ def solve_kkt(
     (3.0, 3.5)
     """
 
+    check_tolerances(safety=safety, big_m=big_m, mip_tol=mip_tol, certify_tol=certify_tol)
+    time_limit = check_time_limit(time_limit, "time_limit")
+    if objective not in ("feasibility", "min_prices"):
+        raise InvalidInputError(f"unknown objective {objective!r}; choose one of feasibility, min_prices")
     if solver not in ("highs", "cbc", "glpk"):
         raise InvalidInputError(f"unknown KKT MILP solver {solver!r}; choose highs, cbc or glpk")
     require_solver(solver)  # at the door: probing an executable once per process is not solve time

@@ -93,6 +93,7 @@ from datamarkets.formulations.welfare_solve import (
 from datamarkets.graphs.market_data import MarketArrays, market_arrays
 from datamarkets.result import Timer
 from datamarkets.solvers import reset_highs_scheduler
+from datamarkets.validation import check_time_limit, check_tolerances
 
 __all__ = [
     "AUTO_VERTEX_FALLBACK_MAX_FLOWS",
@@ -197,6 +198,8 @@ def solve_welfare(
     >>> solve_welfare(G, method="arrays", solver="highs").method
     'qp-highs'
     """
+    check_tolerances(tol=tol, certify_tol=certify_tol)
+    time_limit = check_time_limit(time_limit, "time_limit")
     method, solver = _check_pair(method, solver)
     requested = method
     t0 = time.perf_counter()

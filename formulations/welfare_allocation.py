@@ -12,6 +12,7 @@ import numpy as np
 from datamarkets.errors import InvalidInputError
 from datamarkets.graphs.market_data import MarketArrays
 from datamarkets.result import Result
+from datamarkets.validation import real_number
 
 __all__ = ["WelfareResult", "allocation_vector", "write_solution"]
 
@@ -60,10 +61,8 @@ def allocation_vector(M: MarketArrays, allocation: Any) -> np.ndarray:
     route_amounts: dict[int, list[float]] = {}
     seen: set[Any] = set()
     for (b, s), amount in items:
-        try:
-            val = float(amount)
-        except (TypeError, ValueError):
-            raise InvalidInputError(f"allocation amount for {(b, s)!r} is not a number: {amount!r}") from None
+        msg = f"allocation amount for {(b, s)!r} is not a number: {amount!r}"
+        val = real_number(amount, "allocation amount", finite=False, message=msg)  # "0.5" is bad input
         if not math.isfinite(val) or val < 0:
             raise InvalidInputError(f"allocation amount for {(b, s)!r} must be finite and ≥ 0, got {val}")
         i = bkey.get(b)

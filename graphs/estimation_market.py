@@ -191,6 +191,9 @@ def validate_estimation_market(G: nx.Graph) -> None:
             raise GraphError(f"buyer {b!r} uses no source")
         if est.underdetermined == "raise":
             idx = sorted(col[s] for s in used)
+            if est.n_features > len(idx):  # rank ≤ len(idx) < features: singular, without building Phi
+                names = [sources[i] for i in idx]
+                raise GraphError(_singular_message(b, names, X[idx], len(idx), est.n_features, at_most=True))
             Phi = est.features(X[idx])
             rank = int(np.linalg.matrix_rank(Phi))
             if rank < Phi.shape[1]:
@@ -198,14 +201,17 @@ def validate_estimation_market(G: nx.Graph) -> None:
                 raise GraphError(_singular_message(b, names, X[idx], rank, Phi.shape[1]))
 
 
-def _singular_message(b: Any, names: list[Any], X: NDArray[np.float64], rank: int, P: int) -> str:
+def _singular_message(
+    b: Any, names: list[Any], X: NDArray[np.float64], rank: int, P: int, *, at_most: bool = False
+) -> str:
     groups: dict[tuple[float, ...], list[Any]] = {}
     for name, x in zip(names, X, strict=True):
         groups.setdefault(tuple(x.tolist()), []).append(name)
     coincident = [g for g in groups.values() if len(g) > 1]
     detail = f"; coincident sources {coincident[0]!r}" if coincident else ""
     return (
-        f"buyer {b!r}: design has rank {rank} < {P} features from {len(names)} sources at "
+        f"buyer {b!r}: design has rank {'at most ' if at_most else ''}{rank} < {P} features from "
+        f"{len(names)} sources at "
         f"{len(groups)} distinct positions{detail}; the estimator is not identified "
         "(set 'underdetermined': 'min_norm' in its estimator spec to accept the minimum-norm fit)"
     )
@@ -360,7 +366,7 @@ def two_firm_example(x1: float, x2: float = 1.0, alpha: float = 1.0, delta: floa
         "eta": 1.0,
     }
     return estimation_market(
-        {"s1": {"x": float(x1), "alpha": alpha}, "s2": {"x": float(x2), "alpha": alpha}},
+        {"s1": {"x": x1, "alpha": alpha}, "s2": {"x": x2, "alpha": alpha}},  # "0.3" is refused, not coerced
         {"b1": dict(buyer), "b2": dict(buyer)},
         delta=delta,
     )

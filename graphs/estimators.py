@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LOO_LEVERAGE_TOL",
+    "MAX_POLYNOMIAL_DEGREE",
     "DiscreteDistribution",
     "KernelLeastSquares",
     "PolynomialLeastSquares",
@@ -365,6 +366,10 @@ def _check_underdetermined(value: Any, node: Any) -> str:
     return str(value)
 
 
+MAX_POLYNOMIAL_DEGREE = 100
+"""Highest polynomial degree accepted (a file asking for degree 10⁶ would hang the quadrature)."""
+
+
 @dataclass(frozen=True)
 class PolynomialLeastSquares(SeparableEstimator):
     """Least squares on all monomials of total degree ≤ ``degree`` (constant included).
@@ -401,6 +406,11 @@ class PolynomialLeastSquares(SeparableEstimator):
     def __post_init__(self) -> None:
         if isinstance(self.degree, bool) or not isinstance(self.degree, (int, np.integer)) or self.degree < 0:
             raise InvalidInputError(f"polynomial degree must be an integer ≥ 0, got {self.degree!r}")
+        if self.degree > MAX_POLYNOMIAL_DEGREE:
+            raise InvalidInputError(
+                f"polynomial degree must be at most {MAX_POLYNOMIAL_DEGREE}, got {self.degree!r} (the exact "
+                "M_F uses degree + 1 Gauss–Legendre nodes per axis, at a cost cubic in the degree)"
+            )
         if isinstance(self.dim, bool) or not isinstance(self.dim, (int, np.integer)) or self.dim < 1:
             raise InvalidInputError(f"dimension must be an integer ≥ 1, got {self.dim!r}")
         _check_underdetermined(self.underdetermined, None)

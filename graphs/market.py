@@ -49,6 +49,7 @@ from datamarkets.graphs.valuations import (
     Valuation,
     as_valuation,
 )
+from datamarkets.validation import check_seed
 
 __all__ = [
     "MarketArrays",
@@ -189,7 +190,7 @@ def random_bipartite_market(
         )
     if valuation not in ("quadratic", "alpha_fair", "linear"):
         raise InvalidInputError(f"unknown valuation family {valuation!r}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     k = min(edges_per_buyer, n_sellers)
     u1 = rng.uniform(1.0, 3.0, n_buyers)
     u2 = rng.uniform(0.5, 2.0, n_buyers) if valuation != "linear" else rng.uniform(1.0, 3.0, n_buyers)

@@ -29,7 +29,12 @@ SELLER_ATTRS = {"role", "supply", "link"}
 
 def real_number(x: Any) -> float | None:
     """``float(x)`` for a real number, else None ("65" or true in a JSON market file is bad input)."""
-    return float(x) if is_real(x) else None
+    if not is_real(x):
+        return None
+    try:
+        return float(x)
+    except OverflowError:  # an integer beyond the float range: infinite, rejected as not finite
+        return math.inf if x > 0 else -math.inf
 
 
 def link_key(u: Any, v: Any, directed: bool) -> Any:

@@ -86,6 +86,8 @@ def _finite_number(name: str, x: Any, *, positive: bool = False, nonneg: bool = 
         v = float(x)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"{name} must be a number, got {x!r}") from exc
+    except OverflowError:  # an integer beyond the float range
+        v = math.inf
     if not math.isfinite(v):
         raise InvalidInputError(f"{name} must be finite, got {x!r}")
     if positive and not v > 0:

@@ -36,7 +36,7 @@ from datamarkets.models.chain_equilibrium import solve_equilibrium
 from datamarkets.models.chain_game import ave_mechanism, raw_mechanism, tbds_mechanism
 from datamarkets.result import Certificate, Result, provenance
 from datamarkets.status import Status
-from datamarkets.validation import check_time_limit
+from datamarkets.validation import check_seed, check_time_limit
 
 __all__ = [
     "MechanismEvaluator",
@@ -329,6 +329,13 @@ def optimize_mechanism(
     time_limit = float("inf") if limit is None else limit
     if isinstance(max_evals, bool) or not isinstance(max_evals, int | np.integer) or max_evals < 1:
         raise InvalidInputError(f"max_evals must be an integer >= 1, got {max_evals!r}")
+    if (
+        isinstance(random_starts, bool)
+        or not isinstance(random_starts, int | np.integer)
+        or random_starts < 0
+    ):
+        raise InvalidInputError(f"random_starts must be an integer >= 0, got {random_starts!r}")
+    check_seed(seed)
     f = MechanismEvaluator(game_or_builder, n=n, evaluate=evaluate)
     n = f.n
     t_start = time.perf_counter()
@@ -344,7 +351,7 @@ def optimize_mechanism(
     stopped_by = "converged"
     starts_log: list[dict[str, Any]] = []
     if method == "pattern":
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_seed(seed))
         starts = [("raw", raw), ("ave", ave)]
         starts += [(f"tbds-{a}", tbds_mechanism(n, a)) for a in (0.25, 0.5, 0.75)]
         for r in range(random_starts):

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from datamarkets.errors import InvalidInputError, MechanismError
+from datamarkets.validation import is_real, real_array
 
 __all__ = [
     "MAX_TRADES",
@@ -148,12 +149,9 @@ def tbds_mechanism(n: int, alpha: float) -> np.ndarray:
            [0.5, 0.5, 0. ]])
     """
     n = check_chain_length(n)
-    if isinstance(alpha, (bool, np.bool_)):
+    if not is_real(alpha):  # "0.5" or true is bad input, not a number
         raise MechanismError(f"TBDS alpha must be a number in [0, 1], got {alpha!r}")
-    try:
-        a = float(alpha)
-    except (TypeError, ValueError) as exc:
-        raise MechanismError(f"TBDS alpha must be a number in [0, 1], got {alpha!r}") from exc
+    a = float(alpha)
     if not (0.0 <= a <= 1.0):
         raise MechanismError(f"TBDS alpha must lie in [0, 1], got {alpha!r}")
     t = np.zeros((n, n + 1))
@@ -197,10 +195,7 @@ def validate_mechanism(t: Any, n: int) -> np.ndarray:
     datamarkets.errors.MechanismError: mechanism is not past-only (Def. 2.6): trade 1 pays player 1 ...
     """
     n = check_chain_length(n)
-    try:
-        arr = np.array(t, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"mechanism must be a numeric n×(n+1) matrix: {exc}") from exc
+    arr = real_array(t, "mechanism", message=None).copy()  # strings or booleans are bad input
     if arr.shape != (n, n + 1):
         raise InvalidInputError(f"mechanism must have shape {(n, n + 1)!r}, got {arr.shape!r}")
     bad = np.argwhere(~np.isfinite(arr))

@@ -126,6 +126,8 @@ def simulate(
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 2:
         raise InvalidInputError(f"samples must be an integer >= 2, got {samples!r}")
     check_seed(seed)
+    if not hasattr(eq, "thresholds"):
+        raise InvalidInputError(f"eq must be a ChainEquilibrium, got {type(eq).__name__!r}")
     if eq.thresholds.shape != (game.n + 1, game.L):
         raise InvalidInputError(
             f"equilibrium thresholds have shape {eq.thresholds.shape!r}, game needs {(game.n + 1, game.L)!r}"

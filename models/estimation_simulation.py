@@ -34,6 +34,7 @@ from datamarkets.graphs.estimators import UniformDistribution, distribution_from
 from datamarkets.io import to_jsonable
 from datamarkets.models.estimators import market_coefficients
 from datamarkets.result import Certificate, Timer
+from datamarkets.validation import check_seed
 
 __all__ = ["EstimationSimulation", "simulate_estimation_market"]
 
@@ -217,7 +218,7 @@ def simulate_estimation_market(
     f = _zero if f is None else f
     fX = _evaluate_f(f, X)
     K, N = len(buyers), len(sources)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     zq = float(norm.ppf(0.5 + confidence / 2.0))
 
     g_var = C.beta @ sigma2  # (3) with Assumption 3

@@ -26,6 +26,7 @@ from numpy.typing import ArrayLike, NDArray
 from datamarkets.errors import InvalidInputError
 from datamarkets.graphs import estimation_market as em
 from datamarkets.graphs.estimators import distribution_from_spec, estimator_coefficients, estimator_from_spec
+from datamarkets.validation import check_seed
 
 __all__ = ["MarketCoefficients", "gamma_from_beta", "market_coefficients", "random_estimation_market"]
 
@@ -228,12 +229,16 @@ def random_estimation_market(
         raise InvalidInputError(f"alpha_range must satisfy 0 < lo <= hi, got {alpha_range!r}")
     if not (1.0 <= effort_margin[0] <= effort_margin[1] < math.inf):
         raise InvalidInputError(f"effort_margin must satisfy 1 <= lo <= hi, got {effort_margin!r}")
+    if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)) or degree < 0:
+        raise InvalidInputError(f"polynomial degree must be an integer ≥ 0, got {degree!r}")
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+        raise InvalidInputError(f"dim must be an integer ≥ 1, got {dim!r}")
     P = math.comb(dim + degree, degree)
     if n_sources < P:
         raise InvalidInputError(
             f"{n_sources} sources cannot identify {P} polynomial features of degree {degree}"
         )
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     X = rng.uniform(-1.0, 1.0, size=(n_sources, dim))
     u01 = rng.uniform(0.0, 1.0, size=n_sources)  # same stream length whatever the α rule
     lo_a, hi_a = alpha_range if alpha_range is not None else (1.0, 1.0)

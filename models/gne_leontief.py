@@ -81,6 +81,7 @@ from numpy.typing import NDArray
 
 from datamarkets.errors import ConvergenceError, InvalidInputError
 from datamarkets.models.gne_inputs import as_gne_inputs
+from datamarkets.validation import check_integer, check_tolerances, real_array
 
 __all__ = [
     "COLLAPSE_MARGIN",
@@ -365,8 +366,15 @@ def solve_leontief(
     >>> d.round(12).tolist()
     [[2.0, 2.0], [2.0, 2.0]]
     """
+    check_tolerances(rtol=rtol)
+    if max_iter is not None:
+        check_integer(max_iter, "max_iter", 1)
     inp = as_gne_inputs(market)
     K, N = inp.K, inp.N
+    for name, v in (("x0", x0), ("rhs", rhs)):
+        arr = None if v is None else real_array(v, name)
+        if arr is not None and (arr.size != K * N or not np.all(np.isfinite(arr))):
+            raise InvalidInputError(f"{name} must hold K·N = {K * N} finite numbers, got shape {arr.shape}")
     g = inp.gamma_tilde if rhs is None else np.where(inp.uses, np.asarray(rhs, dtype=float), 0.0)
     if method == "auto":
         method = "dense" if K * N <= DENSE_LIMIT else "gmres"

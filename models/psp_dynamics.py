@@ -66,7 +66,7 @@ from datamarkets.progress import make_progress
 from datamarkets.result import Certificate, Result, Timer, provenance
 from datamarkets.solvers import Deadline
 from datamarkets.status import Status
-from datamarkets.validation import check_time_limit
+from datamarkets.validation import check_integer, check_seed, check_time_limit, check_tolerances
 
 __all__ = ["PSPState", "buyer_utilities", "psp_dynamics"]
 
@@ -165,6 +165,8 @@ def psp_dynamics(
     >>> abs(r.solution["welfare"] - 5.0) < 0.01  # optimum: 1 unit each, welfare 2·(3 − 1/2) = 5
     True
     """
+    check_tolerances(start_epsilon=start_epsilon)
+    check_integer(max_rounds, "max_rounds", 1)
     if not (isinstance(epsilon, (int, float)) and math.isfinite(epsilon) and epsilon > 0):
         raise InvalidInputError(f"epsilon must be a finite number > 0, got {epsilon!r}")
     if order not in ("asynchronous", "synchronous"):
@@ -186,7 +188,7 @@ def psp_dynamics(
         fast = BipartiteReplies(st) if batched else None
         use_batch = fast is not None and fast.quadratic and all(x is not None for x in fast.nb)
         batch = _BATCH if use_batch else 1
-    rng = np.random.default_rng(seed) if seed is not None else None
+    rng = np.random.default_rng(check_seed(seed)) if seed is not None else None
     messages = 0
     evaluations = 0
     recomputed = 0

@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from datamarkets.errors import InvalidInputError
+from datamarkets.validation import check_seed
 
 __all__ = ["MaxBidResult", "SecureSum", "private_max_bid", "quantize", "secure_sum", "split_shares"]
 
@@ -166,7 +167,7 @@ def private_max_bid(
         raise InvalidInputError(f"bids must lie in 0..{L}, got {p.tolist()!r}")
     n = p.size
     M = n + 1  # line 10: Σ bits mod (n+1) is exact
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     lo, hi = 0, L  # invariant: max bid ∈ [lo, hi]
     counts: dict[int, int] = {}
     msgs = sums = 0

@@ -32,6 +32,7 @@ as ``distance_bound`` — reported, not judged.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,7 @@ from datamarkets.formulations.games.kkt import Multipliers, kkt_residuals, recov
 from datamarkets.formulations.games.lq import LQGame
 from datamarkets.result import Certificate
 from datamarkets.status import Status
+from datamarkets.validation import check_tolerances
 
 __all__ = [
     "DEFAULT_TOL",
@@ -217,6 +219,13 @@ def certify_game(
     >>> certify_game(g, [10 / 3, 7 / 3]).passed, certify_game(g, [3.3, 2.4]).passed
     (True, False)
     """
+    if not isinstance(game, LQGame):
+        raise InvalidInputError(f"game must be an LQGame, got {type(game).__name__!r}")
+    check_tolerances(tol=tol)
+    if multipliers is not None and not isinstance(multipliers, (Multipliers, Mapping)):
+        raise InvalidInputError(
+            f"multipliers must be Multipliers or a dict, got {type(multipliers).__name__!r}"
+        )
     try:
         x = np.asarray(x, dtype=float).reshape(-1)
     except (TypeError, ValueError) as exc:

@@ -7,6 +7,7 @@ import scipy.sparse as sp
 
 from datamarkets.errors import InvalidInputError
 from datamarkets.formulations.games.lq import LQGame, lq_game
+from datamarkets.validation import check_seed
 
 __all__ = ["random_lq_game"]
 
@@ -64,7 +65,7 @@ def random_lq_game(
     if not 2 <= N <= n:
         raise InvalidInputError(f"players must be between 2 and n = {n}, got {N}")
     m = max(1, n // 20) if shared is None else int(shared)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     sizes = np.full(N, n // N)
     sizes[: n % N] += 1
     starts = np.concatenate([[0], np.cumsum(sizes)])

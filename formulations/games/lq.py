@@ -24,8 +24,19 @@ import scipy.sparse as sp
 
 from datamarkets.errors import InvalidInputError, NonConvexGameError
 from datamarkets.formulations.games.spectral import min_eigenvalue, psd_min_eig
+from datamarkets.validation import real_array, real_number
 
 __all__ = ["LQGame", "lq_game", "matrix_from_json", "matrix_to_json", "min_eigenvalue"]
+
+_INF_STRINGS = {"inf": math.inf, "+inf": math.inf, "-inf": -math.inf}  # how JSON spells ±inf bounds
+
+
+def _bound_entry(t: Any, what: str) -> float:
+    """A bound read from JSON: a number or one of the strings of :data:`_INF_STRINGS`."""
+    if isinstance(t, str) and t.strip().lower() in _INF_STRINGS:
+        return _INF_STRINGS[t.strip().lower()]
+    return real_number(t, what, finite=False, message=f"{what} must be a number or 'inf'/'-inf', got {t!r}")
+
 
 PSD_TOL = 1e-9
 """A block counts as PSD when its smallest eigenvalue is ≥ −PSD_TOL·max(1, max |entry|)."""
@@ -101,13 +112,21 @@ def matrix_to_json(m: sp.sparray, *, dense_max: int = 40_000) -> Any:
 
 def matrix_from_json(d: Mapping[str, Any], what: str = "matrix") -> sp.csr_array:
     """Inverse of the sparse form of :func:`matrix_to_json`."""
-    try:
-        shape = tuple(int(s) for s in d["shape"])
-        rows = np.asarray(d["rows"], dtype=np.int64)
-        cols = np.asarray(d["cols"], dtype=np.int64)
-        vals = np.asarray(d["vals"], dtype=float)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{what}: sparse form needs shape, rows, cols, vals ({exc})") from exc
+    missing = [k for k in ("shape", "rows", "cols", "vals") if k not in d]
+    if missing:
+        raise InvalidInputError(f"{what}: sparse form needs shape, rows, cols, vals (missing {missing})")
+
+    def ints(key: str) -> np.ndarray:
+        v = d[key]
+        if not isinstance(v, (list, tuple, np.ndarray)) or not all(
+            isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)) for k in v
+        ):
+            raise InvalidInputError(f"{what}: sparse {key!r} must be a list of integers, got {v!r}"[:300])
+        return np.asarray(v, dtype=np.int64)
+
+    shape = tuple(int(k) for k in ints("shape"))
+    rows, cols = ints("rows"), ints("cols")
+    vals = real_array(d["vals"], f"{what}: sparse 'vals'")
     if len(shape) != 2 or not (rows.size == cols.size == vals.size):
         raise InvalidInputError(f"{what}: rows, cols and vals must have equal lengths and shape 2 numbers")
     if rows.size and (rows.min() < 0 or cols.min() < 0 or rows.max() >= shape[0] or cols.max() >= shape[1]):
@@ -331,32 +350,42 @@ class LQGame:
             v = d.get(key)
             return None if v is None or (isinstance(v, list) and len(v) == 0) else v
 
-        def bound(key: str) -> Any:
+        def bound(key: str) -> Any:  # JSON has no infinity: to_dict writes "inf" / "-inf"
             v = opt(key)
             if v is None:
                 return None
-            try:
-                return [float(t) for t in v]  # "inf" / "-inf" strings parse
-            except (TypeError, ValueError) as exc:
-                raise InvalidInputError(f"game field {key!r}: {exc}") from exc
+            vals = [
+                _bound_entry(t, f"game field {key!r}[{k}]")
+                for k, t in enumerate(v if isinstance(v, list) else [v])
+            ]
+            return vals if isinstance(v, list) else vals[0]
 
-        c = d["c"]
-        if isinstance(c, Mapping):
-            c = matrix_from_json(c, "c").toarray()
+        def numeric(key: str, v: Any) -> Any:  # strings or booleans where numbers belong: bad input
+            if v is None or isinstance(v, Mapping):
+                return None if v is None else matrix_from_json(v, key)
+            return real_array(v, f"game field {key!r}")
+
+        names = d.get("names") or None
+        if names is not None and (not isinstance(names, list) or not all(isinstance(k, str) for k in names)):
+            raise InvalidInputError(f"game field 'names' must be a list of strings, got {names!r}")
+        c = numeric("c", d["c"])
+        if sp.issparse(c):
+            c = c.toarray()
         Q = d["Q"]
         if not isinstance(Q, list):
             raise InvalidInputError("game field 'Q' must be a list with one matrix per player")
+        Q = [numeric(f"Q[{i}]", Qi) for i, Qi in enumerate(Q)]
         return lq_game(
             d["sizes"],
             Q,
             c,
-            opt("A"),
-            opt("b"),
-            opt("Aeq"),
-            opt("beq"),
+            numeric("A", opt("A")),
+            numeric("b", opt("b")),
+            numeric("Aeq", opt("Aeq")),
+            numeric("beq", opt("beq")),
             bound("lb"),
             bound("ub"),
-            names=d.get("names") or None,
+            names=names,
         )
 
     def __repr__(self) -> str:
@@ -422,8 +451,10 @@ def lq_game(
     1.0
     """
     try:
+        if any(isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) for s in sizes):
+            raise InvalidInputError(f"sizes must be a list of integers, got {list(sizes)!r}")
         sizes_t = tuple(int(s) for s in sizes)
-    except (TypeError, ValueError) as exc:
+    except TypeError as exc:
         raise InvalidInputError(f"sizes must be a list of integers: {exc}") from exc
     if not sizes_t or any(s < 1 for s in sizes_t):
         raise InvalidInputError(f"sizes must be a non-empty list of integers ≥ 1, got {list(sizes_t)}")

@@ -38,7 +38,7 @@ from datamarkets.formulations.games.vi import feasible_point, solve_vi
 from datamarkets.result import Certificate, Result
 from datamarkets.solvers import Deadline, available_solvers
 from datamarkets.status import Status
-from datamarkets.validation import check_time_limit
+from datamarkets.validation import check_integer, check_time_limit, check_tolerances, real_array
 
 __all__ = ["METHODS", "MILP_AUTO_MAX_N", "LQGameFormulation", "game_solution", "solve_game"]
 
@@ -178,6 +178,18 @@ def solve_game(
     >>> np.round(r.solution["x"], 6).tolist(), np.round(r.solution["lambda"], 6).tolist(), r.certified
     ([3.0, 2.0], [1.0], True)
     """
+    if not isinstance(game, LQGame):
+        raise InvalidInputError(
+            f"game must be an LQGame (see lq_game, LQGame.from_dict), got {type(game).__name__!r}"
+        )
+    check_tolerances(tol=tol, monotone_tol=monotone_tol, fixed_big_m=fixed_big_m)
+    check_integer(enumerate, "enumerate", 0)
+    if x0 is not None:
+        x0 = real_array(x0, "x0").reshape(-1)
+        if x0.size != game.n or not np.all(np.isfinite(x0)):
+            raise InvalidInputError(f"x0 must hold {game.n} finite numbers, got shape {np.shape(x0)}")
+    if max_iter is not None:
+        check_integer(max_iter, "max_iter", 1)
     t0 = time.perf_counter()
     deadline = Deadline(check_time_limit(time_limit, "time_limit"), start=t0)  # route choice counts too
     route, reason = _choose(game, method, monotone_tol)
