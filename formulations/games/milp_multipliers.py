@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -106,24 +108,45 @@ def multiplier_bounds_narrow(
     rl, ru = -(g_hi + game.q), -(g_lo + game.q)
     pad = 1e-9 * (1.0 + np.abs(rl) + np.abs(ru))
     h = highs_model(np.zeros(S.shape[1]), clo, chi, S, rl - pad, ru + pad, time_limit=time_limit)
+    got = _maximise_multipliers(h, np.arange(nl), nl + np.arange(nm), per_column=False)
+    if got is None or not (np.all(np.isfinite(got[0])) and np.all(np.isfinite(got[1]))):
+        return None
+    return got[0], got[1], np.ones(nl, bool), np.ones(nm, bool)
+
+
+def _maximise_multipliers(
+    h: Any, lam_cols: np.ndarray, mu_cols: np.ndarray, *, per_column: bool
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Bounds ``Λ`` (every ``λ_k ≤ max Σλ``, λ ≥ 0: one LP) and ``|μ_k|`` (one LP per side) over the
+    polytope held by the HiGHS model ``h`` (costs reset to 0 after each run), widened by 1e-9
+    relative. ``None`` when the first LP finds the polytope empty or gives no answer. When ``max Σλ``
+    is unbounded: with ``per_column`` one LP per ``λ_k``, else all of ``Λ`` infinite. A side whose
+    LP does not end optimal is infinite."""
+    nl, nm = lam_cols.size, mu_cols.size
     Lam, Mu = np.full(nl, np.inf), np.full(nm, np.inf)
-    lam_cols = np.arange(nl, dtype=np.int32)
+    lam_c = lam_cols.astype(np.int32)
+    targets = [(int(mu_cols[k]), sgn, Mu, k) for k in range(nm) for sgn in (-1.0, 1.0)]
     if nl:
-        h.changeColsCost(nl, lam_cols, np.full(nl, -1.0))
+        h.changeColsCost(nl, lam_c, np.full(nl, -1.0))
         o = run_highs(h)
-        h.changeColsCost(nl, lam_cols, np.zeros(nl))
-        if o.status is not Status.OPTIMAL or o.x is None:
-            return None
-        Lam[:] = float(np.sum(np.abs(o.x[:nl]))) * (1.0 + 1e-9)
-    for k in range(nm):
-        for sgn in (-1.0, 1.0):
-            h.changeColCost(nl + k, sgn)
-            o = run_highs(h)
-            h.changeColCost(nl + k, 0.0)
-            if o.status is not Status.OPTIMAL or o.x is None:
-                return None
-            Mu[k] = max(Mu[k] if np.isfinite(Mu[k]) else 0.0, abs(o.x[nl + k]) * (1.0 + 1e-9))
-    return Lam, Mu, np.ones(nl, bool), np.ones(nm, bool)
+        h.changeColsCost(nl, lam_c, np.zeros(nl))
+        if o.status is Status.OPTIMAL and o.x is not None:
+            Lam[:] = float(np.sum(np.abs(o.x[lam_c]))) * (1.0 + 1e-9)
+        elif o.status is not Status.UNBOUNDED:
+            return None  # empty polytope or no answer
+        elif per_column:
+            targets = [(int(lam_c[k]), -1.0, Lam, k) for k in range(nl)] + targets
+    for i, (col, sgn, arr, k) in enumerate(targets):
+        h.changeColCost(col, sgn)
+        o = run_highs(h)
+        h.changeColCost(col, 0.0)
+        if i == 0 and nl == 0 and o.status not in (Status.OPTIMAL, Status.UNBOUNDED):
+            return None  # empty polytope or no answer
+        if o.status is Status.OPTIMAL and o.x is not None:
+            arr[k] = max(arr[k] if np.isfinite(arr[k]) else 0.0, abs(o.x[col]) * (1.0 + 1e-9))
+        else:
+            arr[k] = np.inf
+    return Lam, Mu
 
 
 def multiplier_bounds(
@@ -137,36 +160,19 @@ def multiplier_bounds(
     if nl + nm == 0:
         return Lam, Mu, np.ones(0, bool), np.ones(0, bool)
     if np.all(xhi - xlo <= NARROW * (1.0 + np.abs(xlo))):
-        got = multiplier_bounds_narrow(game, L, xlo, xhi, time_limit)
-        if got is not None:
-            return got
+        narrow = multiplier_bounds_narrow(game, L, xlo, xhi, time_limit)
+        if narrow is not None:
+            return narrow
     extra = valid_inequalities(game, L, xlo, xhi)
     free = [np.full(k, np.inf) for k in (nl, nm, L.fl.size, L.fu.size)]
     # a multiplier whose row or bound is provably slack over the ranges is 0 at every KKT point
     R, rl, ru, clo, chi = build_kkt_model(game, L, xlo, xhi, *free, integer=False, extra_rows=extra, fix=True)
     h = highs_model(np.zeros(R.shape[1]), clo, chi, R, rl, ru, time_limit=time_limit)
-    lam_cols = (int(L.off[1]) + np.arange(nl)).astype(np.int32)
-    targets = [(int(L.off[2]) + k, s, Mu, k) for k in range(nm) for s in (-1.0, 1.0)]
-    if nl:  # one LP: max Σλ bounds every λ_k ≥ 0 (per-k LPs only when that sum is not bounded)
-        h.changeColsCost(nl, lam_cols, np.full(nl, -1.0))
-        o = run_highs(h)
-        h.changeColsCost(nl, lam_cols, np.zeros(nl))
-        if o.status is Status.OPTIMAL and o.x is not None and np.all(clo[lam_cols] >= 0):
-            Lam[:] = float(np.sum(np.abs(o.x[lam_cols]))) * (1.0 + 1e-9)
-        elif o.status not in (Status.OPTIMAL, Status.UNBOUNDED):
-            return Lam, Mu, np.zeros(nl, bool), np.zeros(nm, bool)  # empty polytope or no answer: none proven
-        else:
-            targets = [(int(lam_cols[k]), -1.0, Lam, k) for k in range(nl)] + targets
-    for i, (col, s, arr, k) in enumerate(targets):
-        h.changeColCost(col, s)
-        o = run_highs(h)
-        h.changeColCost(col, 0.0)
-        if i == 0 and nl == 0 and o.status not in (Status.OPTIMAL, Status.UNBOUNDED):
-            return Lam, Mu, np.zeros(nl, bool), np.zeros(nm, bool)  # empty polytope or no answer: none proven
-        if o.status is Status.OPTIMAL and o.x is not None:
-            arr[k] = max(arr[k] if np.isfinite(arr[k]) else 0.0, abs(o.x[col]))
-        else:
-            arr[k] = np.inf
+    lam_cols, mu_cols = int(L.off[1]) + np.arange(nl), int(L.off[2]) + np.arange(nm)
+    maxima = _maximise_multipliers(h, lam_cols, mu_cols, per_column=True)
+    if maxima is None:  # empty polytope or no answer: none proven
+        return Lam, Mu, np.zeros(nl, bool), np.zeros(nm, bool)
+    Lam, Mu = maxima
     return Lam, Mu, np.isfinite(Lam), np.isfinite(Mu)
 
 
